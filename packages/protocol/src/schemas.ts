@@ -1,0 +1,49 @@
+/**
+ * Schemas of every client → server payload. The server runs each inbound
+ * payload through one of these at the edge; types alone validate nothing.
+ * Objects strip unknown keys, so nothing a client adds reaches the state.
+ */
+import { z } from 'zod';
+import {
+  MAX_CANDIDATE_LENGTH,
+  MAX_SDP_LENGTH,
+  MAX_SESSION_ID_LENGTH,
+  MAX_TOKEN_LENGTH,
+  MAX_USER_ID_LENGTH,
+} from './limits.js';
+
+const token = z.string().min(1).max(MAX_TOKEN_LENGTH);
+const callId = z.guid();
+
+export const authHandshakeSchema = z.object({ token });
+export const reconnectAttemptSchema = z.object({
+  token,
+  sessionId: z.string().min(1).max(MAX_SESSION_ID_LENGTH),
+});
+
+export const mediaSchema = z.object({ audio: z.boolean(), video: z.boolean() });
+export const callRequestSchema = z.object({
+  to: z.string().min(1).max(MAX_USER_ID_LENGTH),
+  callId: callId.optional(),
+  media: mediaSchema.optional(),
+});
+/** `call:accept`, `call:reject`, `call:cancel`, `call:end` and every in-call control. */
+export const callIdSchema = z.object({ callId });
+
+export const sdpSchema = z.object({ callId, sdp: z.string().min(1).max(MAX_SDP_LENGTH) });
+export const iceCandidateInitSchema = z.object({
+  candidate: z.string().max(MAX_CANDIDATE_LENGTH),
+  sdpMid: z.string().max(64).nullable().optional(),
+  sdpMLineIndex: z.number().int().min(0).max(1024).nullable().optional(),
+  usernameFragment: z.string().max(256).nullable().optional(),
+});
+export const iceCandidateSchema = z.object({ callId, candidate: iceCandidateInitSchema.nullable() });
+
+export type AuthHandshakePayload = z.infer<typeof authHandshakeSchema>;
+export type ReconnectAttemptPayload = z.infer<typeof reconnectAttemptSchema>;
+export type Media = z.infer<typeof mediaSchema>;
+export type CallRequestPayload = z.infer<typeof callRequestSchema>;
+export type CallIdPayload = z.infer<typeof callIdSchema>;
+export type SdpPayload = z.infer<typeof sdpSchema>;
+export type IceCandidateInit = z.infer<typeof iceCandidateInitSchema>;
+export type IceCandidatePayload = z.infer<typeof iceCandidateSchema>;

@@ -1,0 +1,158 @@
+/**
+ * Token verification with jose. The accepted algorithms are fixed by the key
+ * type, never by the token: an HMAC secret takes HS256/384/512 only, an RSA key
+ * RS/PS, an EC key the ES algorithm of its curve, an Ed25519 key EdDSA. So
+ * `alg: none` and HS/RS key confusion fail by construction.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import type { AuthErrorCode, UserId } from '@switchboard/protocol';
+import type { Config } from '../config.js';
+
+export interface Identity {
+  userId: UserId;
+  name: string;
+  tenant: string;
+  contacts: UserId[] | null;
+  /** Token expiry, epoch seconds. */
+  exp: number;
+}
+
+export class AuthError extends Error {
+  constructor(
+    readonly code: AuthErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+/** Small clock skew between the issuer and us. */
+const CLOCK_TOLERANCE_S = 5;
+const MAX_CLAIM_LENGTH = 256;
+const MAX_CONTACTS = 10_000;
+
+interface VerifyKey {
+  key: KeyObject | Uint8Array;
+  algorithms: string[];
+}
+
+function algorithmsFor(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+    case 'rsa-pss':
+      return ['PS256', 'PS384', 'PS512'];
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1') return ['ES256'];
+      if (curve === 'secp384r1') return ['ES384'];
+      if (curve === 'secp521r1') return ['ES512'];
+      throw new Error(`unsupported EC curve ${curve ?? 'unknown'}`);
+    }
+    case 'ed25519':
+      return ['EdDSA', 'Ed25519'];
+    default:
+      throw new Error(`unsupported key type ${key.asymmetricKeyType ?? 'unknown'}`);
+  }
+}
+
+export function verifyKeysFrom(config: Pick<Config, 'jwtSecret' | 'jwtPublicKey'>): VerifyKey[] {
+  if (config.jwtPublicKey) {
+    const key = createPublicKey(config.jwtPublicKey);
+    return [{ key, algorithms: algorithmsFor(key) }];
+  }
+  if (config.jwtSecret) {
+    // Several comma-separated secrets let an operator rotate without a flag day.
+    return config.jwtSecret.split(',').map((s) => ({
+      key: new TextEncoder().encode(s.trim()),
+      algorithms: ['HS256', 'HS384', 'HS512'],
+    }));
+  }
+  throw new Error('no JWT key configured');
+}
+
+export class TokenVerifier {
+  private readonly keys: VerifyKey[];
+  constructor(private readonly config: Config) {
+    this.keys = verifyKeysFrom(config);
+  }
+
+  async verify(token: unknown): Promise<Identity> {
+    if (typeof token !== 'string' || token.length === 0) throw new AuthError('invalid_token', 'a token is required');
+    let lastError: unknown;
+    for (const { key, algorithms } of this.keys) {
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms,
+          requiredClaims: ['exp', 'sub'],
+          clockTolerance: CLOCK_TOLERANCE_S,
+          ...(this.config.jwtIssuer ? { issuer: this.config.jwtIssuer } : {}),
+          ...(this.config.jwtAudience ? { audience: this.config.jwtAudience } : {}),
+        });
+        return identityOf(payload);
+      } catch (err) {
+        if (err instanceof errors.JWTExpired) throw new AuthError('token_expired', 'the token has expired');
+        if (err instanceof AuthError) throw err;
+        lastError = err;
+      }
+    }
+    const detail = lastError instanceof Error && 'code' in lastError ? String(lastError.code) : 'invalid';
+    throw new AuthError('invalid_token', `the token was refused (${detail})`);
+  }
+}
+
+function identityOf(payload: JWTPayload): Identity {
+  const sub = payload.sub;
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_CLAIM_LENGTH) {
+    throw new AuthError('invalid_token', 'the token needs a sub of 1 to 256 characters');
+  }
+  const name = typeof payload.name === 'string' && payload.name.length > 0 ? payload.name.slice(0, MAX_CLAIM_LENGTH) : sub;
+  const tenant = payload.tenant;
+  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length > MAX_CLAIM_LENGTH)) {
+    throw new AuthError('invalid_token', 'tenant must be a string of at most 256 characters');
+  }
+  const contacts = payload.contacts;
+  if (
+    contacts !== undefined &&
+    (!Array.isArray(contacts) ||
+      contacts.length > MAX_CONTACTS ||
+      contacts.some((c) => typeof c !== 'string' || c.length > MAX_CLAIM_LENGTH))
+  ) {
+    throw new AuthError('invalid_token', 'contacts must be an array of user ids');
+  }
+  return {
+    userId: sub as UserId,
+    name,
+    tenant: typeof tenant === 'string' ? tenant : '',
+    contacts: contacts === undefined ? null : (contacts as UserId[]),
+    exp: payload.exp as number,
+  };
+}
+
+export interface MintOptions {
+  userId: string;
+  name?: string;
+  tenant?: string;
+  contacts?: string[];
+  ttlS?: number;
+  issuer?: string | null;
+  audience?: string | null;
+}
+
+/** Signs an HS256 token with `secret`: dev mode's `/dev/token` and the test helpers. */
+export async function mintToken(secret: string, options: MintOptions): Promise<string> {
+  const claims: JWTPayload = {};
+  if (options.name !== undefined) claims.name = options.name;
+  if (options.tenant !== undefined) claims.tenant = options.tenant;
+  if (options.contacts !== undefined) claims.contacts = options.contacts;
+  let jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(options.userId)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + (options.ttlS ?? 3600));
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(new TextEncoder().encode(secret.split(',')[0]!.trim()));
+}

@@ -1,0 +1,382 @@
+/**
+ * The call state machine: (call as stored, event) → (next call, claim changes,
+ * effects). Pure: no Socket.IO, no timers, no store, no clock of its own. The
+ * transport reads the state, runs `applyCallEvent`, commits the result
+ * atomically, and only then carries out the effects, so a transition that
+ * loses a race is simply run again on fresh state.
+ */
+import type { CallId, ControlEvent, ErrorCode, PartyFlags, SessionId, UserId } from '@switchboard/protocol';
+import type {
+  Actor,
+  CallContext,
+  CallEvent,
+  CallRecord,
+  ClaimChange,
+  Effect,
+  Party,
+  Role,
+  Transition,
+} from './types.js';
+import { NO_FLAGS } from './types.js';
+
+const CONTROL_FLAGS: Record<ControlEvent, [keyof PartyFlags, boolean]> = {
+  'call:mute': ['muted', true],
+  'call:unmute': ['muted', false],
+  'call:hold': ['held', true],
+  'call:resume': ['held', false],
+  'call:video-off': ['videoOff', true],
+  'call:video-on': ['videoOff', false],
+};
+
+function fail(code: ErrorCode, message: string): Transition {
+  return { ok: false, code, message };
+}
+
+function done(call: CallRecord | undefined, effects: Effect[], claims: ClaimChange[] = [], changed = true): Transition {
+  return { ok: true, call, changed, claims, effects };
+}
+
+function party(userId: UserId, name: string, sessionId: SessionId | null): Party {
+  return { userId, name, sessionId, flags: { ...NO_FLAGS }, reconnecting: false };
+}
+
+/** The role `sessionId` plays in `call`, if any: the caller's session, the bound callee, or a ringing device. */
+export function roleOf(call: CallRecord, sessionId: SessionId): Role | undefined {
+  if (call.caller.sessionId === sessionId) return 'caller';
+  if (call.callee.sessionId === sessionId) return 'callee';
+  if (call.state === 'ringing' && call.ringing.includes(sessionId)) return 'callee';
+  return undefined;
+}
+
+function releaseClaims(call: CallRecord): ClaimChange[] {
+  return [
+    { userId: call.caller.userId, callId: null },
+    { userId: call.callee.userId, callId: null },
+  ];
+}
+
+/** Ends `call`: returns the ended record and the effects every ending shares. */
+function finish(
+  call: CallRecord,
+  now: number,
+  outcome: NonNullable<CallRecord['outcome']>,
+  reason: string,
+  endedBy: UserId | null,
+  effects: Effect[],
+): Transition {
+  const wasRinging = call.state === 'ringing';
+  const ended: CallRecord = {
+    ...call,
+    state: 'ended',
+    ringing: [],
+    endedAt: now,
+    outcome,
+    endReason: reason,
+    endedBy,
+  };
+  if (wasRinging) effects.push({ kind: 'cancel-ring-timeout', callId: call.id });
+  else effects.push({ kind: 'unbind', callId: call.id });
+  effects.push({ kind: 'ended', call: ended });
+  return done(ended, effects, releaseClaims(call));
+}
+
+function durationOf(call: CallRecord, now: number): number {
+  return call.answeredAt === null ? 0 : Math.max(0, now - call.answeredAt);
+}
+
+function cancelDevices(call: CallRecord, reason: 'cancelled' | 'timeout' | 'caller_disconnected', except?: SessionId): Effect[] {
+  return call.ringing
+    .filter((s) => s !== except)
+    .map((to) => ({ kind: 'emit', to, event: 'call:cancelled', payload: { callId: call.id, reason } }) as const);
+}
+
+function request(event: Extract<CallEvent, { type: 'request' }>, ctx: CallContext): Transition {
+  const { caller, callee, callId } = event;
+  const existing = ctx.call;
+  if (existing) {
+    if (existing.caller.userId === caller.userId && existing.callee.userId === callee.userId) {
+      return done(existing, [], [], false); // idempotent repeat: same call, no second ring
+    }
+    return fail('invalid_state', 'this callId belongs to another call');
+  }
+  if (caller.userId === callee.userId) return fail('self_call', 'you cannot call yourself');
+  if (event.calleeSessions.length === 0) return fail('unavailable', 'the user is not available');
+
+  const base: CallRecord = {
+    id: callId,
+    tenant: event.tenant,
+    state: 'ringing',
+    caller: party(caller.userId, caller.name, caller.sessionId),
+    callee: party(callee.userId, callee.name, null),
+    ringing: [...event.calleeSessions],
+    media: event.media,
+    createdAt: ctx.now,
+    answeredAt: null,
+    endedAt: null,
+    ringDeadline: ctx.now + ctx.ringTimeoutMs,
+    outcome: null,
+    endReason: null,
+    endedBy: null,
+  };
+
+  const mine = ctx.callerCall;
+  const glare =
+    mine !== undefined &&
+    mine.state === 'ringing' &&
+    mine.caller.userId === callee.userId &&
+    mine.callee.userId === caller.userId;
+  if (mine && !glare) return fail('already_in_call', 'you are already in a call');
+
+  if (glare || ctx.calleeCall) {
+    // Busy (or the losing side of glare): the call exists only to be recorded.
+    const busy: CallRecord = { ...base, state: 'ended', ringing: [], endedAt: ctx.now, outcome: 'busy', endReason: 'busy' };
+    return done(busy, [
+      { kind: 'emit', to: caller.sessionId, event: 'call:busy', payload: { callId, to: callee.userId } },
+      { kind: 'ended', call: busy },
+    ]);
+  }
+
+  const effects: Effect[] = event.calleeSessions.map((to) => ({
+    kind: 'emit',
+    to,
+    event: 'call:incoming',
+    payload: {
+      callId,
+      from: { id: caller.userId, name: caller.name },
+      media: event.media,
+      timeoutMs: ctx.ringTimeoutMs,
+    },
+  }));
+  effects.push({ kind: 'schedule-ring-timeout', callId, dueAt: base.ringDeadline });
+  return done(base, effects, [
+    { userId: caller.userId, callId },
+    { userId: callee.userId, callId },
+  ]);
+}
+
+function requireCall(ctx: CallContext): CallRecord | Transition {
+  const call = ctx.call;
+  if (!call) return fail('call_not_found', 'no such call');
+  return call;
+}
+
+function isTransition(x: CallRecord | Transition): x is Transition {
+  return 'ok' in x;
+}
+
+function accept(call: CallRecord, by: Actor, now: number): Transition {
+  if (by.userId !== call.callee.userId) return fail('forbidden', 'only the callee may accept');
+  if (call.state !== 'ringing') return fail('invalid_state', `the call is ${call.state}`);
+  if (!call.ringing.includes(by.sessionId)) return fail('forbidden', 'this device was not rung');
+  const active: CallRecord = {
+    ...call,
+    state: 'active',
+    answeredAt: now,
+    ringing: [],
+    callee: { ...call.callee, sessionId: by.sessionId, name: by.name },
+  };
+  const effects: Effect[] = [
+    { kind: 'cancel-ring-timeout', callId: call.id },
+    { kind: 'bind', callId: call.id, sessions: [call.caller.sessionId as SessionId, by.sessionId] },
+    {
+      kind: 'emit',
+      to: call.caller.sessionId as SessionId,
+      event: 'call:accepted',
+      payload: { callId: call.id, by: { id: by.userId, name: by.name } },
+    },
+    ...call.ringing
+      .filter((s) => s !== by.sessionId)
+      .map(
+        (to) =>
+          ({ kind: 'emit', to, event: 'call:cancelled', payload: { callId: call.id, reason: 'answered_elsewhere' } }) as const,
+      ),
+    { kind: 'answered', call: active, setupMs: now - call.createdAt },
+  ];
+  return done(active, effects);
+}
+
+function reject(call: CallRecord, by: Actor, now: number): Transition {
+  if (by.userId !== call.callee.userId) return fail('forbidden', 'only the callee may reject');
+  if (call.state !== 'ringing') return fail('invalid_state', `the call is ${call.state}`);
+  const effects: Effect[] = [
+    {
+      kind: 'emit',
+      to: call.caller.sessionId as SessionId,
+      event: 'call:rejected',
+      payload: { callId: call.id, reason: 'declined' },
+    },
+    ...call.ringing
+      .filter((s) => s !== by.sessionId)
+      .map(
+        (to) =>
+          ({ kind: 'emit', to, event: 'call:cancelled', payload: { callId: call.id, reason: 'declined_elsewhere' } }) as const,
+      ),
+  ];
+  return finish(call, now, 'declined', 'declined', by.userId, effects);
+}
+
+function cancel(call: CallRecord, by: Actor, now: number): Transition {
+  if (by.sessionId !== call.caller.sessionId) {
+    return fail('forbidden', by.userId === call.caller.userId ? 'cancel from the calling device' : 'only the caller may cancel');
+  }
+  if (call.state !== 'ringing') return fail('invalid_state', `the call is ${call.state}`);
+  return finish(call, now, 'cancelled', 'cancelled', by.userId, cancelDevices(call, 'cancelled'));
+}
+
+function peerOf(call: CallRecord, role: Role): Party {
+  return role === 'caller' ? call.callee : call.caller;
+}
+
+function hangup(call: CallRecord, role: Role, now: number, reason: 'hangup' | 'connection_lost'): Transition {
+  const leaving = role === 'caller' ? call.caller : call.callee;
+  const peer = peerOf(call, role);
+  const payload =
+    reason === 'hangup'
+      ? { callId: call.id, reason, by: { id: leaving.userId, name: leaving.name }, durationMs: durationOf(call, now) }
+      : { callId: call.id, reason, durationMs: durationOf(call, now) };
+  const effects: Effect[] = [{ kind: 'emit', to: peer.sessionId as SessionId, event: 'call:ended', payload }];
+  return finish(call, now, 'completed', reason, reason === 'hangup' ? leaving.userId : null, effects);
+}
+
+function end(call: CallRecord, by: Actor, now: number): Transition {
+  if (call.state === 'ringing') {
+    if (by.sessionId === call.caller.sessionId) return cancel(call, by, now);
+    if (by.userId === call.callee.userId) return reject(call, by, now);
+    return fail('forbidden', 'you are not a party to this call');
+  }
+  if (call.state !== 'active') return fail('invalid_state', `the call is ${call.state}`);
+  const role = boundRole(call, by);
+  if (!role) return fail('forbidden', 'you are not a party to this call');
+  return hangup(call, role, now, 'hangup');
+}
+
+function boundRole(call: CallRecord, by: Actor): Role | undefined {
+  if (call.caller.sessionId === by.sessionId) return 'caller';
+  if (call.callee.sessionId === by.sessionId) return 'callee';
+  return undefined;
+}
+
+function control(call: CallRecord, by: Actor, which: ControlEvent): Transition {
+  if (by.userId !== call.caller.userId && by.userId !== call.callee.userId) {
+    return fail('forbidden', 'you are not a party to this call');
+  }
+  if (call.state !== 'active') return fail('invalid_state', `the call is ${call.state}`);
+  const role = boundRole(call, by);
+  if (!role) return fail('forbidden', 'this session is not bound to the call');
+  const [flag, value] = CONTROL_FLAGS[which];
+  const self = role === 'caller' ? call.caller : call.callee;
+  const next: CallRecord = {
+    ...call,
+    [role]: { ...self, flags: { ...self.flags, [flag]: value } },
+  };
+  const peer = peerOf(call, role);
+  return done(next, [
+    { kind: 'emit', to: peer.sessionId as SessionId, event: which, payload: { callId: call.id, userId: by.userId } },
+  ], [], self.flags[flag] !== value);
+}
+
+function ringTimeout(call: CallRecord, now: number): Transition {
+  if (call.state !== 'ringing') return done(call, [], [], false);
+  if (now < call.ringDeadline) {
+    return done(call, [{ kind: 'schedule-ring-timeout', callId: call.id, dueAt: call.ringDeadline }], [], false);
+  }
+  const effects: Effect[] = [
+    {
+      kind: 'emit',
+      to: call.caller.sessionId as SessionId,
+      event: 'call:rejected',
+      payload: { callId: call.id, reason: 'timeout' },
+    },
+    ...cancelDevices(call, 'timeout'),
+  ];
+  return finish(call, now, 'missed', 'timeout', null, effects);
+}
+
+function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean, now: number): Transition {
+  const role = roleOf(call, sessionId);
+  if (!role || call.state === 'ended') return done(call, [], [], false);
+  if (call.state === 'ringing') {
+    if (role === 'caller') {
+      return finish(call, now, 'cancelled', 'caller_disconnected', null, cancelDevices(call, 'caller_disconnected'));
+    }
+    const ringing = call.ringing.filter((s) => s !== sessionId);
+    if (ringing.length > 0) return done({ ...call, ringing }, []);
+    const effects: Effect[] = [
+      {
+        kind: 'emit',
+        to: call.caller.sessionId as SessionId,
+        event: 'call:rejected',
+        payload: { callId: call.id, reason: 'unavailable' },
+      },
+    ];
+    return finish(call, now, 'unavailable', 'unavailable', null, effects);
+  }
+  if (deliberate) return hangup(call, role, now, 'hangup');
+  const self = role === 'caller' ? call.caller : call.callee;
+  if (self.reconnecting) return done(call, [], [], false);
+  const peer = peerOf(call, role);
+  const next: CallRecord = { ...call, [role]: { ...self, reconnecting: true } };
+  return done(next, [
+    { kind: 'emit', to: peer.sessionId as SessionId, event: 'call:reconnecting', payload: { callId: call.id, userId: self.userId } },
+  ]);
+}
+
+function sessionResumed(call: CallRecord, sessionId: SessionId): Transition {
+  const role = call.state === 'active' ? roleOf(call, sessionId) : undefined;
+  if (!role) return done(call, [], [], false);
+  const self = role === 'caller' ? call.caller : call.callee;
+  const peer = peerOf(call, role);
+  const next: CallRecord = { ...call, [role]: { ...self, reconnecting: false } };
+  const effects: Effect[] = [{ kind: 'bind', callId: call.id, sessions: [call.caller.sessionId as SessionId, call.callee.sessionId as SessionId] }];
+  if (self.reconnecting) {
+    effects.push({
+      kind: 'emit',
+      to: peer.sessionId as SessionId,
+      event: 'call:reconnected',
+      payload: { callId: call.id, userId: self.userId },
+    });
+  }
+  return done(next, effects, [], self.reconnecting);
+}
+
+function sessionExpired(call: CallRecord, sessionId: SessionId, now: number): Transition {
+  const role = roleOf(call, sessionId);
+  if (!role || call.state === 'ended') return done(call, [], [], false);
+  if (call.state === 'ringing') return sessionLost(call, sessionId, false, now);
+  return hangup(call, role, now, 'connection_lost');
+}
+
+/** Applies one event to the call it names. The single entry point of the machine. */
+export function applyCallEvent(event: CallEvent, ctx: CallContext): Transition {
+  if (event.type === 'request') return request(event, ctx);
+  const found = requireCall(ctx);
+  if (isTransition(found)) return found;
+  const call = found;
+  switch (event.type) {
+    case 'accept':
+      return accept(call, event.by, ctx.now);
+    case 'reject':
+      return reject(call, event.by, ctx.now);
+    case 'cancel':
+      return cancel(call, event.by, ctx.now);
+    case 'end':
+      return end(call, event.by, ctx.now);
+    case 'control':
+      return control(call, event.by, event.control);
+    case 'ring-timeout':
+      return ringTimeout(call, ctx.now);
+    case 'session-lost':
+      return sessionLost(call, event.sessionId, event.deliberate, ctx.now);
+    case 'session-resumed':
+      return sessionResumed(call, event.sessionId);
+    case 'session-expired':
+      return sessionExpired(call, event.sessionId, ctx.now);
+  }
+}
+
+/** The user ids whose claims an event may read or change. */
+export function claimUsers(call: CallRecord): [UserId, UserId] {
+  return [call.caller.userId, call.callee.userId];
+}
+
+export type { CallId };

@@ -1,0 +1,142 @@
+/**
+ * The call model: what a call is, what can happen to it, and what the world
+ * must do about it. Pure data, shared by the machine, the stores and the
+ * transport.
+ */
+import type {
+  CallId,
+  CallOutcome,
+  ControlEvent,
+  ErrorCode,
+  Media,
+  PartyFlags,
+  ServerEventName,
+  ServerPayload,
+  SessionId,
+  UserId,
+} from '@switchboard/protocol';
+
+/**
+ * A user is the pair (tenant, sub). `UserKey` is that pair folded into one
+ * string with a length prefix, so no choice of tenant and sub can collide.
+ */
+export type UserKey = string & { readonly __userKey: true };
+export const DEFAULT_TENANT = '';
+export function userKey(tenant: string, userId: string): UserKey {
+  return `${tenant.length}:${tenant}:${userId}` as UserKey;
+}
+
+export type CallState = 'ringing' | 'active' | 'ended';
+
+export interface Party {
+  userId: UserId;
+  name: string;
+  /** The session bound to the call: always set for the caller, set for the callee once a device accepted. */
+  sessionId: SessionId | null;
+  flags: PartyFlags;
+  /** True while this party's session has lost its transport and is inside its reconnect grace. */
+  reconnecting: boolean;
+}
+
+export interface CallRecord {
+  id: CallId;
+  tenant: string;
+  state: CallState;
+  caller: Party;
+  callee: Party;
+  /** Callee devices that are ringing (only meaningful while `state` is `ringing`). */
+  ringing: SessionId[];
+  media: Media;
+  createdAt: number;
+  answeredAt: number | null;
+  endedAt: number | null;
+  /** When an unanswered call times out. */
+  ringDeadline: number;
+  outcome: CallOutcome | null;
+  /** The wire reason that ended the call (`declined`, `timeout`, `hangup`, …). */
+  endReason: string | null;
+  /** Who ended it, when a party did. */
+  endedBy: UserId | null;
+}
+
+export type Role = 'caller' | 'callee';
+
+export const NO_FLAGS: PartyFlags = Object.freeze({ muted: false, held: false, videoOff: false });
+
+/** An identified actor: a session of a user. */
+export interface Actor {
+  userId: UserId;
+  name: string;
+  sessionId: SessionId;
+}
+
+/** Everything that can happen to a call. */
+export type CallEvent =
+  | {
+      type: 'request';
+      callId: CallId;
+      tenant: string;
+      caller: Actor;
+      callee: { userId: UserId; name: string };
+      /** The callee's live sessions right now: the devices to ring. */
+      calleeSessions: SessionId[];
+      media: Media;
+    }
+  | { type: 'accept'; callId: CallId; by: Actor }
+  | { type: 'reject'; callId: CallId; by: Actor }
+  | { type: 'cancel'; callId: CallId; by: Actor }
+  | { type: 'end'; callId: CallId; by: Actor }
+  | { type: 'control'; callId: CallId; by: Actor; control: ControlEvent }
+  | { type: 'ring-timeout'; callId: CallId }
+  /** A session lost its socket. `deliberate` is the client's own disconnect. */
+  | { type: 'session-lost'; callId: CallId; sessionId: SessionId; deliberate: boolean }
+  | { type: 'session-resumed'; callId: CallId; sessionId: SessionId }
+  /** A session's reconnect grace ran out (or it was closed). */
+  | { type: 'session-expired'; callId: CallId; sessionId: SessionId };
+
+/** What the state around a call looked like when the event was applied. */
+export interface CallContext {
+  now: number;
+  ringTimeoutMs: number;
+  /** The call the event names, if the store has it (ended calls linger as tombstones). */
+  call: CallRecord | undefined;
+  /** For `request`: the call the caller is in, if any. */
+  callerCall?: CallRecord | undefined;
+  /** For `request`: the call the callee is in, if any. */
+  calleeCall?: CallRecord | undefined;
+}
+
+export type Emit = {
+  [E in ServerEventName]: { kind: 'emit'; to: SessionId; event: E; payload: ServerPayload<E> };
+}[ServerEventName];
+
+export type Effect =
+  | Emit
+  /** Join the two bound sessions to the call's room. */
+  | { kind: 'bind'; callId: CallId; sessions: [SessionId, SessionId] }
+  /** Empty the call's room. */
+  | { kind: 'unbind'; callId: CallId }
+  | { kind: 'schedule-ring-timeout'; callId: CallId; dueAt: number }
+  | { kind: 'cancel-ring-timeout'; callId: CallId }
+  /** The call has ended: write its history record, count it. */
+  | { kind: 'ended'; call: CallRecord }
+  /** The call was answered: `setupMs` is request → accepted. */
+  | { kind: 'answered'; call: CallRecord; setupMs: number };
+
+/** Which user claims (tenant, userId) → callId change. */
+export interface ClaimChange {
+  userId: UserId;
+  callId: CallId | null;
+}
+
+export type Transition =
+  | {
+      ok: true;
+      /** The call as it is after the event; `undefined` when nothing is stored (e.g. idempotent repeat). */
+      call: CallRecord | undefined;
+      /** True when `call` differs from what was read and must be written. */
+      changed: boolean;
+      claims: ClaimChange[];
+      effects: Effect[];
+    }
+  | { ok: false; code: ErrorCode; message: string };

@@ -1,0 +1,45 @@
+/** `npm start`: load the configuration, start one node, stop cleanly on SIGTERM/SIGINT. */
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { startServer } from './server.js';
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`switchboard: configuration error: ${err.message}\n`);
+    process.exit(78);
+  }
+  throw err;
+}
+if (config.redisUrl) {
+  process.stderr.write('switchboard: configuration error: REDIS_URL: Redis mode is not available in this build yet\n');
+  process.exit(78);
+}
+
+const logger = createLogger(config);
+if (config.devMode) {
+  logger.warn(
+    '*** DEV MODE: no JWT_SECRET or JWT_PUBLIC_KEY set. Using a random secret and serving POST /dev/token, which hands a token to anyone. Never run this in production. ***',
+  );
+}
+const server = await startServer(config, { logger });
+
+let stopping = false;
+const stop = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'shutting down');
+  const force = setTimeout(() => process.exit(1), 10_000);
+  force.unref();
+  server.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,111 @@
+/**
+ * Assembles one Switchboard node: HTTP (fastify) and Socket.IO on one port,
+ * the store, the transport. `startServer` is what `main.ts` and the tests call.
+ */
+import Fastify from 'fastify';
+import { Server } from 'socket.io';
+import { MAX_MESSAGE_BYTES } from '@switchboard/protocol';
+import { TokenVerifier } from './auth/tokens.js';
+import type { Config } from './config.js';
+import { registerRoutes } from './http/routes.js';
+import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { MemoryStore } from './store/memory-store.js';
+import type { CallStore } from './store/types.js';
+import { CallRunner } from './transport/calls.js';
+import type { Conn, Deps, SbServer } from './transport/context.js';
+import { Dispatcher } from './transport/dispatch.js';
+import { Presence } from './transport/presence.js';
+import { Relay } from './transport/relay.js';
+import { Sessions } from './transport/sessions.js';
+import { DueTimers } from './transport/timers.js';
+import type { SessionId } from '@switchboard/protocol';
+
+export interface StartOptions {
+  store?: CallStore;
+  logger?: Logger;
+}
+
+export interface SwitchboardServer {
+  readonly config: Config;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly io: SbServer;
+  readonly store: CallStore;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Headroom over the largest legal message for Socket.IO framing. */
+const FRAME_OVERHEAD_BYTES = 1024;
+
+function originAllowed(allowed: string[], origin: string | undefined): boolean {
+  // Non-browser clients send no Origin; browsers always do on a cross-site WebSocket.
+  return allowed.length === 0 || origin === undefined || allowed.includes(origin);
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<SwitchboardServer> {
+  const logger = options.logger ?? createLogger(config);
+  const store = options.store ?? new MemoryStore({ historyLimit: config.historyLimit });
+  const metrics = new Metrics();
+  const verifier = new TokenVerifier(config);
+
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
+  const io: SbServer = new Server(app.server, {
+    maxHttpBufferSize: MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES,
+    cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: true } : { origin: true },
+    allowRequest: (req, callback) => {
+      const ok = originAllowed(config.corsOrigins, req.headers.origin);
+      callback(ok ? null : 'origin not allowed', ok);
+    },
+    serveClient: false,
+  });
+
+  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now };
+  const calls = new CallRunner(deps);
+  const presence = new Presence(deps);
+  let sessions: Sessions | undefined;
+  const timers = new DueTimers(store, logger, async (kind, id) => {
+    if (kind === 'ring') await calls.run({ type: 'ring-timeout', callId: id as never });
+    else await sessions?.expire(id as SessionId);
+  });
+  calls.timers = timers;
+  sessions = new Sessions(deps, calls, presence, timers);
+  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps));
+
+  io.on('connection', (socket) => {
+    const conn: Conn = sessions!.onConnection(socket);
+    socket.onAny((event: string, ...args: unknown[]) => dispatcher.dispatch(conn, event, args));
+    socket.on('disconnect', (reason) => {
+      sessions!.onDisconnect(conn, reason).catch((err: unknown) => logger.error({ err }, 'disconnect handling failed'));
+    });
+  });
+
+  registerRoutes(app, { config, store, metrics, verifier });
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ port, host: config.host, store: store.kind, devMode: config.devMode }, 'switchboard listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    io,
+    store,
+    metrics,
+    logger,
+    close() {
+      closing ??= (async () => {
+        timers.close();
+        await new Promise<void>((resolve) => io.close(() => resolve()));
+        await app.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

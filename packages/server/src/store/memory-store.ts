@@ -1,0 +1,198 @@
+/**
+ * The embedded store: one process, state in plain maps. Each method completes
+ * synchronously inside its Promise, so `commitCall`'s version check is atomic.
+ */
+import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
+import type { CallRecord, UserKey } from '../calls/types.js';
+import { userKey } from '../calls/types.js';
+import type {
+  CallCommit,
+  CallStore,
+  HistoryEntry,
+  HistoryPage,
+  SessionRecord,
+  TimerKind,
+  Versioned,
+} from './types.js';
+
+interface StoredCall extends Versioned<CallRecord> {
+  expiresAt: number | null;
+}
+
+export interface MemoryStoreOptions {
+  /** Newest history entries kept per user. @default 200 */
+  historyLimit?: number;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+export class MemoryStore implements CallStore {
+  readonly kind = 'memory';
+  private readonly calls = new Map<CallId, StoredCall>();
+  private readonly claims = new Map<UserKey, CallId>();
+  private readonly sessions = new Map<SessionId, SessionRecord>();
+  private readonly userSessions = new Map<UserKey, Set<SessionId>>();
+  private readonly tenants = new Map<string, Map<UserKey, SessionRecord>>();
+  private readonly history = new Map<UserKey, { seq: number; entry: HistoryEntry }[]>();
+  private readonly timers = new Map<string, { kind: TimerKind; id: string; dueAt: number }>();
+  private historySeq = 0;
+  private readonly historyLimit: number;
+  private readonly now: () => number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.historyLimit = options.historyLimit ?? 200;
+    this.now = options.now ?? Date.now;
+    this.sweeper = setInterval(() => this.sweepTombstones(), 10_000);
+    this.sweeper.unref();
+  }
+
+  async getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
+    const stored = this.calls.get(id);
+    if (!stored) return undefined;
+    if (stored.expiresAt !== null && stored.expiresAt <= this.now()) {
+      this.calls.delete(id);
+      return undefined;
+    }
+    return { value: stored.value, version: stored.version };
+  }
+
+  async getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
+    return keys.map((k) => this.claims.get(k) ?? null);
+  }
+
+  async commitCall(commit: CallCommit): Promise<boolean> {
+    const current = this.calls.get(commit.call.id);
+    const live = current && (current.expiresAt === null || current.expiresAt > this.now()) ? current : undefined;
+    if ((live?.version ?? 0) !== commit.expectVersion) return false;
+    for (const claim of commit.claims) {
+      if (claim.op === 'take' && (this.claims.get(claim.key) ?? null) !== claim.expect) return false;
+    }
+    for (const claim of commit.claims) {
+      if (claim.op === 'take') this.claims.set(claim.key, claim.callId);
+      else if (this.claims.get(claim.key) === claim.callId) this.claims.delete(claim.key);
+    }
+    this.calls.set(commit.call.id, {
+      value: commit.call,
+      version: commit.expectVersion + 1,
+      expiresAt: commit.ttlMs === null ? null : this.now() + commit.ttlMs,
+    });
+    return true;
+  }
+
+  async addSession(session: SessionRecord): Promise<{ first: boolean }> {
+    const key = userKey(session.tenant, session.userId);
+    this.sessions.set(session.id, session);
+    let set = this.userSessions.get(key);
+    if (!set) this.userSessions.set(key, (set = new Set()));
+    set.add(session.id);
+    let tenant = this.tenants.get(session.tenant);
+    if (!tenant) this.tenants.set(session.tenant, (tenant = new Map()));
+    tenant.set(key, session);
+    return { first: set.size === 1 };
+  }
+
+  async getSession(id: SessionId): Promise<SessionRecord | undefined> {
+    return this.sessions.get(id);
+  }
+
+  async updateSession(session: SessionRecord): Promise<boolean> {
+    if (!this.sessions.has(session.id)) return false;
+    this.sessions.set(session.id, session);
+    return true;
+  }
+
+  async removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
+    const session = this.sessions.get(id);
+    if (!session) return undefined;
+    this.sessions.delete(id);
+    const key = userKey(session.tenant, session.userId);
+    const set = this.userSessions.get(key);
+    set?.delete(id);
+    const last = !set || set.size === 0;
+    const tenant = this.tenants.get(session.tenant);
+    if (last) {
+      this.userSessions.delete(key);
+      tenant?.delete(key);
+      if (tenant?.size === 0) this.tenants.delete(session.tenant);
+    } else if (tenant && set) {
+      const other = this.sessions.get(set.values().next().value as SessionId);
+      if (other) tenant.set(key, other);
+    }
+    return { session, last };
+  }
+
+  async sessionsOf(key: UserKey): Promise<SessionRecord[]> {
+    const ids = this.userSessions.get(key);
+    if (!ids) return [];
+    const out: SessionRecord[] = [];
+    for (const id of ids) {
+      const s = this.sessions.get(id);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  async onlineUsers(tenant: string): Promise<UserRef[]> {
+    const users = this.tenants.get(tenant);
+    if (!users) return [];
+    return [...users.values()].map((s) => ({ id: s.userId, name: s.name }));
+  }
+
+  async appendHistory(key: UserKey, entry: HistoryEntry): Promise<void> {
+    let list = this.history.get(key);
+    if (!list) this.history.set(key, (list = []));
+    list.unshift({ seq: ++this.historySeq, entry });
+    if (list.length > this.historyLimit) list.length = this.historyLimit;
+  }
+
+  async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
+    const list = this.history.get(key) ?? [];
+    const cursor = before === null ? Infinity : Number(before);
+    const start = list.findIndex((h) => h.seq < cursor);
+    if (start < 0) return { calls: [], next: null };
+    const page = list.slice(start, start + limit);
+    const more = start + limit < list.length;
+    return { calls: page.map((h) => h.entry), next: more ? String(page[page.length - 1]!.seq) : null };
+  }
+
+  async schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {
+    this.timers.set(`${kind}:${id}`, { kind, id, dueAt });
+  }
+
+  async unschedule(kind: TimerKind, id: string): Promise<void> {
+    this.timers.delete(`${kind}:${id}`);
+  }
+
+  async claimDue(now: number, max: number): Promise<{ kind: TimerKind; id: string }[]> {
+    const due: { kind: TimerKind; id: string }[] = [];
+    for (const [key, timer] of this.timers) {
+      if (timer.dueAt > now) continue;
+      this.timers.delete(key);
+      due.push({ kind: timer.kind, id: timer.id });
+      if (due.length >= max) break;
+    }
+    return due;
+  }
+
+  async claimTimer(kind: TimerKind, id: string, now: number): Promise<boolean> {
+    const key = `${kind}:${id}`;
+    const timer = this.timers.get(key);
+    if (!timer || timer.dueAt > now) return false;
+    this.timers.delete(key);
+    return true;
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+
+  private sweepTombstones(): void {
+    const now = this.now();
+    for (const [id, stored] of this.calls) {
+      if (stored.expiresAt !== null && stored.expiresAt <= now) this.calls.delete(id);
+    }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The `CallStore`: everything that must be shared between server nodes —
+ * calls, per-user call claims, sessions, presence, history and due timers.
+ * Every method returns a Promise. Call transitions are optimistic: read a call
+ * (with its version) and the claims it touches, compute the next state with
+ * the pure machine, then `commitCall` writes it all at once only if nothing it
+ * read has changed. A backend makes that one commit atomic (a Lua script in
+ * Redis) and everything else follows.
+ */
+import type { CallId, CallOutcome, SessionId, UserId, UserRef } from '@switchboard/protocol';
+import type { CallRecord, UserKey } from '../calls/types.js';
+
+export interface Versioned<T> {
+  value: T;
+  /** Starts at 1 and grows by one with every committed write. */
+  version: number;
+}
+
+/**
+ * A change to a user's claim (the call the user is in).
+ * `take`: the claim must hold exactly `expect` (null: none) or the whole commit fails.
+ * `release`: drop the claim if it still names `callId`; otherwise leave it be.
+ */
+export type ClaimWrite =
+  | { op: 'take'; key: UserKey; expect: CallId | null; callId: CallId }
+  | { op: 'release'; key: UserKey; callId: CallId };
+
+export interface CallCommit {
+  call: CallRecord;
+  /** The version read; 0 means the call must not exist yet. */
+  expectVersion: number;
+  claims: ClaimWrite[];
+  /** Forget the call this long after the commit (set for ended calls, which linger as tombstones). */
+  ttlMs: number | null;
+}
+
+export interface SessionRecord {
+  id: SessionId;
+  tenant: string;
+  userId: UserId;
+  name: string;
+  /** The `contacts` claim of the token, when `CONTACTS=claims`. */
+  contacts: UserId[] | null;
+  /** The node whose socket carries this session (or carried it last). */
+  nodeId: string;
+  /** False while the session has lost its transport and is inside its reconnect grace. */
+  connected: boolean;
+  /** When a disconnected session expires; null while connected. */
+  graceUntil: number | null;
+  /** Resumptions counted in the current window, and when that window started. */
+  resumes: number;
+  resumeWindowStart: number;
+  createdAt: number;
+}
+
+/** One entry of a user's call history: the wire shape of `GET /api/calls`. */
+export interface HistoryEntry {
+  callId: CallId;
+  direction: 'outgoing' | 'incoming';
+  peer: UserRef;
+  outcome: CallOutcome;
+  reason: string;
+  createdAt: number;
+  answeredAt: number | null;
+  endedAt: number;
+  durationMs: number;
+}
+
+export interface HistoryPage {
+  calls: HistoryEntry[];
+  /** Cursor for the next (older) page, or null at the end. */
+  next: string | null;
+}
+
+export type TimerKind = 'ring' | 'grace';
+
+export interface CallStore {
+  readonly kind: 'memory' | 'redis';
+
+  getCall(id: CallId): Promise<Versioned<CallRecord> | undefined>;
+  /** The call each user is in (ringing or active), in the order asked. */
+  getClaims(keys: UserKey[]): Promise<(CallId | null)[]>;
+  /** Writes the call and its claims if, and only if, nothing read has changed since. */
+  commitCall(commit: CallCommit): Promise<boolean>;
+
+  /** Stores a new session; `first` is true when it is the user's only session. */
+  addSession(session: SessionRecord): Promise<{ first: boolean }>;
+  getSession(id: SessionId): Promise<SessionRecord | undefined>;
+  /** Overwrites a session that still exists; false when it is gone. */
+  updateSession(session: SessionRecord): Promise<boolean>;
+  /** Removes a session; `last` is true when the user has no session left. Undefined when it was already gone. */
+  removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined>;
+  /** Every session of a user, connected or inside its grace. */
+  sessionsOf(key: UserKey): Promise<SessionRecord[]>;
+  /** Users of a tenant with at least one session. */
+  onlineUsers(tenant: string): Promise<UserRef[]>;
+
+  appendHistory(key: UserKey, entry: HistoryEntry): Promise<void>;
+  listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage>;
+
+  /** Sets (or moves) the due time of a timer. */
+  schedule(kind: TimerKind, id: string, dueAt: number): Promise<void>;
+  unschedule(kind: TimerKind, id: string): Promise<void>;
+  /** Removes and returns timers due at `now`; each timer is handed to exactly one caller. */
+  claimDue(now: number, max: number): Promise<{ kind: TimerKind; id: string }[]>;
+  /** Removes one timer if it is due at `now`; true for exactly one caller. */
+  claimTimer(kind: TimerKind, id: string, now: number): Promise<boolean>;
+
+  /** Resolves when the store answers; rejects otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,149 @@
+/**
+ * Runs call events: read the call and the claims it touches, apply the pure
+ * machine, commit atomically (retrying on a lost race), then carry out the
+ * effects — emits to session rooms, room binding, timers, history, metrics.
+ */
+import type { CallId, ServerEventName } from '@switchboard/protocol';
+import { applyCallEvent } from '../calls/machine.js';
+import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
+import { userKey } from '../calls/types.js';
+import type { ClaimWrite, HistoryEntry } from '../store/types.js';
+import type { Deps } from './context.js';
+import { rooms } from './context.js';
+import { SwitchboardError } from './errors.js';
+import type { DueTimers } from './timers.js';
+
+/** Ended calls are remembered this long, so late events get `invalid_state` and repeats stay idempotent. */
+export const TOMBSTONE_MS = 5 * 60_000;
+/** A transition that keeps losing races this often gives up with `internal`. */
+const MAX_COMMIT_ATTEMPTS = 16;
+
+export type CallOk = { call: CallRecord | undefined };
+
+export class CallRunner {
+  timers!: DueTimers;
+
+  constructor(private readonly deps: Deps) {}
+
+  /** Applies `event`; resolves with the call after it, or throws a `SwitchboardError`. */
+  async run(event: CallEvent, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
+    const { store } = this.deps;
+    for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+      const stored = await store.getCall(event.callId);
+      const ctx: CallContext = { now: this.deps.now(), ringTimeoutMs: this.deps.config.ringTimeoutMs, call: stored?.value };
+      const claimsRead = new Map<UserKey, CallId | null>();
+      if (event.type === 'request' && !stored) {
+        const keys = [userKey(event.tenant, event.caller.userId), userKey(event.tenant, event.callee.userId)];
+        const claims = await store.getClaims(keys);
+        keys.forEach((k, i) => claimsRead.set(k, claims[i] ?? null));
+        ctx.callerCall = await this.liveCall(claims[0] ?? null);
+        ctx.calleeCall = await this.liveCall(claims[1] ?? null);
+      }
+      const t = applyCallEvent(event, ctx);
+      if (!t.ok) throw new SwitchboardError(t.code, t.message, event.callId);
+      if (!t.changed || !t.call) {
+        this.carryOut(t.effects);
+        return { call: t.call };
+      }
+      const call = t.call;
+      const claims: ClaimWrite[] = t.claims.map((c) => {
+        const key = userKey(call.tenant, c.userId);
+        return c.callId === null
+          ? { op: 'release', key, callId: call.id }
+          : { op: 'take', key, expect: claimsRead.get(key) ?? null, callId: c.callId };
+      });
+      const committed = await store.commitCall({
+        call,
+        expectVersion: stored?.version ?? 0,
+        claims,
+        ttlMs: call.state === 'ended' ? TOMBSTONE_MS : null,
+      });
+      if (committed) {
+        this.deps.logger.info(
+          { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
+          'call event',
+        );
+        this.carryOut(t.effects);
+        return { call };
+      }
+    }
+    throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
+  }
+
+  /** The call a claim names, unless it has ended or is gone (a stale claim counts as none). */
+  private async liveCall(callId: CallId | null): Promise<CallRecord | undefined> {
+    if (callId === null) return undefined;
+    const found = await this.deps.store.getCall(callId);
+    return found && found.value.state !== 'ended' ? found.value : undefined;
+  }
+
+  /** The call a user is in right now, if any. */
+  async callOfUser(key: UserKey): Promise<CallRecord | undefined> {
+    const [claim] = await this.deps.store.getClaims([key]);
+    return this.liveCall(claim ?? null);
+  }
+
+  private carryOut(effects: Effect[]): void {
+    const { io } = this.deps;
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'emit':
+          (io.to(rooms.session(effect.to)).emit as (event: ServerEventName, payload: unknown) => boolean)(
+            effect.event,
+            effect.payload,
+          );
+          break;
+        case 'bind':
+          for (const s of effect.sessions) io.in(rooms.session(s)).socketsJoin(rooms.call(effect.callId));
+          break;
+        case 'unbind':
+          io.in(rooms.call(effect.callId)).socketsLeave(rooms.call(effect.callId));
+          break;
+        case 'schedule-ring-timeout':
+          this.background(this.timers.schedule('ring', effect.callId, effect.dueAt));
+          break;
+        case 'cancel-ring-timeout':
+          this.background(this.timers.unschedule('ring', effect.callId));
+          break;
+        case 'answered':
+          this.deps.metrics.activeCalls.inc();
+          this.deps.metrics.callSetupSeconds.observe(effect.setupMs / 1000);
+          break;
+        case 'ended':
+          this.background(this.recordEnded(effect.call));
+          break;
+      }
+    }
+  }
+
+  private async recordEnded(call: CallRecord): Promise<void> {
+    const { metrics, store, logger } = this.deps;
+    if (call.answeredAt !== null) metrics.activeCalls.dec();
+    const outcome = call.outcome ?? 'failed';
+    metrics.callsTotal.inc({ outcome });
+    const endedAt = call.endedAt ?? this.deps.now();
+    const common = {
+      callId: call.id,
+      outcome,
+      reason: call.endReason ?? outcome,
+      createdAt: call.createdAt,
+      answeredAt: call.answeredAt,
+      endedAt,
+      durationMs: call.answeredAt === null ? 0 : Math.max(0, endedAt - call.answeredAt),
+    };
+    const forCaller: HistoryEntry = { ...common, direction: 'outgoing', peer: { id: call.callee.userId, name: call.callee.name } };
+    const forCallee: HistoryEntry = { ...common, direction: 'incoming', peer: { id: call.caller.userId, name: call.caller.name } };
+    logger.info(
+      { caller: call.caller.userId, callee: call.callee.userId, tenant: call.tenant, ...common },
+      'call ended',
+    );
+    await Promise.all([
+      store.appendHistory(userKey(call.tenant, call.caller.userId), forCaller),
+      store.appendHistory(userKey(call.tenant, call.callee.userId), forCallee),
+    ]);
+  }
+
+  private background(work: Promise<unknown>): void {
+    work.catch((err: unknown) => this.deps.logger.error({ err }, 'call effect failed'));
+  }
+}

@@ -1,0 +1,71 @@
+/** What every part of the transport shares: the wiring, and each local socket's state. */
+import type { Server, Socket } from 'socket.io';
+import type {
+  ClientToServerEvents,
+  InterServerEvents,
+  ServerToClientEvents,
+  SessionId,
+  SocketData,
+  UserId,
+} from '@switchboard/protocol';
+import type { TokenVerifier } from '../auth/tokens.js';
+import type { Actor, UserKey } from '../calls/types.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { CallStore } from '../store/types.js';
+import type { RateLimiter } from './rate-limit.js';
+
+export type SbServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type SbSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** The authenticated identity of a live session, as this node holds it. */
+export interface SessionInfo {
+  id: SessionId;
+  userId: UserId;
+  name: string;
+  tenant: string;
+  key: UserKey;
+  /** Whom this session may see and call, when `CONTACTS=claims`. */
+  contacts: ReadonlySet<string> | null;
+}
+
+/** One socket on this node. */
+export interface Conn {
+  socket: SbSocket;
+  session: SessionInfo | null;
+  limiter: RateLimiter | null;
+  authTimer: NodeJS.Timeout | null;
+  /** An auth or resume is in flight: a second one is refused. */
+  authenticating: boolean;
+  /** Set when the server closes the socket on purpose, so its disconnect is not a transport loss. */
+  closing: 'takeover' | 'closed' | null;
+}
+
+export interface Deps {
+  config: Config;
+  store: CallStore;
+  io: SbServer;
+  logger: Logger;
+  metrics: Metrics;
+  verifier: TokenVerifier;
+  now: () => number;
+}
+
+export function actorOf(session: SessionInfo): Actor {
+  return { userId: session.userId, name: session.name, sessionId: session.id };
+}
+
+/** The fields a call log line names its actor by. */
+export function logOf(session: SessionInfo): { userId: string; sessionId: string } {
+  return { userId: session.userId, sessionId: session.id };
+}
+
+export const rooms = {
+  session: (id: string) => `s:${id}`,
+  user: (key: UserKey) => `u:${key}`,
+  call: (id: string) => `c:${id}`,
+  tenant: (tenant: string) => `t:${tenant}`,
+  /** Sockets that may see `key` (CONTACTS=claims). */
+  watchers: (key: UserKey) => `w:${key}`,
+};

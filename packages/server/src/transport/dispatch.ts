@@ -1,0 +1,194 @@
+/**
+ * The edge: every client event arrives here, is rate limited, checked against
+ * its schema, run, and answered — by its ack when it has one, by `call:error`
+ * when it failed without one. Nothing a client sends can throw past this.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ZodType } from 'zod';
+import {
+  type CallId,
+  type ClientEventName,
+  CONTROL_EVENTS,
+  type ControlEvent,
+  type ErrorBody,
+  RELAY_EVENTS,
+  type RelayEvent,
+  type UserId,
+  authHandshakeSchema,
+  callIdSchema,
+  callRequestSchema,
+  iceCandidateSchema,
+  reconnectAttemptSchema,
+  sdpSchema,
+} from '@switchboard/protocol';
+import { userKey } from '../calls/types.js';
+import type { CallRunner } from './calls.js';
+import type { Conn, Deps, SessionInfo } from './context.js';
+import { actorOf, logOf } from './context.js';
+import { SwitchboardError } from './errors.js';
+import type { Presence } from './presence.js';
+import type { Relay, RelayPayload } from './relay.js';
+import type { Sessions } from './sessions.js';
+
+type Result = object | void;
+interface Route {
+  schema: ZodType | null;
+  /** Needs an authenticated session. */
+  session: boolean;
+  handle(conn: Conn, payload: never): Result | Promise<Result>;
+}
+
+function route<T>(schema: ZodType<T> | null, session: boolean, handle: (conn: Conn, payload: T) => Result | Promise<Result>): Route {
+  return { schema, session, handle: handle as Route['handle'] };
+}
+
+export class Dispatcher {
+  private readonly routes: Map<string, Route>;
+
+  constructor(
+    private readonly deps: Deps,
+    sessions: Sessions,
+    calls: CallRunner,
+    presence: Presence,
+    relay: Relay,
+  ) {
+    const callEvent = (type: 'accept' | 'reject' | 'cancel' | 'end') =>
+      route(callIdSchema, true, async (conn, p) => {
+        await calls.run({ type, callId: p.callId as CallId, by: actorOf(conn.session!) }, logOf(conn.session!));
+        return { callId: p.callId };
+      });
+    const entries: [ClientEventName, Route][] = [
+      ['auth:handshake', route(authHandshakeSchema, false, (conn, p) => sessions.authenticate(conn, p.token))],
+      ['reconnect:attempt', route(reconnectAttemptSchema, false, (conn, p) => sessions.resume(conn, p.token, p.sessionId))],
+      [
+        'user:list',
+        route(null, true, async (conn) => {
+          const users = await presence.list(conn.session!);
+          conn.socket.emit('user:list', { users });
+          return { users };
+        }),
+      ],
+      ['call:request', route(callRequestSchema, true, (conn, p) => this.request(conn.session!, calls, presence, p))],
+      ['call:accept', callEvent('accept')],
+      ['call:reject', callEvent('reject')],
+      ['call:cancel', callEvent('cancel')],
+      ['call:end', callEvent('end')],
+      ...CONTROL_EVENTS.map(
+        (control: ControlEvent): [ClientEventName, Route] => [
+          control,
+          route(callIdSchema, true, async (conn, p) => {
+            await calls.run({ type: 'control', control, callId: p.callId as CallId, by: actorOf(conn.session!) }, logOf(conn.session!));
+            return { callId: p.callId };
+          }),
+        ],
+      ),
+      ...RELAY_EVENTS.map((event: RelayEvent): [ClientEventName, Route] => [
+        event,
+        route<RelayPayload>(event === 'webrtc:ice-candidate' ? iceCandidateSchema : sdpSchema, true, (conn, p) =>
+          relay.send(conn, event, p),
+        ),
+      ]),
+    ];
+    this.routes = new Map(entries);
+  }
+
+  private async request(
+    session: SessionInfo,
+    calls: CallRunner,
+    presence: Presence,
+    p: { to: string; callId?: string | undefined; media?: { audio: boolean; video: boolean } | undefined },
+  ): Promise<object> {
+    const to = p.to as UserId;
+    const visible = to !== session.userId && presence.canSee(session, to);
+    const calleeSessions = visible ? (await this.deps.store.sessionsOf(userKey(session.tenant, to))).filter((s) => s.connected) : [];
+    const callId = (p.callId ?? randomUUID()) as CallId;
+    await calls.run(
+      {
+        type: 'request',
+        callId,
+        tenant: session.tenant,
+        caller: actorOf(session),
+        callee: { userId: to, name: calleeSessions[0]?.name ?? to },
+        calleeSessions: calleeSessions.map((s) => s.id),
+        media: p.media ?? { audio: true, video: false },
+      },
+      logOf(session),
+    );
+    return { callId };
+  }
+
+  /** Handles one incoming event: `args` as Socket.IO hands them over, the ack callback last if any. */
+  dispatch(conn: Conn, event: string, args: unknown[]): void {
+    const last = args[args.length - 1];
+    const ack = typeof last === 'function' ? (last as (response: unknown) => void) : undefined;
+    const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0];
+    const { metrics } = this.deps;
+    const route = this.routes.get(event);
+    metrics.eventsTotal.inc({ event: route ? event : 'unknown' });
+
+    if (conn.limiter) {
+      const verdict = conn.limiter.take(event, this.deps.now());
+      if (verdict !== 'ok') {
+        metrics.rateLimitedTotal.inc({ event: route ? event : 'unknown' });
+        if (verdict === 'abusive') {
+          this.deps.logger.warn({ socket: conn.socket.id, session: conn.session?.id }, 'disconnecting a socket that ignores rate limits');
+          conn.socket.disconnect(true);
+          return;
+        }
+        return this.fail(conn, event, ack, payload, new SwitchboardError('rate_limited', 'too many events; slow down'));
+      }
+    }
+    if (!route) return this.fail(conn, event, ack, payload, new SwitchboardError('invalid_payload', `unknown event "${truncate(event)}"`));
+    if (route.session && !conn.session) {
+      return this.fail(conn, event, ack, payload, new SwitchboardError('unauthenticated', 'authenticate first'));
+    }
+    let input: unknown = undefined;
+    if (route.schema) {
+      const parsed = route.schema.safeParse(payload);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'payload';
+        return this.fail(conn, event, ack, payload, new SwitchboardError('invalid_payload', `${where}: ${issue?.message ?? 'invalid'}`));
+      }
+      input = parsed.data;
+    }
+    try {
+      const result = route.handle(conn, input as never);
+      if (result instanceof Promise) {
+        result.then(
+          (data) => ack?.({ ok: true, ...(data ?? {}) }),
+          (err: unknown) => this.fail(conn, event, ack, payload, err),
+        );
+      } else {
+        ack?.({ ok: true, ...(result ?? {}) });
+      }
+    } catch (err) {
+      this.fail(conn, event, ack, payload, err);
+    }
+  }
+
+  private fail(conn: Conn, event: string, ack: ((r: unknown) => void) | undefined, payload: unknown, err: unknown): void {
+    const known = err instanceof SwitchboardError;
+    if (!known) this.deps.logger.error({ err, event, session: conn.session?.id }, 'event handler failed');
+    const error: ErrorBody = known ? { code: err.code, message: err.message } : { code: 'internal', message: 'internal error' };
+    this.deps.metrics.errorsTotal.inc({ code: error.code });
+    if (ack) {
+      ack({ ok: false, error });
+      return;
+    }
+    if (known && err.notified) return;
+    const callId = known && err.callId ? err.callId : callIdIn(payload);
+    conn.socket.emit('call:error', { event: truncate(event), ...error, ...(callId ? { callId } : {}) });
+  }
+}
+
+function truncate(s: string): string {
+  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function callIdIn(payload: unknown): CallId | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const id = (payload as { callId?: unknown }).callId;
+  return typeof id === 'string' && UUID.test(id) ? (id as CallId) : undefined;
+}

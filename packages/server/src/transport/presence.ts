@@ -1,0 +1,49 @@
+/**
+ * Presence and visibility. A may see (and call) B when both are in the same
+ * tenant and, with CONTACTS=claims, B is in A's contacts. A user A may not see
+ * is, to A, exactly an offline one.
+ */
+import type { PresenceUser, UserId } from '@switchboard/protocol';
+import { userKey } from '../calls/types.js';
+import type { Deps, SbSocket, SessionInfo } from './context.js';
+import { rooms } from './context.js';
+
+export class Presence {
+  constructor(private readonly deps: Deps) {}
+
+  canSee(viewer: SessionInfo, target: string): boolean {
+    return viewer.contacts === null || viewer.contacts.has(target);
+  }
+
+  /** Joins the rooms through which this socket hears about the users it may see. */
+  joinRooms(socket: SbSocket, session: SessionInfo): void {
+    const joined = [rooms.session(session.id), rooms.user(session.key)];
+    if (session.contacts === null) joined.push(rooms.tenant(session.tenant));
+    else for (const contact of session.contacts) joined.push(rooms.watchers(userKey(session.tenant, contact)));
+    void socket.join(joined);
+  }
+
+  /** The visible users online now, without the viewer, each `available` or `busy`. */
+  async list(viewer: SessionInfo): Promise<PresenceUser[]> {
+    const online = (await this.deps.store.onlineUsers(viewer.tenant)).filter(
+      (u) => u.id !== viewer.userId && this.canSee(viewer, u.id),
+    );
+    const claims = await this.deps.store.getClaims(online.map((u) => userKey(viewer.tenant, u.id)));
+    return online.map((u, i) => ({ id: u.id, name: u.name, status: claims[i] ? 'busy' : 'available' }));
+  }
+
+  announceOnline(session: SessionInfo): void {
+    this.audience(session).emit('user:online', { user: { id: session.userId, name: session.name } });
+  }
+
+  announceOffline(session: Pick<SessionInfo, 'tenant' | 'key' | 'userId'>, lastSeen: number): void {
+    this.audience(session).emit('user:offline', { userId: session.userId as UserId, lastSeen });
+  }
+
+  /** Everyone who may see `session`'s user, on every node, but that user's own devices. */
+  private audience(session: Pick<SessionInfo, 'tenant' | 'key'>) {
+    const { io, config } = this.deps;
+    const target = config.contacts === 'all' ? rooms.tenant(session.tenant) : rooms.watchers(session.key);
+    return io.to(target).except(rooms.user(session.key));
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Test harness: a real server on a free port, real socket.io-client
+ * connections over loopback, and an event inbox that waits with a bounded
+ * timeout (never a sleep).
+ */
+import { io as connect, type Socket } from 'socket.io-client';
+import type {
+  AckResponse,
+  AuthSuccess,
+  ClientToServerEvents,
+  ServerEventName,
+  ServerPayload,
+  ServerToClientEvents,
+} from '@switchboard/protocol';
+import { loadConfig, mintToken, startServer, type SwitchboardServer } from '../src/index.js';
+import type { MintOptions } from '../src/auth/tokens.js';
+import type { CallStore } from '../src/store/types.js';
+
+export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop';
+export const WAIT_MS = 5000;
+
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { store?: CallStore } = {},
+): Promise<SwitchboardServer> {
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    JWT_SECRET: TEST_SECRET,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+  return startServer(config, options);
+}
+
+export function tokenFor(userId: string, options: Omit<MintOptions, 'userId'> = {}, secret = TEST_SECRET): Promise<string> {
+  return mintToken(secret, { name: userId[0]!.toUpperCase() + userId.slice(1), ...options, userId });
+}
+
+type Received = { event: string; payload: unknown };
+
+export class TestClient {
+  readonly inbox: Received[] = [];
+  private waiters: { match: (r: Received) => boolean; resolve: (r: Received) => void }[] = [];
+  auth: AuthSuccess | undefined;
+
+  constructor(readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>) {
+    socket.onAny((event: string, payload: unknown) => this.push({ event, payload }));
+  }
+
+  private push(r: Received): void {
+    const i = this.waiters.findIndex((w) => w.match(r));
+    if (i >= 0) {
+      const [w] = this.waiters.splice(i, 1);
+      w!.resolve(r);
+    } else {
+      this.inbox.push(r);
+    }
+  }
+
+  /** The next `event` (matching `filter`), already received or still to come, within `timeoutMs`. */
+  next<E extends ServerEventName>(
+    event: E,
+    filter: (payload: ServerPayload<E>) => boolean = () => true,
+    timeoutMs = WAIT_MS,
+  ): Promise<ServerPayload<E>> {
+    const match = (r: Received) => r.event === event && filter(r.payload as ServerPayload<E>);
+    const i = this.inbox.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!.payload as ServerPayload<E>);
+    return new Promise((resolve, reject) => {
+      const waiter = { match, resolve: (r: Received) => (clearTimeout(timer), resolve(r.payload as ServerPayload<E>)) };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${event}; inbox: ${this.describeInbox()}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Drops everything received so far. */
+  clear(): void {
+    this.inbox.length = 0;
+  }
+
+  /** Events of this name received and not yet consumed. */
+  received<E extends ServerEventName>(event: E): ServerPayload<E>[] {
+    return this.inbox.filter((r) => r.event === event).map((r) => r.payload as ServerPayload<E>);
+  }
+
+  /** Emits with an ack and resolves with the ack's answer. */
+  request<T extends object = object>(event: string, payload?: unknown, timeoutMs = WAIT_MS): Promise<AckResponse<T>> {
+    const args = payload === undefined ? [] : [payload];
+    return (this.socket as unknown as Socket).timeout(timeoutMs).emitWithAck(event, ...args) as Promise<AckResponse<T>>;
+  }
+
+  /**
+   * A barrier: once the server has answered this, it has already sent this socket
+   * everything it sent before handling it (events to one socket stay in order).
+   */
+  async sync(): Promise<void> {
+    await this.request('user:list');
+    const i = this.inbox.findLastIndex((r) => r.event === 'user:list');
+    if (i >= 0) this.inbox.splice(i, 1);
+  }
+
+  close(): void {
+    this.socket.disconnect();
+  }
+
+  private describeInbox(): string {
+    return JSON.stringify(this.inbox.map((r) => r.event));
+  }
+}
+
+export interface ConnectOptions {
+  /** Send the token in the handshake `auth` (default) or by `auth:handshake`. */
+  via?: 'handshake' | 'event' | 'none';
+  token?: string;
+  extraHeaders?: Record<string, string>;
+  query?: Record<string, string>;
+}
+
+/** Opens a socket (websocket transport) and waits until it is connected. */
+export async function openSocket(server: SwitchboardServer, options: ConnectOptions = {}): Promise<TestClient> {
+  const auth = options.via === 'handshake' && options.token ? { token: options.token } : {};
+  const socket = connect(server.url, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    auth,
+    ...(options.extraHeaders ? { extraHeaders: options.extraHeaders } : {}),
+    ...(options.query ? { query: options.query } : {}),
+  }) as Socket<ServerToClientEvents, ClientToServerEvents>;
+  const client = new TestClient(socket);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('connect timed out')), WAIT_MS);
+    socket.once('connect', () => (clearTimeout(timer), resolve()));
+    socket.once('connect_error', (err) => (clearTimeout(timer), reject(err)));
+  });
+  return client;
+}
+
+/** A connected, authenticated client for `userId`. */
+export async function signIn(
+  server: SwitchboardServer,
+  userId: string,
+  options: Omit<MintOptions, 'userId'> & { via?: 'handshake' | 'event' } = {},
+): Promise<TestClient> {
+  const { via = 'handshake', ...mint } = options;
+  const token = await tokenFor(userId, mint);
+  const client = await openSocket(server, { via, token });
+  if (via === 'event') client.socket.emit('auth:handshake', { token });
+  client.auth = await client.next('auth:success');
+  await client.next('user:list');
+  return client;
+}
+
+/** Places a call from `caller` to `callee`'s devices and waits until every device rings. */
+export async function ring(caller: TestClient, calleeDevices: TestClient[], to: string): Promise<string> {
+  const ack = await caller.request<{ callId: string }>('call:request', { to });
+  if (!ack.ok) throw new Error(`call:request failed: ${ack.error.code}`);
+  for (const device of calleeDevices) await device.next('call:incoming', (p) => p.callId === ack.callId);
+  return ack.callId;
+}
+
+/** Rings and answers: returns the callId of an active call. */
+export async function establish(caller: TestClient, callee: TestClient, to: string): Promise<string> {
+  const callId = await ring(caller, [callee], to);
+  const ack = await callee.request('call:accept', { callId });
+  if (!ack.ok) throw new Error(`call:accept failed: ${ack.error.code}`);
+  await caller.next('call:accepted', (p) => p.callId === callId);
+  return callId;
+}
+
+export function expectOk<T extends object>(ack: AckResponse<T>): asserts ack is { ok: true } & T {
+  if (!ack.ok) throw new Error(`expected ok, got ${ack.error.code}: ${ack.error.message}`);
+}
+
+export function errorCode(ack: AckResponse): string | undefined {
+  return ack.ok ? undefined : ack.error.code;
+}
