@@ -43,9 +43,12 @@ export class TestClient {
   readonly inbox: Received[] = [];
   private waiters: { match: (r: Received) => boolean; resolve: (r: Received) => void }[] = [];
   auth: AuthSuccess | undefined;
+  /** Resolves with the disconnect reason, whenever it happens (even before anyone waits). */
+  readonly disconnected: Promise<string>;
 
   constructor(readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>) {
     socket.onAny((event: string, payload: unknown) => this.push({ event, payload }));
+    this.disconnected = new Promise((resolve) => socket.once('disconnect', (reason) => resolve(reason)));
   }
 
   private push(r: Received): void {
