@@ -112,10 +112,10 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const turnUrls = list(env, 'TURN_URLS');
   const turnSecret = str(env, 'TURN_SECRET');
-  if (turnUrls.length > 0 && !turnSecret) throw new ConfigError('TURN_SECRET', 'TURN_URLS is set but TURN_SECRET is not');
   for (const url of turnUrls) {
     if (!/^turns?:/.test(url)) throw new ConfigError('TURN_URLS', `expected turn: or turns: URLs, got "${url}"`);
   }
+  if (turnUrls.length > 0 && !turnSecret) throw new ConfigError('TURN_SECRET', 'TURN_URLS is set but TURN_SECRET is not');
   for (const url of list(env, 'STUN_URLS')) {
     if (!/^stuns?:/.test(url)) throw new ConfigError('STUN_URLS', `expected stun: or stuns: URLs, got "${url}"`);
   }

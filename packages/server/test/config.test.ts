@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/index.js';
+
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+
+function runMain(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return { child, stderr: () => stderr };
+}
+
+describe('configuration', () => {
+  test('defaults work on one machine with no other service', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.devMode, true);
+    assert.ok(config.jwtSecret && config.jwtSecret.length >= 32, 'dev mode makes a random secret');
+    assert.equal(config.redisUrl, null);
+    assert.deepEqual(
+      [config.ringTimeoutMs, config.reconnectGraceMs, config.authTimeoutMs, config.maxReconnectAttempts, config.nodeTimeoutMs],
+      [30_000, 30_000, 10_000, 5, 10_000],
+    );
+    assert.equal(config.contacts, 'all');
+    assert.equal(config.rateLimits, true);
+    assert.notEqual(loadConfig({}).nodeId, config.nodeId, 'each process has its own node id');
+  });
+
+  for (const [name, value] of [
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['RING_TIMEOUT_MS', '-5'],
+    ['CONTACTS', 'friends'],
+    ['LOG_LEVEL', 'loud'],
+    ['REDIS_URL', 'localhost:6379'],
+    ['TURN_URLS', 'http://x.org'],
+    ['TURN_SECRET', ''],
+    ['STUN_URLS', 'http://x.org'],
+    ['RATE_LIMITS', 'maybe'],
+  ] as const) {
+    test(`a bad ${name} is one clear error naming the variable`, () => {
+      const env = name === 'TURN_SECRET' ? { TURN_URLS: 'turn:x.org' } : { [name]: value };
+      assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === name);
+    });
+  }
+
+  test('production mode refuses to start without a key, with one clear line', async () => {
+    const { child, stderr } = runMain({ NODE_ENV: 'production' });
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 78);
+    assert.equal(stderr().trim().split('\n').length, 1);
+    assert.match(stderr(), /JWT_SECRET/);
+  });
+
+  test('a bad value stops the process with one line naming it', async () => {
+    const { child, stderr } = runMain({ JWT_SECRET: 'x'.repeat(40), RECONNECT_GRACE_MS: 'soon' });
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 78);
+    assert.match(stderr(), /^switchboard: configuration error: RECONNECT_GRACE_MS: /);
+  });
+
+  test('in production it logs only JSON lines to stdout, serves, and exits cleanly on SIGTERM', async () => {
+    const { child } = runMain({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), LOG_LEVEL: 'info' });
+    const lines = createInterface({ input: child.stdout });
+    const seen: unknown[] = [];
+    let port = 0;
+    for await (const line of lines) {
+      const entry = JSON.parse(line) as { msg: string; port?: number };
+      seen.push(entry);
+      if (entry.msg === 'switchboard listening') {
+        port = entry.port!;
+        break;
+      }
+    }
+    assert.ok(port > 0);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/dev/token`, { method: 'POST' })).status, 404);
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const [code] = (await exited) as [number];
+    assert.equal(code, 0);
+  });
+});
