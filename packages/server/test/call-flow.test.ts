@@ -37,16 +37,16 @@ describe('a call from request to hangup', () => {
     assert.deepEqual(accepted, { callId: ack.callId, by: { id: 'bob', name: 'Bob' } });
 
     const callId = ack.callId;
-    alice.socket.emit('webrtc:offer', { callId, sdp: 'v=0 offer' } as never);
+    alice.raw('webrtc:offer', { callId, sdp: 'v=0 offer' });
     const offer = await bob.next('webrtc:offer');
     assert.deepEqual(offer, { callId, from: 'alice', sdp: 'v=0 offer' });
-    bob.socket.emit('webrtc:answer', { callId, sdp: 'v=0 answer' } as never);
+    bob.raw('webrtc:answer', { callId, sdp: 'v=0 answer' });
     assert.deepEqual(await alice.next('webrtc:answer'), { callId, from: 'bob', sdp: 'v=0 answer' });
 
     for (let i = 0; i < 30; i++) {
-      alice.socket.emit('webrtc:ice-candidate', { callId, candidate: { candidate: `candidate:${i}`, sdpMid: '0', sdpMLineIndex: 0 } } as never);
+      alice.raw('webrtc:ice-candidate', { callId, candidate: { candidate: `candidate:${i}`, sdpMid: '0', sdpMLineIndex: 0 } });
     }
-    alice.socket.emit('webrtc:ice-candidate', { callId, candidate: null } as never);
+    alice.raw('webrtc:ice-candidate', { callId, candidate: null });
     for (let i = 0; i < 30; i++) {
       const c = await bob.next('webrtc:ice-candidate');
       assert.equal(c.candidate?.candidate, `candidate:${i}`, 'candidates arrive in the order sent');

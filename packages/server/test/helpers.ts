@@ -90,6 +90,11 @@ export class TestClient {
     return this.inbox.filter((r) => r.event === event).map((r) => r.payload as ServerPayload<E>);
   }
 
+  /** Emits anything, bypassing the typed event map (for malformed or forged input). */
+  raw(event: string, ...args: unknown[]): void {
+    (this.socket as unknown as Socket).emit(event, ...args);
+  }
+
   /** Emits with an ack and resolves with the ack's answer. */
   request<T extends object = object>(event: string, payload?: unknown, timeoutMs = WAIT_MS): Promise<AckResponse<T>> {
     const args = payload === undefined ? [] : [payload];

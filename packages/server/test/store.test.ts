@@ -1,0 +1,356 @@
+/**
+ * Runs the `CallStore` contract against the memory store, and against the
+ * Redis store on a real Redis: REDIS_URL when set, else 127.0.0.1:6379 when it
+ * answers, else a private `redis-server` started for this file. Every Redis
+ * test works under a fresh random key prefix, deleted at the end. Then the
+ * Redis store's own promises: key lifetimes and behaviour during an outage
+ * (always on a private server, which these tests stop and start).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import type { CallId, SessionId, UserId } from '@switchboard/protocol';
+import { NO_FLAGS, userKey } from '../src/calls/types.js';
+import type { CallRecord } from '../src/calls/types.js';
+import { describeCallStore, waitFor } from '../src/store/contract.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import type { SessionRecord } from '../src/store/types.js';
+
+const START_TIMEOUT_MS = 10_000;
+
+describeCallStore('MemoryStore', async () => {
+  const store = new MemoryStore();
+  return { store, cleanup: () => store.close() };
+});
+
+/** A `redis-server` of this test's own, on a free port, persisting nothing. */
+class PrivateRedis {
+  private child: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<PrivateRedis> {
+    const server = new PrivateRedis(await freePort());
+    await server.restart();
+    return server;
+  }
+
+  /** Starts the server (again, on the same port); resolves once it accepts connections. */
+  restart(): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()];
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let output = '';
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`redis-server did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        reject(err);
+      };
+      child.on('error', (err: NodeJS.ErrnoException) =>
+        fail(
+          err.code === 'ENOENT'
+            ? new Error('redis-server is not installed: the RedisStore tests need it (set REDIS_URL, run one on 6379, or install redis-server)')
+            : err,
+        ),
+      );
+      const onEarlyExit = (code: number | null) => fail(new Error(`redis-server exited with ${code} before it was ready:\n${output}`));
+      child.on('exit', onEarlyExit);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Ready to accept connections')) {
+          clearTimeout(timer);
+          child.off('exit', onEarlyExit);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+    });
+  }
+
+  /** Stops the server (SIGKILL: as a crash would) and waits for it to be gone. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    await Promise.race([
+      exited,
+      new Promise<void>((_, reject) => setTimeout(() => reject(new Error('redis-server did not stop')), START_TIMEOUT_MS).unref()),
+    ]);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function answers(url: string): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 500, maxRetriesPerRequest: 0 });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+async function resolveRedis(): Promise<{ url: string; owned: PrivateRedis | undefined }> {
+  const fromEnv = process.env.REDIS_URL;
+  if (fromEnv) {
+    if (!(await answers(fromEnv))) throw new Error(`REDIS_URL=${fromEnv} does not answer`);
+    return { url: fromEnv, owned: undefined };
+  }
+  const local = 'redis://127.0.0.1:6379';
+  if (await answers(local)) return { url: local, owned: undefined };
+  const owned = await PrivateRedis.start();
+  return { url: owned.url, owned };
+}
+
+async function deleteKeys(client: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+async function keysUnder(client: Redis, prefix: string): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) found.set(key.slice(prefix.length), await client.pttl(key));
+  } while (cursor !== '0');
+  return found;
+}
+
+const TENANT = 'acme';
+const alice = userKey(TENANT, 'alice');
+const bob = userKey(TENANT, 'bob');
+
+function call(state: CallRecord['state']): CallRecord {
+  const party = (id: string) => ({ userId: id as UserId, name: id, sessionId: `${id}-s` as SessionId, flags: { ...NO_FLAGS }, reconnecting: false });
+  return {
+    id: 'c1' as CallId,
+    tenant: TENANT,
+    state,
+    caller: party('alice'),
+    callee: party('bob'),
+    ringing: [],
+    media: { audio: true, video: false },
+    createdAt: 1,
+    answeredAt: null,
+    endedAt: state === 'ended' ? 2 : null,
+    ringDeadline: 3,
+    outcome: state === 'ended' ? 'cancelled' : null,
+    endReason: null,
+    endedBy: null,
+  };
+}
+
+function session(id: string, userId: string, patch: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: id as SessionId,
+    tenant: TENANT,
+    userId: userId as UserId,
+    name: userId,
+    contacts: null,
+    nodeId: 'n1',
+    connected: true,
+    graceUntil: null,
+    resumes: 0,
+    resumeWindowStart: 0,
+    createdAt: 0,
+    ...patch,
+  };
+}
+
+describe('RedisStore on a real Redis', () => {
+  const runPrefix = `sbtest:${randomBytes(8).toString('hex')}:`;
+  let url = '';
+  let owned: PrivateRedis | undefined;
+  let admin: Redis;
+  let stores = 0;
+  const freshPrefix = () => `${runPrefix}${++stores}:`;
+
+  before(async () => {
+    ({ url, owned } = await resolveRedis());
+    admin = new Redis(url, { maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    if (admin) {
+      await deleteKeys(admin, `${runPrefix}*`);
+      assert.equal((await keysUnder(admin, runPrefix)).size, 0);
+      await admin.quit();
+    }
+    await owned?.stop();
+  });
+
+  describeCallStore('RedisStore', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisStore({ url, prefix });
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        await deleteKeys(admin, `${prefix}*`);
+      },
+    };
+  });
+
+  describe('key lifetimes', () => {
+    test('while a call rings nothing expires; once it is over only TTL-bound keys and the two singletons remain', async () => {
+      const prefix = freshPrefix();
+      const store = new RedisStore({ url, prefix });
+      try {
+        await store.addSession(session('s1', 'alice'));
+        await store.addSession(session('s2', 'bob'));
+        const claims = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
+        assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims, ttlMs: null }), true);
+        await store.schedule('ring', 'c1', Date.now() + 30_000);
+
+        const ringing = await keysUnder(admin, prefix);
+        assert.deepEqual([...ringing.keys()].sort(), [
+          'call:c1',
+          `claim:${alice}`,
+          `claim:${bob}`,
+          `online:${TENANT}`,
+          'session:s1',
+          'session:s2',
+          'timers',
+          `user-sessions:${alice}`,
+          `user-sessions:${bob}`,
+        ].sort());
+        assert.ok([...ringing.values()].every((ttl) => ttl === -1), 'a ringing call and its parts have no TTL: their owners end them');
+
+        const releases = [alice, bob].map((key) => ({ op: 'release' as const, key, callId: 'c1' as CallId }));
+        assert.equal(await store.commitCall({ call: call('ended'), expectVersion: 1, claims: releases, ttlMs: 300_000 }), true);
+        assert.equal(await store.claimTimer('ring', 'c1', Date.now() + 30_000), true);
+        await store.appendHistory(alice, { callId: 'c1' as CallId, direction: 'outgoing', peer: { id: 'bob' as UserId, name: 'bob' }, outcome: 'cancelled', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 });
+        await store.appendHistory(bob, { callId: 'c1' as CallId, direction: 'incoming', peer: { id: 'alice' as UserId, name: 'alice' }, outcome: 'missed', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 });
+        assert.equal((await store.removeSession('s1' as SessionId))?.last, true);
+        assert.equal((await store.removeSession('s2' as SessionId))?.last, true);
+
+        const over = await keysUnder(admin, prefix);
+        assert.deepEqual([...over.keys()].sort(), ['call:c1', `history:${alice}`, `history:${bob}`, 'history-seq'].sort());
+        const tombstone = over.get('call:c1')!;
+        assert.ok(tombstone > 290_000 && tombstone <= 300_000, `tombstone TTL ${tombstone}`);
+        assert.ok(over.get(`history:${alice}`)! > 0 && over.get(`history:${bob}`)! > 0, 'history expires after its retention');
+        assert.equal(over.get('history-seq'), -1, 'the cursor sequence is the one key kept for good');
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('a disconnected session carries a safety TTL past its grace, dropped when it reconnects', async () => {
+      const prefix = freshPrefix();
+      const store = new RedisStore({ url, prefix, sessionSafetyMs: 60_000 });
+      try {
+        await store.addSession(session('s1', 'alice'));
+        assert.equal(await admin.pttl(`${prefix}session:s1`), -1);
+        const graceUntil = Date.now() + 30_000;
+        await store.updateSession(session('s1', 'alice', { connected: false, graceUntil }));
+        const ttl = await admin.pttl(`${prefix}session:s1`);
+        assert.ok(ttl > 80_000 && ttl <= 90_000, `session TTL ${ttl}`);
+        await store.updateSession(session('s1', 'alice', { connected: true, graceUntil: null }));
+        assert.equal(await admin.pttl(`${prefix}session:s1`), -1);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('a session whose key expired is pruned from its user and from presence', async () => {
+      const prefix = freshPrefix();
+      const store = new RedisStore({ url, prefix, sessionSafetyMs: 0 });
+      try {
+        const lapse = (id: string, userId: string) =>
+          store.updateSession(session(id, userId, { connected: false, graceUntil: Date.now() + 100 }));
+        await store.addSession(session('a1', 'alice'));
+        await store.addSession(session('a2', 'alice'));
+        await store.addSession(session('b1', 'bob'));
+        await store.addSession(session('c1', 'carol'));
+        await Promise.all([lapse('a1', 'alice'), lapse('b1', 'bob'), lapse('c1', 'carol')]);
+        await waitFor('the lapsed session keys to expire', async () => (await admin.exists(`${prefix}session:a1`, `${prefix}session:b1`, `${prefix}session:c1`)) === 0);
+
+        assert.deepEqual((await store.sessionsOf(alice)).map((s) => s.id), ['a2']);
+        assert.deepEqual(await store.sessionsOf(bob), []);
+        assert.deepEqual((await store.onlineUsers(TENANT)).map((u) => u.id).sort(), ['alice', 'carol']);
+        assert.deepEqual(await store.addSession(session('c2', 'carol')), { first: true }, 'the expired session does not count');
+        assert.deepEqual(await store.removeSession('a2' as SessionId), { session: session('a2', 'alice'), last: true });
+        assert.deepEqual(await admin.exists(`${prefix}user-sessions:${alice}`, `${prefix}user-sessions:${bob}`), 0);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});
+
+describe('RedisStore while Redis is away', () => {
+  let server: PrivateRedis;
+  before(async () => {
+    server = await PrivateRedis.start();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test('a store whose Redis never answers rejects within its command timeout', async () => {
+    const store = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, commandTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.ping());
+      await assert.rejects(store.getCall('c1' as CallId));
+      assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('commands fail fast while Redis is down, and the store recovers by itself when it returns', async () => {
+    const store = new RedisStore({ url: server.url, prefix: 'outage:', commandTimeoutMs: 500 });
+    try {
+      assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims: [], ttlMs: null }), true);
+      await store.ping();
+
+      await server.stop('SIGKILL');
+      for (const attempt of [() => store.ping(), () => store.getCall('c1' as CallId), () => store.commitCall({ call: call('active'), expectVersion: 1, claims: [], ttlMs: null })]) {
+        const started = Date.now();
+        await assert.rejects(attempt());
+        assert.ok(Date.now() - started < 1500, `a command took ${Date.now() - started} ms to fail`);
+      }
+
+      await server.restart();
+      await waitFor('the store to reconnect', () => store.ping().then(() => true, () => false), 15_000);
+      // The restarted server persisted nothing: the call is gone and may be made again.
+      assert.equal(await store.getCall('c1' as CallId), undefined);
+      assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims: [], ttlMs: null }), true);
+    } finally {
+      await store.close();
+    }
+  });
+});
