@@ -13,10 +13,6 @@ try {
   }
   throw err;
 }
-if (config.redisUrl) {
-  process.stderr.write('switchboard: configuration error: REDIS_URL: Redis mode is not available in this build yet\n');
-  process.exit(78);
-}
 
 const logger = createLogger(config);
 if (config.devMode) {
@@ -24,6 +20,9 @@ if (config.devMode) {
     '*** DEV MODE: no JWT_SECRET or JWT_PUBLIC_KEY set. Using a random secret and serving POST /dev/token, which hands a token to anyone. Never run this in production. ***',
   );
 }
+// A dependency that rejects a promise nobody awaits (e.g. a publish during a Redis outage)
+// must not take the node down: log it and keep serving.
+process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 const server = await startServer(config, { logger });
 
 let stopping = false;

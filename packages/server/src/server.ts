@@ -11,6 +11,8 @@ import { registerRoutes } from './http/routes.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { MemoryStore } from './store/memory-store.js';
+import { RedisStore } from './store/redis-store.js';
+import { createClusterAdapter, type ClusterAdapter } from './transport/cluster.js';
 import type { CallStore } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
 import type { Conn, Deps, SbServer } from './transport/context.js';
@@ -38,6 +40,19 @@ export interface SwitchboardServer {
   close(): Promise<void>;
 }
 
+/** Redis mode: how often each node looks for timers due (its own or a dead node's). */
+const TIMER_SWEEP_MS = 250;
+
+function createStore(config: Config, logger: Logger): CallStore {
+  if (!config.redisUrl) return new MemoryStore({ historyLimit: config.historyLimit });
+  return new RedisStore({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    historyLimit: config.historyLimit,
+    onError: (err) => logger.warn({ err: err.message }, 'redis store connection error'),
+  });
+}
+
 /** Headroom over the largest legal message for Socket.IO framing. */
 const FRAME_OVERHEAD_BYTES = 1024;
 
@@ -48,7 +63,10 @@ function originAllowed(allowed: string[], origin: string | undefined): boolean {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<SwitchboardServer> {
   const logger = options.logger ?? createLogger(config);
-  const store = options.store ?? new MemoryStore({ historyLimit: config.historyLimit });
+  const store = options.store ?? createStore(config, logger);
+  const cluster: ClusterAdapter | null = config.redisUrl
+    ? await createClusterAdapter(config.redisUrl, config.redisPrefix, logger)
+    : null;
   const metrics = new Metrics();
   const verifier = new TokenVerifier(config);
 
@@ -61,6 +79,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       callback(ok ? null : 'origin not allowed', ok);
     },
     serveClient: false,
+    ...(cluster ? { adapter: cluster.adapter } : {}),
   });
 
   const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now };
@@ -72,6 +91,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     else await sessions?.expire(id as SessionId);
   });
   calls.timers = timers;
+  // In Redis mode every node sweeps for due timers, so a ring timeout fires even when its node is gone.
+  const sweeper = cluster
+    ? setInterval(() => void timers.sweep().catch((err: unknown) => logger.warn({ err }, 'timer sweep failed')), TIMER_SWEEP_MS)
+    : null;
+  sweeper?.unref();
   sessions = new Sessions(deps, calls, presence, timers);
   const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps));
 
@@ -100,9 +124,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     logger,
     close() {
       closing ??= (async () => {
+        if (sweeper) clearInterval(sweeper);
         timers.close();
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await app.close();
+        await cluster?.close();
         await store.close();
       })();
       return closing;

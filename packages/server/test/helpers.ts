@@ -129,7 +129,7 @@ export interface ConnectOptions {
 }
 
 /** Opens a socket (websocket transport) and waits until it is connected. */
-export async function openSocket(server: SwitchboardServer, options: ConnectOptions = {}): Promise<TestClient> {
+export async function openSocket(server: { url: string }, options: ConnectOptions = {}): Promise<TestClient> {
   const auth = options.via === 'handshake' && options.token ? { token: options.token } : {};
   const socket = connect(server.url, {
     transports: ['websocket'],
@@ -150,7 +150,7 @@ export async function openSocket(server: SwitchboardServer, options: ConnectOpti
 
 /** A connected, authenticated client for `userId`. */
 export async function signIn(
-  server: SwitchboardServer,
+  server: { url: string },
   userId: string,
   options: Omit<MintOptions, 'userId'> & { via?: 'handshake' | 'event' } = {},
 ): Promise<TestClient> {

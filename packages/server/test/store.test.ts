@@ -223,6 +223,15 @@ describe('RedisStore on a real Redis', () => {
     };
   });
 
+  test('a store on a client it was given leaves that client open on close', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisStore({ client: admin, prefix });
+    await store.schedule('ring', 'c1', 5);
+    assert.equal(await admin.zscore(`${prefix}timers`, 'ring:c1'), '5');
+    await store.close();
+    assert.equal(await admin.ping(), 'PONG');
+  });
+
   describe('key lifetimes', () => {
     test('while a call rings nothing expires; once it is over only TTL-bound keys and the two singletons remain', async () => {
       const prefix = freshPrefix();

@@ -38,6 +38,8 @@ export interface Conn {
   authTimer: NodeJS.Timeout | null;
   /** An auth or resume is in flight: a second one is refused. */
   authenticating: boolean;
+  /** The active call this socket relays for and the peer session it relays to (a one-entry cache; see relay.ts). */
+  bound: { callId: string; peer: SessionId } | null;
   /** Set when the server closes the socket on purpose, so its disconnect is not a transport loss. */
   closing: 'takeover' | 'closed' | null;
 }

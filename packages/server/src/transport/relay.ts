@@ -1,10 +1,15 @@
 /**
  * The WebRTC relay: `webrtc:*` only between the two bound sessions of an
- * active call. A bound socket sits in the call's room, so the hot path is one
- * set lookup and one emit, synchronous, which keeps each sender's messages in
- * order. `from` is always the sender's user id.
+ * active call, `from` always the sender's user id.
+ *
+ * A bound socket sits in its call's room (joined when the call is answered or
+ * resumed, left when it ends), and remembers the peer's session after the
+ * first relay checked it against the store. The hot path is then two lookups
+ * and one synchronous emit to the peer's session room — which keeps a sender's
+ * messages in order and, in Redis mode, goes to the one node that holds the
+ * peer over a channel it has subscribed since sign-in.
  */
-import type { CallId, IceCandidateInit, RelayEvent } from '@switchboard/protocol';
+import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
 import { roleOf } from '../calls/machine.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
 import { rooms } from './context.js';
@@ -15,36 +20,40 @@ export type RelayPayload = { callId: string; sdp: string } | { callId: string; c
 export class Relay {
   constructor(private readonly deps: Deps) {}
 
-  /** Relays at once when the socket is bound; otherwise explains why not (or binds a socket that should be). */
   send(conn: Conn, event: RelayEvent, payload: RelayPayload): void | Promise<void> {
-    const session = conn.session as SessionInfo;
-    const room = rooms.call(payload.callId);
-    if (conn.socket.rooms.has(room)) {
-      this.forward(conn, event, room, session, payload);
+    const bound = conn.bound;
+    if (bound !== null && bound.callId === payload.callId && conn.socket.rooms.has(rooms.call(payload.callId))) {
+      this.forward(conn, event, bound.peer, payload);
       return;
     }
-    return this.slowPath(conn, event, room, session, payload);
+    return this.slowPath(conn, event, payload);
   }
 
-  private forward(conn: Conn, event: RelayEvent, room: string, session: SessionInfo, payload: RelayPayload): void {
+  private forward(conn: Conn, event: RelayEvent, peer: SessionId, payload: RelayPayload): void {
+    const from = (conn.session as SessionInfo).userId;
     const out =
       'sdp' in payload
-        ? { callId: payload.callId as CallId, from: session.userId, sdp: payload.sdp }
-        : { callId: payload.callId as CallId, from: session.userId, candidate: payload.candidate };
-    (conn.socket.to(room).emit as (event: RelayEvent, payload: unknown) => boolean)(event, out);
+        ? { callId: payload.callId as CallId, from, sdp: payload.sdp }
+        : { callId: payload.callId as CallId, from, candidate: payload.candidate };
+    (conn.socket.to(rooms.session(peer)).emit as (event: RelayEvent, payload: unknown) => boolean)(event, out);
   }
 
-  private async slowPath(conn: Conn, event: RelayEvent, room: string, session: SessionInfo, payload: RelayPayload): Promise<void> {
+  /** Checks the call in the store, then binds this socket to it (the room join may still be on its way from another node). */
+  private async slowPath(conn: Conn, event: RelayEvent, payload: RelayPayload): Promise<void> {
+    const session = conn.session as SessionInfo;
+    conn.bound = null;
     const found = await this.deps.store.getCall(payload.callId as CallId);
     if (!found) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
     const call = found.value;
     const isParty = session.userId === call.caller.userId || session.userId === call.callee.userId;
-    if (!isParty || (call.state === 'active' && !roleOf(call, session.id))) {
+    const role = call.state === 'active' ? roleOf(call, session.id) : undefined;
+    if (!isParty || (call.state === 'active' && !role)) {
       throw new SwitchboardError('forbidden', 'this session is not bound to the call', call.id);
     }
-    if (call.state !== 'active') throw new SwitchboardError('invalid_state', `the call is ${call.state}`, call.id);
-    // Bound in the store but not yet in the room here (the join is still on its way from another node).
-    conn.socket.join(room);
-    this.forward(conn, event, room, session, payload);
+    if (call.state !== 'active' || !role) throw new SwitchboardError('invalid_state', `the call is ${call.state}`, call.id);
+    const peer = (role === 'caller' ? call.callee.sessionId : call.caller.sessionId) as SessionId;
+    void conn.socket.join(rooms.call(call.id));
+    conn.bound = { callId: call.id, peer };
+    this.forward(conn, event, peer, payload);
   }
 }

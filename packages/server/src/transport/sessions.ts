@@ -44,6 +44,7 @@ export class Sessions {
       limiter: this.deps.config.rateLimits ? new RateLimiter() : null,
       authTimer: null,
       authenticating: false,
+      bound: null,
       closing: null,
     };
     if (socket.handshake.query.token !== undefined) {

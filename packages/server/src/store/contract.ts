@@ -1,0 +1,491 @@
+/**
+ * The `CallStore` contract: one suite that every backend must pass, run by
+ * `test/store.test.ts` against the memory store and a real Redis. `makeStore`
+ * builds a fresh, empty store with default options for every test (the
+ * history bound assumes the default `historyLimit` of 200).
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import type { CallId, SessionId, UserId } from '@switchboard/protocol';
+import type { CallRecord, UserKey } from '../calls/types.js';
+import { NO_FLAGS, userKey } from '../calls/types.js';
+import type { CallStore, ClaimWrite, HistoryEntry, SessionRecord, TimerKind } from './types.js';
+
+export type StoreFactory = () => Promise<{ store: CallStore; cleanup(): Promise<void> }>;
+
+const TENANT = 'acme';
+const POLL_MS = 10;
+const WAIT_MS = 5000;
+const RACERS = 50;
+
+const cid = (s: string) => s as CallId;
+const sid = (s: string) => s as SessionId;
+const uid = (s: string) => s as UserId;
+const user = (id: string, tenant = TENANT): UserKey => userKey(tenant, id);
+
+function callRecord(id: string, caller = 'alice', callee = 'bob', patch: Partial<CallRecord> = {}): CallRecord {
+  return {
+    id: cid(id),
+    tenant: TENANT,
+    state: 'ringing',
+    caller: { userId: uid(caller), name: caller.toUpperCase(), sessionId: sid(`${caller}-s1`), flags: { ...NO_FLAGS }, reconnecting: false },
+    callee: { userId: uid(callee), name: callee.toUpperCase(), sessionId: null, flags: { ...NO_FLAGS }, reconnecting: false },
+    ringing: [],
+    media: { audio: true, video: false },
+    createdAt: 1_700_000_000_000,
+    answeredAt: null,
+    endedAt: null,
+    ringDeadline: 1_700_000_030_000,
+    outcome: null,
+    endReason: null,
+    endedBy: null,
+    ...patch,
+  };
+}
+
+const take = (key: UserKey, callId: string, expect: string | null = null): ClaimWrite => ({
+  op: 'take',
+  key,
+  expect: expect === null ? null : cid(expect),
+  callId: cid(callId),
+});
+const release = (key: UserKey, callId: string): ClaimWrite => ({ op: 'release', key, callId: cid(callId) });
+
+function sessionRecord(id: string, userId: string, patch: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: sid(id),
+    tenant: TENANT,
+    userId: uid(userId),
+    name: userId.toUpperCase(),
+    contacts: null,
+    nodeId: 'node-a',
+    connected: true,
+    graceUntil: null,
+    resumes: 0,
+    resumeWindowStart: 1_700_000_000_000,
+    createdAt: 1_700_000_000_000,
+    ...patch,
+  };
+}
+
+function historyEntry(callId: string, patch: Partial<HistoryEntry> = {}): HistoryEntry {
+  return {
+    callId: cid(callId),
+    direction: 'outgoing',
+    peer: { id: uid('bob'), name: 'Bob' },
+    outcome: 'completed',
+    reason: 'hangup',
+    createdAt: 1_700_000_000_000,
+    answeredAt: null,
+    endedAt: 1_700_000_060_000,
+    durationMs: 0,
+    ...patch,
+  };
+}
+
+/** Polls `check` until it holds, failing after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+const count = (results: boolean[]) => results.filter(Boolean).length;
+const ids = (sessions: SessionRecord[]) => sessions.map((s) => s.id).sort();
+const byId = <T extends { id: string }>(items: T[]) => [...items].sort((a, b) => a.id.localeCompare(b.id));
+
+export function describeCallStore(name: string, makeStore: StoreFactory): void {
+  describe(`CallStore contract: ${name}`, () => {
+    let store: CallStore;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      ({ store, cleanup } = await makeStore());
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    describe('calls and versions', () => {
+      test('commitCall creates a call only at expectVersion 0, and getCall returns it intact at version 1', async () => {
+        const call = callRecord('c1');
+        assert.equal(await store.getCall(cid('c1')), undefined);
+        assert.equal(await store.commitCall({ call, expectVersion: 1, claims: [], ttlMs: null }), false, 'no version 1 to build on');
+        assert.equal(await store.getCall(cid('c1')), undefined);
+
+        assert.equal(await store.commitCall({ call, expectVersion: 0, claims: [], ttlMs: null }), true);
+        assert.deepEqual(await store.getCall(cid('c1')), { value: call, version: 1 });
+
+        const again = callRecord('c1', 'alice', 'bob', { state: 'active' });
+        assert.equal(await store.commitCall({ call: again, expectVersion: 0, claims: [], ttlMs: null }), false, 'exists already');
+        assert.deepEqual(await store.getCall(cid('c1')), { value: call, version: 1 });
+      });
+
+      test('each commit bumps the version by one; a stale or future version is refused and changes nothing', async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        const active = callRecord('c1', 'alice', 'bob', { state: 'active', answeredAt: 1_700_000_005_000, ringing: [sid('bob-s1')] });
+        assert.equal(await store.commitCall({ call: active, expectVersion: 1, claims: [], ttlMs: null }), true);
+        const muted = { ...active, caller: { ...active.caller, flags: { ...NO_FLAGS, muted: true } } };
+        assert.equal(await store.commitCall({ call: muted, expectVersion: 2, claims: [], ttlMs: null }), true);
+        assert.deepEqual(await store.getCall(cid('c1')), { value: muted, version: 3 });
+
+        const stale = { ...active, endReason: 'stale' };
+        assert.equal(await store.commitCall({ call: stale, expectVersion: 2, claims: [], ttlMs: null }), false);
+        assert.equal(await store.commitCall({ call: stale, expectVersion: 4, claims: [], ttlMs: null }), false);
+        assert.deepEqual(await store.getCall(cid('c1')), { value: muted, version: 3 });
+      });
+
+      test(`${RACERS} concurrent commits on the same version: exactly one wins and its write is the one stored`, async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        const writes = Array.from({ length: RACERS }, (_, i) => callRecord('c1', 'alice', 'bob', { endReason: `writer-${i}` }));
+        const results = await Promise.all(writes.map((call) => store.commitCall({ call, expectVersion: 1, claims: [], ttlMs: null })));
+        assert.equal(count(results), 1);
+        const stored = await store.getCall(cid('c1'));
+        assert.equal(stored?.version, 2);
+        assert.deepEqual(stored?.value, writes[results.indexOf(true)]);
+      });
+
+      test(`${RACERS} concurrent creates of one callId: exactly one wins`, async () => {
+        const writes = Array.from({ length: RACERS }, (_, i) => callRecord('c1', `caller-${i}`, 'bob'));
+        const results = await Promise.all(writes.map((call) => store.commitCall({ call, expectVersion: 0, claims: [], ttlMs: null })));
+        assert.equal(count(results), 1);
+        assert.deepEqual(await store.getCall(cid('c1')), { value: writes[results.indexOf(true)], version: 1 });
+      });
+    });
+
+    describe('claims', () => {
+      test('take writes a claim only over what was read, and getClaims answers in the order asked', async () => {
+        assert.deepEqual(await store.getClaims([]), []);
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [null, null]);
+
+        const created = await store.commitCall({
+          call: callRecord('c1'),
+          expectVersion: 0,
+          claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')],
+          ttlMs: null,
+        });
+        assert.equal(created, true);
+        assert.deepEqual(await store.getClaims([user('bob'), user('carol'), user('alice')]), [cid('c1'), null, cid('c1')]);
+
+        const busy = await store.commitCall({ call: callRecord('c2', 'carol', 'bob'), expectVersion: 0, claims: [take(user('bob'), 'c2')], ttlMs: null });
+        assert.equal(busy, false, 'bob is claimed by c1, not free');
+        assert.equal(await store.getCall(cid('c2')), undefined);
+
+        const over = await store.commitCall({
+          call: callRecord('c2', 'carol', 'bob'),
+          expectVersion: 0,
+          claims: [take(user('bob'), 'c2', 'c1')],
+          ttlMs: null,
+        });
+        assert.equal(over, true, 'a take that read c1 replaces c1');
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [cid('c1'), cid('c2')]);
+      });
+
+      test('claims of the same user id in two tenants are distinct', async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice', 'one'), 'c1')], ttlMs: null });
+        assert.deepEqual(await store.getClaims([user('alice', 'one'), user('alice', 'two'), user('alice')]), [cid('c1'), null, null]);
+      });
+
+      test('release drops a claim only while it still names the call', async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')], ttlMs: null });
+        await store.commitCall({ call: callRecord('c2', 'carol', 'dave'), expectVersion: 0, claims: [take(user('carol'), 'c2')], ttlMs: null });
+
+        const foreign = await store.commitCall({
+          call: callRecord('c2', 'carol', 'dave', { state: 'ended' }),
+          expectVersion: 1,
+          claims: [release(user('carol'), 'c2'), release(user('alice'), 'c2'), release(user('dave'), 'c2')],
+          ttlMs: null,
+        });
+        assert.equal(foreign, true, 'releasing a claim held by another call, or by none, is no conflict');
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob'), user('carol'), user('dave')]), [cid('c1'), cid('c1'), null, null]);
+
+        await store.commitCall({
+          call: callRecord('c1', 'alice', 'bob', { state: 'ended' }),
+          expectVersion: 1,
+          claims: [release(user('alice'), 'c1'), release(user('bob'), 'c1')],
+          ttlMs: null,
+        });
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [null, null]);
+      });
+
+      test('a failed commit changes nothing at all: neither the call nor any claim', async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')], ttlMs: null });
+        const before = await store.getCall(cid('c1'));
+
+        // One take conflicts (bob holds c1): the other take and the release must not happen either.
+        const conflicted = await store.commitCall({
+          call: callRecord('c2', 'carol', 'bob'),
+          expectVersion: 0,
+          claims: [take(user('carol'), 'c2'), release(user('alice'), 'c1'), take(user('bob'), 'c2')],
+          ttlMs: 60_000,
+        });
+        assert.equal(conflicted, false);
+        assert.equal(await store.getCall(cid('c2')), undefined);
+        assert.deepEqual(await store.getClaims([user('carol'), user('alice'), user('bob')]), [null, cid('c1'), cid('c1')]);
+
+        // The claims would be fine but the version is stale: no claim moves, the call stays as it was.
+        const stale = await store.commitCall({
+          call: callRecord('c1', 'alice', 'bob', { state: 'ended' }),
+          expectVersion: 0,
+          claims: [release(user('alice'), 'c1'), take(user('carol'), 'c1')],
+          ttlMs: 60_000,
+        });
+        assert.equal(stale, false);
+        assert.deepEqual(await store.getCall(cid('c1')), before);
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob'), user('carol')]), [cid('c1'), cid('c1'), null]);
+      });
+
+      test(`${RACERS} concurrent creates of different calls taking the same callee: exactly one rings`, async () => {
+        const results = await Promise.all(
+          Array.from({ length: RACERS }, (_, i) =>
+            store.commitCall({
+              call: callRecord(`c${i}`, `caller-${i}`, 'bob'),
+              expectVersion: 0,
+              claims: [take(user(`caller-${i}`), `c${i}`), take(user('bob'), `c${i}`)],
+              ttlMs: null,
+            }),
+          ),
+        );
+        assert.equal(count(results), 1);
+        const winner = results.indexOf(true);
+        assert.deepEqual(await store.getClaims([user('bob')]), [cid(`c${winner}`)]);
+        const callers = await store.getClaims(Array.from({ length: RACERS }, (_, i) => user(`caller-${i}`)));
+        assert.deepEqual(callers, results.map((won, i) => (won ? cid(`c${i}`) : null)));
+        const calls = await Promise.all(results.map((_, i) => store.getCall(cid(`c${i}`))));
+        assert.deepEqual(calls.map((c) => c !== undefined), results);
+      });
+    });
+
+    describe('tombstones', () => {
+      test('a commit with ttlMs leaves a tombstone that vanishes after its TTL, and the id may then be made anew', async () => {
+        const ttlMs = 600;
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        const ended = callRecord('c1', 'alice', 'bob', { state: 'ended', outcome: 'cancelled', endReason: 'cancelled' });
+        const committedAt = Date.now();
+        assert.equal(await store.commitCall({ call: ended, expectVersion: 1, claims: [], ttlMs }), true);
+        assert.deepEqual(await store.getCall(cid('c1')), { value: ended, version: 2 }, 'still there right after the commit');
+
+        await waitFor('the tombstone to vanish', async () => (await store.getCall(cid('c1'))) === undefined);
+        const lived = Date.now() - committedAt;
+        assert.ok(lived >= ttlMs - 25, `vanished after ${lived} ms, before its ${ttlMs} ms TTL`);
+        assert.equal(await store.commitCall({ call: ended, expectVersion: 2, claims: [], ttlMs: null }), false, 'its version is gone too');
+        assert.equal(await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null }), true);
+        assert.equal((await store.getCall(cid('c1')))?.version, 1);
+      });
+
+      test('a later commit without ttlMs keeps the call for good', async () => {
+        const ttlMs = 300;
+        await store.commitCall({ call: callRecord('kept'), expectVersion: 0, claims: [], ttlMs });
+        await store.commitCall({ call: callRecord('kept', 'alice', 'bob', { state: 'active' }), expectVersion: 1, claims: [], ttlMs: null });
+        // A witness committed afterwards with the same TTL: once it is gone, the first TTL has run out too.
+        await store.commitCall({ call: callRecord('witness'), expectVersion: 0, claims: [], ttlMs });
+        await waitFor('the witness to vanish', async () => (await store.getCall(cid('witness'))) === undefined);
+        assert.equal((await store.getCall(cid('kept')))?.version, 2);
+      });
+    });
+
+    describe('sessions and presence', () => {
+      test('addSession says first only for the first session of a user; getSession returns it intact', async () => {
+        const s1 = sessionRecord('s1', 'alice', { contacts: [uid('bob')], connected: true });
+        assert.deepEqual(await store.addSession(s1), { first: true });
+        assert.deepEqual(await store.addSession(sessionRecord('s2', 'alice')), { first: false });
+        assert.deepEqual(await store.addSession(sessionRecord('s3', 'bob')), { first: true });
+        assert.deepEqual(await store.addSession(sessionRecord('s4', 'alice', { tenant: 'other' })), { first: true }, 'another tenant, another user');
+        assert.deepEqual(await store.getSession(sid('s1')), s1);
+        assert.equal(await store.getSession(sid('nope')), undefined);
+      });
+
+      test('updateSession overwrites a live session (kept while in its grace) and is false once it is gone', async () => {
+        await store.addSession(sessionRecord('s1', 'alice'));
+        const lost = sessionRecord('s1', 'alice', { connected: false, graceUntil: Date.now() + 30_000, nodeId: 'node-b', resumes: 2 });
+        assert.equal(await store.updateSession(lost), true);
+        assert.deepEqual(await store.getSession(sid('s1')), lost);
+        assert.deepEqual(await store.sessionsOf(user('alice')), [lost]);
+
+        const back = { ...lost, connected: true, graceUntil: null };
+        assert.equal(await store.updateSession(back), true);
+        assert.deepEqual(await store.getSession(sid('s1')), back);
+
+        await store.removeSession(sid('s1'));
+        assert.equal(await store.updateSession(back), false);
+        assert.equal(await store.getSession(sid('s1')), undefined, 'an update does not bring a session back');
+        assert.equal(await store.updateSession(sessionRecord('never', 'alice')), false);
+      });
+
+      test('removeSession returns the session and whether it was the last, and undefined once gone', async () => {
+        const s1 = sessionRecord('s1', 'alice');
+        const s2 = sessionRecord('s2', 'alice', { name: 'Alice Phone' });
+        await store.addSession(s1);
+        await store.addSession(s2);
+        assert.deepEqual(await store.removeSession(sid('s1')), { session: s1, last: false });
+        assert.deepEqual(
+          (await store.onlineUsers(TENANT)).map((u) => u.id),
+          ['alice'],
+          'still online with one session left',
+        );
+        assert.equal(await store.getSession(sid('s1')), undefined);
+        assert.deepEqual(await store.removeSession(sid('s2')), { session: s2, last: true });
+        assert.equal(await store.removeSession(sid('s2')), undefined);
+        assert.equal(await store.removeSession(sid('never')), undefined);
+        assert.deepEqual(await store.sessionsOf(user('alice')), []);
+        assert.deepEqual(await store.onlineUsers(TENANT), []);
+
+        assert.deepEqual(await store.addSession(s1), { first: true }, 'after the last is gone, the next one is first again');
+      });
+
+      test('sessionsOf lists every session of one user, in its own tenant only', async () => {
+        const mine = [sessionRecord('s1', 'alice'), sessionRecord('s2', 'alice', { connected: false, graceUntil: Date.now() + 30_000 })];
+        for (const s of [...mine, sessionRecord('s3', 'bob'), sessionRecord('s4', 'alice', { tenant: 'other' })]) await store.addSession(s);
+        assert.deepEqual(byId(await store.sessionsOf(user('alice'))), mine);
+        assert.deepEqual(ids(await store.sessionsOf(user('alice', 'other'))), ['s4']);
+        assert.deepEqual(ids(await store.sessionsOf(user('bob'))), ['s3']);
+        assert.deepEqual(await store.sessionsOf(user('nobody')), []);
+      });
+
+      test('onlineUsers lists each user of a tenant once, with a name; tenants are isolated', async () => {
+        await store.addSession(sessionRecord('s1', 'alice'));
+        await store.addSession(sessionRecord('s2', 'alice'));
+        await store.addSession(sessionRecord('s3', 'bob'));
+        await store.addSession(sessionRecord('s4', 'alice', { tenant: 'other', name: 'Other Alice' }));
+        await store.addSession(sessionRecord('s5', 'carol', { tenant: '' }));
+        assert.deepEqual(byId(await store.onlineUsers(TENANT)), [
+          { id: 'alice', name: 'ALICE' },
+          { id: 'bob', name: 'BOB' },
+        ]);
+        assert.deepEqual(await store.onlineUsers('other'), [{ id: 'alice', name: 'Other Alice' }]);
+        assert.deepEqual(await store.onlineUsers(''), [{ id: 'carol', name: 'CAROL' }], 'the default tenant is a tenant too');
+        assert.deepEqual(await store.onlineUsers('nobody'), []);
+
+        await store.removeSession(sid('s4'));
+        assert.deepEqual(await store.onlineUsers('other'), []);
+        assert.deepEqual(byId(await store.onlineUsers(TENANT)).map((u) => u.id), ['alice', 'bob'], 'the same id in another tenant is untouched');
+      });
+
+      test('concurrent addSession for a new user: exactly one is first', async () => {
+        const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => store.addSession(sessionRecord(`s${i}`, 'alice'))));
+        assert.equal(count(results.map((r) => r.first)), 1);
+        assert.equal((await store.sessionsOf(user('alice'))).length, RACERS);
+      });
+
+      test('concurrent removeSession, each session twice: each is returned once and exactly one is the last', async () => {
+        for (let i = 0; i < RACERS; i++) await store.addSession(sessionRecord(`s${i}`, 'alice'));
+        const attempts = Array.from({ length: RACERS * 2 }, (_, i) => sid(`s${i % RACERS}`));
+        const results = await Promise.all(attempts.map((id) => store.removeSession(id)));
+        const removed = results.filter((r) => r !== undefined);
+        assert.deepEqual(removed.map((r) => r.session.id).sort(), Array.from({ length: RACERS }, (_, i) => `s${i}`).sort());
+        assert.equal(count(removed.map((r) => r.last)), 1);
+        assert.deepEqual(await store.sessionsOf(user('alice')), []);
+        assert.deepEqual(await store.onlineUsers(TENANT), []);
+      });
+    });
+
+    describe('history', () => {
+      test('newest first, limited, paged with before/next to the end, per user', async () => {
+        for (let i = 0; i < 7; i++) {
+          await store.appendHistory(user('alice'), historyEntry(`a${i}`, { durationMs: i * 1000, answeredAt: i % 2 ? 1_700_000_001_000 : null }));
+          if (i === 3) await store.appendHistory(user('bob'), historyEntry('b0', { direction: 'incoming' }));
+        }
+        const first = await store.listHistory(user('alice'), 3, null);
+        assert.deepEqual(first.calls.map((c) => c.callId), ['a6', 'a5', 'a4']);
+        assert.deepEqual(first.calls[1], historyEntry('a5', { durationMs: 5000, answeredAt: 1_700_000_001_000 }));
+        assert.equal(typeof first.next, 'string');
+        const second = await store.listHistory(user('alice'), 3, first.next);
+        assert.deepEqual(second.calls.map((c) => c.callId), ['a3', 'a2', 'a1']);
+        const third = await store.listHistory(user('alice'), 3, second.next);
+        assert.deepEqual(third, { calls: [historyEntry('a0', { durationMs: 0, answeredAt: null })], next: null });
+
+        assert.equal((await store.listHistory(user('alice'), 7, null)).next, null, 'a page that ends exactly at the end has no next');
+        assert.equal((await store.listHistory(user('alice'), 100, null)).calls.length, 7);
+        assert.deepEqual(await store.listHistory(user('bob'), 10, null), { calls: [historyEntry('b0', { direction: 'incoming' })], next: null });
+        assert.deepEqual(await store.listHistory(user('alice', 'other'), 10, null), { calls: [], next: null });
+      });
+
+      test('keeps only the newest 200 (historyLimit) entries of each user', async () => {
+        for (let i = 0; i < 205; i++) await store.appendHistory(user('alice'), historyEntry(`a${i}`));
+        await store.appendHistory(user('bob'), historyEntry('b0'));
+        const seen: string[] = [];
+        let before: string | null = null;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await store.listHistory(user('alice'), 64, before);
+          seen.push(...page.calls.map((c) => c.callId));
+          before = page.next;
+          if (before === null) break;
+        }
+        assert.equal(before, null);
+        assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => `a${204 - i}`));
+        assert.equal((await store.listHistory(user('bob'), 10, null)).calls.length, 1);
+      });
+    });
+
+    describe('timers', () => {
+      const now = 1_700_000_000_000;
+
+      test('claimTimer is false before the due time, true once at it, false after', async () => {
+        await store.schedule('ring', 'c1', now);
+        assert.equal(await store.claimTimer('ring', 'c1', now - 1), false);
+        assert.equal(await store.claimTimer('grace', 'c1', now), false, 'another kind is another timer');
+        assert.equal(await store.claimTimer('ring', 'c2', now), false);
+        assert.equal(await store.claimTimer('ring', 'c1', now), true);
+        assert.equal(await store.claimTimer('ring', 'c1', now + 1000), false);
+        assert.deepEqual(await store.claimDue(now + 1000, 10), []);
+      });
+
+      test('unschedule removes a timer; unscheduling an unknown one is harmless', async () => {
+        await store.schedule('grace', 's1', now);
+        await store.schedule('grace', 's2', now);
+        await store.unschedule('grace', 's1');
+        await store.unschedule('ring', 'never');
+        assert.equal(await store.claimTimer('grace', 's1', now + 1000), false);
+        assert.deepEqual(await store.claimDue(now + 1000, 10), [{ kind: 'grace', id: 's2' }]);
+      });
+
+      test('scheduling again moves the due time, later or earlier', async () => {
+        await store.schedule('ring', 'later', now);
+        await store.schedule('ring', 'later', now + 1000);
+        await store.schedule('ring', 'earlier', now + 1000);
+        await store.schedule('ring', 'earlier', now - 1000);
+        assert.equal(await store.claimTimer('ring', 'later', now), false);
+        assert.deepEqual(await store.claimDue(now, 10), [{ kind: 'ring', id: 'earlier' }]);
+        assert.equal(await store.claimTimer('ring', 'later', now + 1000), true);
+      });
+
+      test(`exactly one of ${RACERS} concurrent claimTimer calls wins a due timer`, async () => {
+        await store.schedule('ring', 'c1', now);
+        const results = await Promise.all(Array.from({ length: RACERS }, () => store.claimTimer('ring', 'c1', now)));
+        assert.equal(count(results), 1);
+      });
+
+      test('claimDue hands each due timer to exactly one of several concurrent sweepers, at most max at a time', async () => {
+        const due: { kind: TimerKind; id: string }[] = [];
+        for (let i = 0; i < 40; i++) {
+          const timer = { kind: (i % 2 ? 'ring' : 'grace') as TimerKind, id: i === 7 ? 'with:colon' : `t${i}` };
+          due.push(timer);
+          await store.schedule(timer.kind, timer.id, now - i);
+        }
+        for (let i = 0; i < 5; i++) await store.schedule('ring', `future${i}`, now + 1000);
+
+        const sweeps = await Promise.all(
+          Array.from({ length: 6 }, async () => {
+            const got: { kind: TimerKind; id: string }[] = [];
+            for (let round = 0; round < 50; round++) {
+              const batch = await store.claimDue(now, 7);
+              assert.ok(batch.length <= 7, `claimDue returned ${batch.length} > max`);
+              if (batch.length === 0) return got;
+              got.push(...batch);
+            }
+            return assert.fail('claimDue kept handing out timers: claimed ones must be removed');
+          }),
+        );
+        const keyOf = (t: { kind: TimerKind; id: string }) => `${t.kind}/${t.id}`;
+        assert.deepEqual(sweeps.flat().map(keyOf).sort(), due.map(keyOf).sort(), 'every due timer once, none twice');
+        assert.equal(await store.claimTimer('ring', 'future0', now), false);
+        assert.equal((await store.claimDue(now + 1000, 100)).length, 5);
+      });
+    });
+
+    test('ping resolves while the store answers', async () => {
+      await store.ping();
+    });
+  });
+}

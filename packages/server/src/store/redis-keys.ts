@@ -1,0 +1,268 @@
+/**
+ * The one place that knows Switchboard's Redis layout: every key name and
+ * every Lua script. Each key says what it holds and what bounds its life —
+ * a TTL, or an owner that deletes it.
+ *
+ * Scripts take every key they touch through KEYS (none is built inside Lua),
+ * so a prefix with a hash tag such as `{sb}:` keeps a whole deployment in one
+ * Redis Cluster slot. Scripts never decode JSON: records are opaque strings
+ * (Lua's cjson would turn `[]` into `{}`).
+ */
+import { createHash } from 'node:crypto';
+import type { CallId, SessionId } from '@switchboard/protocol';
+import type { UserKey } from '../calls/types.js';
+import type { TimerKind } from './types.js';
+
+/** The default key prefix. */
+export const DEFAULT_PREFIX = 'sb:';
+
+export function redisKeys(prefix: string) {
+  return {
+    /**
+     * HASH `v` → version, `d` → CallRecord JSON.
+     * Ringing and active calls: no TTL; the owner is the transition that ends
+     * the call, which commits it with `ttlMs` (a tombstone with a PX TTL).
+     */
+    call: (id: CallId) => `${prefix}call:${id}`,
+    /**
+     * STRING → the CallId the user is in (ringing or active).
+     * Owner: the commit that ends that call releases it (DEL when it still names the call).
+     */
+    claim: (user: UserKey) => `${prefix}claim:${user}`,
+    /**
+     * STRING → SessionRecord JSON.
+     * Owner: `removeSession`. Safety TTL while the session is disconnected:
+     * it vanishes `sessionSafetyMs` after its grace ends if nobody removed it;
+     * no TTL while connected (the node carrying it owns it).
+     */
+    session: (id: SessionId) => `${prefix}session:${id}`,
+    /**
+     * SET of the user's SessionIds.
+     * Owner: `removeSession` (Redis drops the set with its last member);
+     * members whose session key expired are pruned by addSession/removeSession/sessionsOf.
+     */
+    userSessions: (user: UserKey) => `${prefix}user-sessions:${user}`,
+    /**
+     * HASH userId → display name: the tenant's users with at least one session.
+     * Owner: `removeSession` of a user's last session (HDEL; Redis drops the empty hash), and the same pruning.
+     */
+    online: (tenant: string) => `${prefix}online:${tenant}`,
+    /**
+     * ZSET member `<seq>:<HistoryEntry JSON>`, score seq: the user's newest
+     * `historyLimit` entries. TTL: `historyRetentionMs`, refreshed on every append.
+     */
+    history: (user: UserKey) => `${prefix}history:${user}`,
+    /**
+     * STRING counter (INCR) behind history cursors. One key of constant size
+     * per deployment, never deleted: a reset could hand out a cursor twice.
+     */
+    historySeq: () => `${prefix}history-seq`,
+    /**
+     * ZSET member `<kind>:<id>`, score due time (epoch ms). One key per deployment;
+     * its members are owned by whoever claims them (claimTimer/claimDue) or unschedules them.
+     */
+    timers: () => `${prefix}timers`,
+  };
+}
+
+export type RedisKeys = ReturnType<typeof redisKeys>;
+
+export function timerMember(kind: TimerKind, id: string): string {
+  return `${kind}:${id}`;
+}
+
+export function parseTimerMember(member: string): { kind: TimerKind; id: string } {
+  const at = member.indexOf(':');
+  return { kind: member.slice(0, at) as TimerKind, id: member.slice(at + 1) };
+}
+
+/** A `UserKey` taken apart (`<tenant length>:<tenant>:<userId>`, see `userKey`). */
+export function splitUserKey(key: UserKey): { tenant: string; userId: string } {
+  const colon = key.indexOf(':');
+  const start = colon + 1;
+  const end = start + Number(key.slice(0, colon));
+  return { tenant: key.slice(start, end), userId: key.slice(end + 1) };
+}
+
+export interface LuaScript {
+  readonly name: string;
+  readonly lua: string;
+  /** SHA1 of `lua`, for EVALSHA. */
+  readonly sha: string;
+}
+
+function script(name: string, lua: string): LuaScript {
+  return { name, lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/**
+ * Writes a call and its claims only if the call's version and every `take`
+ * claim are what the caller read.
+ * KEYS[1] call, KEYS[2..] claim keys.
+ * ARGV[1] expected version (0: must not exist), ARGV[2] call JSON,
+ * ARGV[3] ttl ms ('' = none), then per claim: op ('take'|'release'),
+ * expected holder ('' = none, '=<callId>' = that call), callId to write/release.
+ * Returns 1 when written, 0 when anything read had changed.
+ */
+export const COMMIT_CALL = script(
+  'commitCall',
+  `
+local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+local claims = #KEYS - 1
+for i = 1, claims do
+  local base = 3 + (i - 1) * 3
+  if ARGV[base + 1] == 'take' then
+    local held = redis.call('GET', KEYS[1 + i])
+    local expect = ARGV[base + 2]
+    if expect == '' then
+      if held then return 0 end
+    elseif held ~= string.sub(expect, 2) then
+      return 0
+    end
+  end
+end
+for i = 1, claims do
+  local base = 3 + (i - 1) * 3
+  local callId = ARGV[base + 3]
+  if ARGV[base + 1] == 'take' then
+    redis.call('SET', KEYS[1 + i], callId)
+  elseif redis.call('GET', KEYS[1 + i]) == callId then
+    redis.call('DEL', KEYS[1 + i])
+  end
+end
+redis.call('HSET', KEYS[1], 'v', version + 1, 'd', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+`,
+);
+
+/*
+ * Session pruning, shared by the three session scripts below: a member of the
+ * user's session set whose session key has expired (its safety TTL) is dropped.
+ * The members to check come from an SMEMBERS read just before, passed as
+ * KEYS[first..] with their ids at ARGV[argFirst..]; anything added since is live.
+ */
+const PRUNE = `
+local function prune(userSet, first, argFirst)
+  for i = first, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+      redis.call('SREM', userSet, ARGV[argFirst + i - first])
+    end
+  end
+end
+`;
+
+/**
+ * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash, KEYS[4..] member session keys.
+ * ARGV[1] session id, ARGV[2] session JSON, ARGV[3] userId, ARGV[4] name,
+ * ARGV[5] expire-at ms ('' = no TTL), ARGV[6..] member ids.
+ * Returns how many sessions the user has now (1 = this is the first).
+ */
+export const ADD_SESSION = script(
+  'addSession',
+  `${PRUNE}
+prune(KEYS[2], 4, 6)
+redis.call('SET', KEYS[1], ARGV[2])
+if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+return redis.call('SCARD', KEYS[2])
+`,
+);
+
+/**
+ * KEYS[1] session. ARGV[1] session JSON, ARGV[2] expire-at ms ('' = no TTL).
+ * Overwrites a session that still exists (SET drops the old TTL). Returns 1, or 0 when it is gone.
+ */
+export const UPDATE_SESSION = script(
+  'updateSession',
+  `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+return 1
+`,
+);
+
+/**
+ * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash, KEYS[4..] member session keys.
+ * ARGV[1] session id, ARGV[2] userId, ARGV[3..] member ids.
+ * Returns nil when the session is gone, else { session JSON, sessions the user has left }.
+ */
+export const REMOVE_SESSION = script(
+  'removeSession',
+  `${PRUNE}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+prune(KEYS[2], 4, 3)
+local left = redis.call('SCARD', KEYS[2])
+if left == 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
+return { raw, left }
+`,
+);
+
+/**
+ * KEYS[1] user's session set, KEYS[2] tenant's online hash, KEYS[3..] session keys found missing.
+ * ARGV[1] userId, ARGV[2..] their ids. Returns how many sessions the user has left.
+ */
+export const PRUNE_SESSIONS = script(
+  'pruneSessions',
+  `${PRUNE}
+prune(KEYS[1], 3, 2)
+local left = redis.call('SCARD', KEYS[1])
+if left == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return left
+`,
+);
+
+/**
+ * KEYS[1] user's history, KEYS[2] history sequence.
+ * ARGV[1] entry JSON, ARGV[2] entries kept, ARGV[3] retention ms.
+ * One script, so a user's entries are ordered exactly as their sequence numbers.
+ */
+export const APPEND_HISTORY = script(
+  'appendHistory',
+  `
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], seq, seq .. ':' .. ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return seq
+`,
+);
+
+/**
+ * KEYS[1] timers. ARGV[1] member, ARGV[2] now.
+ * Removes the timer if it is due; 1 for exactly one caller.
+ */
+export const CLAIM_TIMER = script(
+  'claimTimer',
+  `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`,
+);
+
+/**
+ * KEYS[1] timers. ARGV[1] now, ARGV[2] max.
+ * Removes and returns up to max due members; each is handed out once.
+ */
+export const CLAIM_DUE = script(
+  'claimDue',
+  `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do redis.call('ZREM', KEYS[1], member) end
+return due
+`,
+);

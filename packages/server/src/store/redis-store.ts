@@ -1,0 +1,318 @@
+/**
+ * The shared store: state in Redis, so every node that shares it sees the same
+ * calls, claims, sessions, presence, history and timers. Each write that must
+ * be atomic is one Lua script (see `redis-keys.ts`, the only file that knows
+ * key names and scripts). Commands fail fast while Redis is away — no offline
+ * queue, a per-command timeout — so the transport answers `internal` instead
+ * of hanging, and the client reconnects by itself when Redis returns.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { CallId, SessionId, UserId, UserRef } from '@switchboard/protocol';
+import type { CallRecord, UserKey } from '../calls/types.js';
+import { userKey } from '../calls/types.js';
+import {
+  ADD_SESSION,
+  APPEND_HISTORY,
+  CLAIM_DUE,
+  CLAIM_TIMER,
+  COMMIT_CALL,
+  DEFAULT_PREFIX,
+  type LuaScript,
+  parseTimerMember,
+  PRUNE_SESSIONS,
+  redisKeys,
+  type RedisKeys,
+  REMOVE_SESSION,
+  splitUserKey,
+  timerMember,
+  UPDATE_SESSION,
+} from './redis-keys.js';
+import type {
+  CallCommit,
+  CallStore,
+  HistoryEntry,
+  HistoryPage,
+  SessionRecord,
+  TimerKind,
+  Versioned,
+} from './types.js';
+
+export interface RedisStoreOptions {
+  /** Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS); the store opens and closes its own connection. */
+  url?: string;
+  /** A connection owned by the caller (not closed by `close()`); give it the fail-fast options of `failFastOptions`. */
+  client?: Redis;
+  /** Prefix of every key. Use a hash tag (`{sb}:`) to keep everything in one Redis Cluster slot. @default 'sb:' */
+  prefix?: string;
+  /** Newest history entries kept per user. @default 200 */
+  historyLimit?: number;
+  /** A user's history is dropped this long after their last call. @default 30 days */
+  historyRetentionMs?: number;
+  /** A disconnected session nobody removed vanishes this long after its grace ends. @default 24 hours */
+  sessionSafetyMs?: number;
+  /** A command with no answer within this long rejects. @default 2000 */
+  commandTimeoutMs?: number;
+  /** Called with connection errors (ioredis emits them while it reconnects). @default ignore them */
+  onError?: (err: Error) => void;
+}
+
+const DEFAULT_HISTORY_LIMIT = 200;
+/** History outlives a user's last call this long. */
+const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 3600_000;
+/** Far past any grace: only a session that every node forgot is reaped by it. */
+const DEFAULT_SESSION_SAFETY_MS = 24 * 3600_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+
+/** ioredis options under which a command rejects rather than waits while Redis is down. */
+export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): RedisOptions {
+  return {
+    // Nothing queues while disconnected: commands reject at once (see `whenReady` for start-up).
+    enableOfflineQueue: false,
+    // Commands in flight when the connection drops reject at once instead of being resent
+    // after the reconnect, when their caller has long answered `internal` (a late commit would run unseen).
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(commandTimeoutMs, 5000),
+    // Never give up reconnecting; back off to one attempt a second.
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+  };
+}
+
+export class RedisStore implements CallStore {
+  readonly kind = 'redis';
+  private readonly client: Redis;
+  private readonly ownsClient: boolean;
+  private readonly keys: RedisKeys;
+  private readonly historyLimit: number;
+  private readonly historyRetentionMs: number;
+  private readonly sessionSafetyMs: number;
+  private readonly commandTimeoutMs: number;
+  private everReady = false;
+  private readonly onReady = () => {
+    this.everReady = true;
+  };
+
+  constructor(options: RedisStoreOptions) {
+    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    if (options.client) {
+      this.client = options.client;
+      this.ownsClient = false;
+    } else {
+      if (!options.url) throw new Error('RedisStore needs a url or a client');
+      this.client = new Redis(options.url, failFastOptions(this.commandTimeoutMs));
+      this.ownsClient = true;
+      const onError = options.onError ?? (() => undefined);
+      this.client.on('error', onError);
+    }
+    this.keys = redisKeys(options.prefix ?? DEFAULT_PREFIX);
+    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.historyRetentionMs = options.historyRetentionMs ?? DEFAULT_HISTORY_RETENTION_MS;
+    this.sessionSafetyMs = options.sessionSafetyMs ?? DEFAULT_SESSION_SAFETY_MS;
+    if (this.client.status === 'ready') this.everReady = true;
+    this.client.on('ready', this.onReady);
+  }
+
+  async getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
+    await this.whenReady();
+    const [version, data] = await this.client.hmget(this.keys.call(id), 'v', 'd');
+    if (version == null || data == null) return undefined;
+    return { value: JSON.parse(data) as CallRecord, version: Number(version) };
+  }
+
+  async getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
+    if (keys.length === 0) return [];
+    await this.whenReady();
+    const held = await this.client.mget(keys.map((k) => this.keys.claim(k)));
+    return held.map((c) => (c ?? null) as CallId | null);
+  }
+
+  async commitCall(commit: CallCommit): Promise<boolean> {
+    const args: (string | number)[] = [
+      commit.expectVersion,
+      JSON.stringify(commit.call),
+      commit.ttlMs === null ? '' : Math.max(0, Math.ceil(commit.ttlMs)),
+    ];
+    for (const claim of commit.claims) {
+      if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
+      else args.push('release', '', claim.callId);
+    }
+    const keys = [this.keys.call(commit.call.id), ...commit.claims.map((c) => this.keys.claim(c.key))];
+    return (await this.run(COMMIT_CALL, keys, args)) === 1;
+  }
+
+  async addSession(session: SessionRecord): Promise<{ first: boolean }> {
+    const user = userKey(session.tenant, session.userId);
+    const members = await this.membersOf(user);
+    const count = await this.run(
+      ADD_SESSION,
+      [this.keys.session(session.id), this.keys.userSessions(user), this.keys.online(session.tenant), ...members.map(this.keys.session)],
+      [session.id, JSON.stringify(session), session.userId, session.name, this.expireAt(session), ...members],
+    );
+    return { first: count === 1 };
+  }
+
+  async getSession(id: SessionId): Promise<SessionRecord | undefined> {
+    await this.whenReady();
+    const raw = await this.client.get(this.keys.session(id));
+    return raw === null ? undefined : (JSON.parse(raw) as SessionRecord);
+  }
+
+  async updateSession(session: SessionRecord): Promise<boolean> {
+    const updated = await this.run(UPDATE_SESSION, [this.keys.session(session.id)], [JSON.stringify(session), this.expireAt(session)]);
+    return updated === 1;
+  }
+
+  /** Reads the session first to learn its user's keys: a session's tenant and user never change. */
+  async removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
+    const read = await this.getSession(id);
+    if (!read) return undefined;
+    const user = userKey(read.tenant, read.userId);
+    const others = (await this.membersOf(user)).filter((m) => m !== id);
+    const result = (await this.run(
+      REMOVE_SESSION,
+      [this.keys.session(id), this.keys.userSessions(user), this.keys.online(read.tenant), ...others.map(this.keys.session)],
+      [id, read.userId, ...others],
+    )) as [string, number] | null;
+    if (result === null) return undefined;
+    return { session: JSON.parse(result[0]) as SessionRecord, last: result[1] === 0 };
+  }
+
+  async sessionsOf(key: UserKey): Promise<SessionRecord[]> {
+    const ids = await this.membersOf(key);
+    if (ids.length === 0) return [];
+    const raw = await this.client.mget(ids.map(this.keys.session));
+    const found: SessionRecord[] = [];
+    const missing: SessionId[] = [];
+    raw.forEach((r, i) => (r === null ? missing.push(ids[i]!) : found.push(JSON.parse(r) as SessionRecord)));
+    if (missing.length > 0) {
+      const { tenant, userId } = splitUserKey(key);
+      await this.run(
+        PRUNE_SESSIONS,
+        [this.keys.userSessions(key), this.keys.online(tenant), ...missing.map(this.keys.session)],
+        [userId, ...missing],
+      );
+    }
+    return found;
+  }
+
+  async onlineUsers(tenant: string): Promise<UserRef[]> {
+    await this.whenReady();
+    const users = await this.client.hgetall(this.keys.online(tenant));
+    return Object.entries(users).map(([id, name]) => ({ id: id as UserId, name }));
+  }
+
+  async appendHistory(key: UserKey, entry: HistoryEntry): Promise<void> {
+    await this.run(
+      APPEND_HISTORY,
+      [this.keys.history(key), this.keys.historySeq()],
+      [JSON.stringify(entry), this.historyLimit, this.historyRetentionMs],
+    );
+  }
+
+  async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
+    if (!(limit >= 1) || (before !== null && !/^\d+$/.test(before))) return { calls: [], next: null };
+    await this.whenReady();
+    const count = Math.floor(limit);
+    const max = before === null ? '+inf' : `(${before}`;
+    // member, score, member, score, … newest first; one extra tells whether an older page exists.
+    const flat = await this.client.zrevrangebyscore(this.keys.history(key), max, '-inf', 'WITHSCORES', 'LIMIT', 0, count + 1);
+    const rows: { seq: string; entry: HistoryEntry }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const member = flat[i]!;
+      rows.push({ seq: flat[i + 1]!, entry: JSON.parse(member.slice(member.indexOf(':') + 1)) as HistoryEntry });
+    }
+    const page = rows.slice(0, count);
+    const more = rows.length > count;
+    return { calls: page.map((r) => r.entry), next: more ? page[page.length - 1]!.seq : null };
+  }
+
+  async schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {
+    await this.whenReady();
+    await this.client.zadd(this.keys.timers(), dueAt, timerMember(kind, id));
+  }
+
+  async unschedule(kind: TimerKind, id: string): Promise<void> {
+    await this.whenReady();
+    await this.client.zrem(this.keys.timers(), timerMember(kind, id));
+  }
+
+  async claimDue(now: number, max: number): Promise<{ kind: TimerKind; id: string }[]> {
+    if (!(max >= 1)) return [];
+    const members = (await this.run(CLAIM_DUE, [this.keys.timers()], [now, Math.floor(max)])) as string[];
+    return members.map(parseTimerMember);
+  }
+
+  async claimTimer(kind: TimerKind, id: string, now: number): Promise<boolean> {
+    return (await this.run(CLAIM_TIMER, [this.keys.timers()], [timerMember(kind, id), now])) === 1;
+  }
+
+  async ping(): Promise<void> {
+    await this.whenReady();
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    this.client.off('ready', this.onReady);
+    if (!this.ownsClient) return;
+    if (this.client.status === 'ready') {
+      try {
+        await this.client.quit();
+        return;
+      } catch {
+        // fall through: drop the connection
+      }
+    }
+    this.client.disconnect();
+  }
+
+  /** When a session's key expires: only a disconnected one, well after its grace. */
+  private expireAt(session: SessionRecord): number | '' {
+    if (session.connected || session.graceUntil === null) return '';
+    return session.graceUntil + this.sessionSafetyMs;
+  }
+
+  private async membersOf(user: UserKey): Promise<SessionId[]> {
+    await this.whenReady();
+    return (await this.client.smembers(this.keys.userSessions(user))) as SessionId[];
+  }
+
+  /** EVALSHA, loading the script on first use (EVAL caches it for the next EVALSHA). */
+  private async run(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+    await this.whenReady();
+    try {
+      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return this.client.eval(script.lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  /**
+   * Right after start-up the connection is still opening: wait for it, for at
+   * most one command timeout. Once it has been up, a lost connection fails
+   * every command at once until ioredis has reconnected by itself.
+   */
+  private whenReady(): Promise<void> {
+    const { status } = this.client;
+    if (status === 'ready') return Promise.resolve();
+    if (status === 'end') return Promise.reject(new Error('the Redis connection is closed'));
+    if (this.everReady) return Promise.reject(new Error(`Redis is unavailable (${status})`));
+    if (status === 'wait') void this.client.connect().catch(() => undefined);
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        this.client.off('end', onEnd);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const onEnd = () => done(new Error('the Redis connection is closed'));
+      const timer = setTimeout(() => done(new Error(`Redis did not answer within ${this.commandTimeoutMs} ms`)), this.commandTimeoutMs);
+      timer.unref();
+      this.client.once('ready', onReady);
+      this.client.once('end', onEnd);
+    });
+  }
+}
