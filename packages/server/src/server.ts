@@ -12,7 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
-import { createClusterAdapter, type ClusterAdapter } from './transport/cluster.js';
+import { createClusterAdapter, NodeLiveness, type ClusterAdapter } from './transport/cluster.js';
 import type { CallStore } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
 import type { Conn, Deps, SbServer } from './transport/context.js';
@@ -97,13 +97,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     : null;
   sweeper?.unref();
   sessions = new Sessions(deps, calls, presence, timers);
+  const liveness = cluster ? new NodeLiveness(deps, (id) => sessions!.markLost(id)) : null;
+  await liveness?.start();
   const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps));
 
+  // Disconnect handling still writing to the store; shutdown waits for it so no session is left half-lost.
+  const pendingDisconnects = new Set<Promise<void>>();
   io.on('connection', (socket) => {
     const conn: Conn = sessions!.onConnection(socket);
     socket.onAny((event: string, ...args: unknown[]) => dispatcher.dispatch(conn, event, args));
     socket.on('disconnect', (reason) => {
-      sessions!.onDisconnect(conn, reason).catch((err: unknown) => logger.error({ err }, 'disconnect handling failed'));
+      const work = sessions!.onDisconnect(conn, reason).catch((err: unknown) => logger.error({ err }, 'disconnect handling failed'));
+      pendingDisconnects.add(work);
+      void work.finally(() => pendingDisconnects.delete(work));
     });
   });
 
@@ -125,8 +131,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close() {
       closing ??= (async () => {
         if (sweeper) clearInterval(sweeper);
-        timers.close();
         await new Promise<void>((resolve) => io.close(() => resolve()));
+        await Promise.allSettled([...pendingDisconnects]);
+        await liveness?.stop();
+        timers.close();
         await app.close();
         await cluster?.close();
         await store.close();

@@ -248,6 +248,7 @@ describe('RedisStore on a real Redis', () => {
           'call:c1',
           `claim:${alice}`,
           `claim:${bob}`,
+          'node-sessions:n1',
           `online:${TENANT}`,
           'session:s1',
           'session:s2',
@@ -259,7 +260,9 @@ describe('RedisStore on a real Redis', () => {
 
         const releases = [alice, bob].map((key) => ({ op: 'release' as const, key, callId: 'c1' as CallId }));
         assert.equal(await store.commitCall({ call: call('ended'), expectVersion: 1, claims: releases, ttlMs: 300_000 }), true);
-        assert.equal(await store.claimTimer('ring', 'c1', Date.now() + 30_000), true);
+        const lease = await store.claimTimer('ring', 'c1', Date.now() + 30_000, 10_000);
+        assert.ok(lease);
+        await store.completeTimer(lease);
         await store.appendHistory(alice, { callId: 'c1' as CallId, direction: 'outgoing', peer: { id: 'bob' as UserId, name: 'bob' }, outcome: 'cancelled', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 });
         await store.appendHistory(bob, { callId: 'c1' as CallId, direction: 'incoming', peer: { id: 'alice' as UserId, name: 'alice' }, outcome: 'missed', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 });
         assert.equal((await store.removeSession('s1' as SessionId))?.last, true);
@@ -306,6 +309,8 @@ describe('RedisStore on a real Redis', () => {
         await Promise.all([lapse('a1', 'alice'), lapse('b1', 'bob'), lapse('c1', 'carol')]);
         await waitFor('the lapsed session keys to expire', async () => (await admin.exists(`${prefix}session:a1`, `${prefix}session:b1`, `${prefix}session:c1`)) === 0);
 
+        assert.deepEqual((await store.sessionsOfNode('n1')).map((s) => s.id), ['a2']);
+        assert.deepEqual(await admin.smembers(`${prefix}node-sessions:n1`), ['a2'], 'expired sessions are pruned from their node set');
         assert.deepEqual((await store.sessionsOf(alice)).map((s) => s.id), ['a2']);
         assert.deepEqual(await store.sessionsOf(bob), []);
         assert.deepEqual((await store.onlineUsers(TENANT)).map((u) => u.id).sort(), ['alice', 'carol']);

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { NO_FLAGS, userKey } from '../calls/types.js';
-import type { CallStore, ClaimWrite, HistoryEntry, SessionRecord, TimerKind } from './types.js';
+import type { CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind } from './types.js';
 
 export type StoreFactory = () => Promise<{ store: CallStore; cleanup(): Promise<void> }>;
 
@@ -420,15 +420,70 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
     describe('timers', () => {
       const now = 1_700_000_000_000;
+      const LEASE = 60_000;
+      const lease = (kind: TimerKind, id: string, leaseUntil: number): ClaimedTimer => ({ kind, id, leaseUntil });
 
-      test('claimTimer is false before the due time, true once at it, false after', async () => {
+      test('claimTimer is null before the due time, leases the timer once at it, and is null while the lease runs', async () => {
         await store.schedule('ring', 'c1', now);
-        assert.equal(await store.claimTimer('ring', 'c1', now - 1), false);
-        assert.equal(await store.claimTimer('grace', 'c1', now), false, 'another kind is another timer');
-        assert.equal(await store.claimTimer('ring', 'c2', now), false);
-        assert.equal(await store.claimTimer('ring', 'c1', now), true);
-        assert.equal(await store.claimTimer('ring', 'c1', now + 1000), false);
-        assert.deepEqual(await store.claimDue(now + 1000, 10), []);
+        assert.equal(await store.claimTimer('ring', 'c1', now - 1, LEASE), null);
+        assert.equal(await store.claimTimer('grace', 'c1', now, LEASE), null, 'another kind is another timer');
+        assert.equal(await store.claimTimer('ring', 'c2', now, LEASE), null);
+        assert.deepEqual(await store.claimTimer('ring', 'c1', now, LEASE), lease('ring', 'c1', now + LEASE));
+        assert.equal(await store.claimTimer('ring', 'c1', now, LEASE), null, 'leased already');
+        assert.equal(await store.claimTimer('ring', 'c1', now + LEASE - 1, LEASE), null, 'still leased just before the lease ends');
+        assert.deepEqual(await store.claimDue(now + LEASE - 1, 10, LEASE), []);
+      });
+
+      test('a lease nobody completes runs out and the timer is claimable again (its claimer crashed)', async () => {
+        await store.schedule('ring', 'c1', now);
+        await store.schedule('grace', 's1', now);
+        assert.deepEqual(await store.claimTimer('ring', 'c1', now, LEASE), lease('ring', 'c1', now + LEASE));
+        assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('grace', 's1', now + LEASE)]);
+        assert.deepEqual(await store.claimDue(now + LEASE - 1, 10, LEASE), []);
+
+        const again = now + LEASE;
+        assert.deepEqual(await store.claimTimer('grace', 's1', again, LEASE), lease('grace', 's1', again + LEASE));
+        assert.deepEqual(await store.claimDue(again, 10, LEASE), [lease('ring', 'c1', again + LEASE)]);
+      });
+
+      test('completeTimer removes a leased timer; completing again, or an unknown timer, is harmless', async () => {
+        await store.schedule('ring', 'c1', now);
+        await store.schedule('grace', 's1', now);
+        const one = await store.claimTimer('ring', 'c1', now, LEASE);
+        assert.ok(one);
+        await store.completeTimer(one);
+        const [two, ...rest] = await store.claimDue(now, 10, LEASE);
+        assert.deepEqual(rest, []);
+        assert.ok(two);
+        await store.completeTimer(two);
+        await store.completeTimer(two);
+        await store.completeTimer(lease('ring', 'never', now + LEASE));
+        assert.equal(await store.claimTimer('ring', 'c1', now + 10 * LEASE, LEASE), null);
+        assert.deepEqual(await store.claimDue(now + 10 * LEASE, 10, LEASE), []);
+      });
+
+      test('completeTimer keeps a timer rescheduled during its lease, later or earlier, and one that was unscheduled stays gone', async () => {
+        for (const id of ['later', 'earlier', 'gone']) await store.schedule('ring', id, now);
+        const leases = await store.claimDue(now, 10, LEASE);
+        assert.equal(leases.length, 3);
+        await store.schedule('ring', 'later', now + 2 * LEASE);
+        await store.schedule('ring', 'earlier', now - 1);
+        await store.unschedule('ring', 'gone');
+        for (const l of leases) await store.completeTimer(l);
+
+        assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('ring', 'earlier', now + LEASE)]);
+        assert.equal(await store.claimTimer('ring', 'later', now + 2 * LEASE - 1, LEASE), null);
+        assert.deepEqual(await store.claimTimer('ring', 'later', now + 2 * LEASE, LEASE), lease('ring', 'later', now + 3 * LEASE));
+        assert.equal(await store.claimTimer('ring', 'gone', now + 10 * LEASE, LEASE), null);
+      });
+
+      test('the claimer of a lease that ran out cannot complete the timer away from its next claimer', async () => {
+        await store.schedule('ring', 'c1', now);
+        const first = await store.claimTimer('ring', 'c1', now, LEASE);
+        const second = await store.claimTimer('ring', 'c1', now + LEASE, LEASE);
+        assert.ok(first && second);
+        await store.completeTimer(first);
+        assert.deepEqual(await store.claimTimer('ring', 'c1', now + 2 * LEASE, LEASE), lease('ring', 'c1', now + 3 * LEASE), 'still there for the second lease to run out');
       });
 
       test('unschedule removes a timer; unscheduling an unknown one is harmless', async () => {
@@ -436,8 +491,8 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         await store.schedule('grace', 's2', now);
         await store.unschedule('grace', 's1');
         await store.unschedule('ring', 'never');
-        assert.equal(await store.claimTimer('grace', 's1', now + 1000), false);
-        assert.deepEqual(await store.claimDue(now + 1000, 10), [{ kind: 'grace', id: 's2' }]);
+        assert.equal(await store.claimTimer('grace', 's1', now + 1000, LEASE), null);
+        assert.deepEqual(await store.claimDue(now + 1000, 10, LEASE), [lease('grace', 's2', now + 1000 + LEASE)]);
       });
 
       test('scheduling again moves the due time, later or earlier', async () => {
@@ -445,15 +500,43 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         await store.schedule('ring', 'later', now + 1000);
         await store.schedule('ring', 'earlier', now + 1000);
         await store.schedule('ring', 'earlier', now - 1000);
-        assert.equal(await store.claimTimer('ring', 'later', now), false);
-        assert.deepEqual(await store.claimDue(now, 10), [{ kind: 'ring', id: 'earlier' }]);
-        assert.equal(await store.claimTimer('ring', 'later', now + 1000), true);
+        assert.equal(await store.claimTimer('ring', 'later', now, LEASE), null);
+        assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('ring', 'earlier', now + LEASE)]);
+        assert.deepEqual(await store.claimTimer('ring', 'later', now + 1000, LEASE), lease('ring', 'later', now + 1000 + LEASE));
       });
 
-      test(`exactly one of ${RACERS} concurrent claimTimer calls wins a due timer`, async () => {
+      test('claimDue hands out at most max timers at a time, and nothing for a max below 1', async () => {
+        for (let i = 0; i < 5; i++) await store.schedule('ring', `t${i}`, now - i);
+        assert.deepEqual(await store.claimDue(now, 0, LEASE), []);
+        const sizes: number[] = [];
+        for (let round = 0; round < 4; round++) sizes.push((await store.claimDue(now, 2, LEASE)).length);
+        assert.deepEqual(sizes, [2, 2, 1, 0]);
+      });
+
+      test('a lease must be positive', async () => {
         await store.schedule('ring', 'c1', now);
-        const results = await Promise.all(Array.from({ length: RACERS }, () => store.claimTimer('ring', 'c1', now)));
-        assert.equal(count(results), 1);
+        await assert.rejects(store.claimTimer('ring', 'c1', now, 0), RangeError);
+        await assert.rejects(store.claimDue(now, 10, -1), RangeError);
+        assert.deepEqual(await store.claimTimer('ring', 'c1', now, LEASE), lease('ring', 'c1', now + LEASE), 'a refused claim leased nothing');
+      });
+
+      test(`exactly one of ${RACERS} concurrent claimTimer calls gets the lease of a due timer`, async () => {
+        await store.schedule('ring', 'c1', now);
+        const results = await Promise.all(Array.from({ length: RACERS }, () => store.claimTimer('ring', 'c1', now, LEASE)));
+        assert.deepEqual(
+          results.filter((r) => r !== null),
+          [lease('ring', 'c1', now + LEASE)],
+        );
+      });
+
+      test(`one due timer raced by ${RACERS} claimTimer and claimDue calls goes to exactly one of them`, async () => {
+        await store.schedule('grace', 's1', now);
+        const results = await Promise.all(
+          Array.from({ length: RACERS }, (_, i) =>
+            i % 2 ? store.claimTimer('grace', 's1', now, LEASE).then((r) => (r ? [r] : [])) : store.claimDue(now, 10, LEASE),
+          ),
+        );
+        assert.deepEqual(results.flat(), [lease('grace', 's1', now + LEASE)]);
       });
 
       test('claimDue hands each due timer to exactly one of several concurrent sweepers, at most max at a time', async () => {
@@ -467,20 +550,130 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
         const sweeps = await Promise.all(
           Array.from({ length: 6 }, async () => {
-            const got: { kind: TimerKind; id: string }[] = [];
+            const got: ClaimedTimer[] = [];
             for (let round = 0; round < 50; round++) {
-              const batch = await store.claimDue(now, 7);
+              const batch = await store.claimDue(now, 7, LEASE);
               assert.ok(batch.length <= 7, `claimDue returned ${batch.length} > max`);
               if (batch.length === 0) return got;
               got.push(...batch);
             }
-            return assert.fail('claimDue kept handing out timers: claimed ones must be removed');
+            return assert.fail('claimDue kept handing out timers: leased ones must not be due again before their lease ends');
           }),
         );
         const keyOf = (t: { kind: TimerKind; id: string }) => `${t.kind}/${t.id}`;
         assert.deepEqual(sweeps.flat().map(keyOf).sort(), due.map(keyOf).sort(), 'every due timer once, none twice');
-        assert.equal(await store.claimTimer('ring', 'future0', now), false);
-        assert.equal((await store.claimDue(now + 1000, 100)).length, 5);
+        assert.ok(sweeps.flat().every((t) => t.leaseUntil === now + LEASE));
+        assert.equal(await store.claimTimer('ring', 'future0', now, LEASE), null);
+        assert.equal((await store.claimDue(now + 1000, 100, LEASE)).length, 5, 'the future timers, not the leased ones');
+        assert.equal((await store.claimDue(now + LEASE, 100, LEASE)).length, 40, 'the leases nobody completed ran out');
+      });
+    });
+
+    describe('nodes', () => {
+      const now = 1_700_000_000_000;
+
+      test('claimDeadNodes removes and returns the nodes whose aliveUntil is before now, once', async () => {
+        assert.deepEqual(await store.claimDeadNodes(now), []);
+        await store.beat('node-a', now + 1000);
+        await store.beat('node-b', now + 2000);
+        await store.beat('node-c', now);
+        assert.deepEqual(await store.claimDeadNodes(now), [], 'alive until now is alive at now');
+        assert.deepEqual(await store.claimDeadNodes(now + 1), ['node-c']);
+        assert.deepEqual(await store.claimDeadNodes(now + 1), [], 'claimed already');
+        await store.beat('node-b', now + 5000);
+        assert.deepEqual((await store.claimDeadNodes(now + 3000)).sort(), ['node-a'], 'a later beat keeps a node alive');
+        assert.deepEqual(await store.claimDeadNodes(now + 5001), ['node-b']);
+        assert.deepEqual(await store.claimDeadNodes(now + 1_000_000), []);
+      });
+
+      test('a node declared dead that beats again is alive again', async () => {
+        await store.beat('node-a', now);
+        assert.deepEqual(await store.claimDeadNodes(now + 1), ['node-a']);
+        await store.beat('node-a', now + 1000);
+        assert.deepEqual(await store.claimDeadNodes(now + 1000), []);
+        assert.deepEqual(await store.claimDeadNodes(now + 1001), ['node-a']);
+      });
+
+      test('removeNode forgets a node; removing an unknown one is harmless', async () => {
+        await store.beat('node-a', now);
+        await store.beat('node-b', now);
+        await store.removeNode('node-a');
+        await store.removeNode('never');
+        assert.deepEqual(await store.claimDeadNodes(now + 1), ['node-b']);
+      });
+
+      test(`each dead node goes to exactly one of ${RACERS} concurrent claimDeadNodes calls`, async () => {
+        const dead = Array.from({ length: 20 }, (_, i) => `dead-${i}`);
+        for (const [i, nodeId] of dead.entries()) await store.beat(nodeId, now - 1 - i);
+        for (let i = 0; i < 5; i++) await store.beat(`alive-${i}`, now + 1000);
+        const results = await Promise.all(Array.from({ length: RACERS }, () => store.claimDeadNodes(now)));
+        assert.deepEqual(results.flat().sort(), [...dead].sort(), 'every dead node once, none twice, no live one');
+        assert.deepEqual(await store.claimDeadNodes(now + 1001).then((n) => n.sort()), Array.from({ length: 5 }, (_, i) => `alive-${i}`));
+      });
+
+      test('sessionsOfNode lists the sessions whose nodeId is that node, connected or in grace', async () => {
+        const onA = [
+          sessionRecord('s1', 'alice'),
+          sessionRecord('s2', 'alice', { connected: false, graceUntil: Date.now() + 30_000 }),
+          sessionRecord('s3', 'bob', { tenant: 'other' }),
+        ];
+        const onB = [sessionRecord('s4', 'carol', { nodeId: 'node-b' })];
+        for (const s of [...onA, ...onB]) await store.addSession(s);
+        assert.deepEqual(byId(await store.sessionsOfNode('node-a')), onA);
+        assert.deepEqual(await store.sessionsOfNode('node-b'), onB);
+        assert.deepEqual(await store.sessionsOfNode('node-c'), []);
+
+        await store.removeSession(sid('s1'));
+        await store.removeSession(sid('s4'));
+        assert.deepEqual(ids(await store.sessionsOfNode('node-a')), ['s2', 's3']);
+        assert.deepEqual(await store.sessionsOfNode('node-b'), []);
+      });
+
+      test('the node index follows updateSession: an update in place, a move to another node and back', async () => {
+        await store.addSession(sessionRecord('s1', 'alice'));
+        await store.addSession(sessionRecord('s2', 'bob'));
+        const lost = sessionRecord('s1', 'alice', { connected: false, graceUntil: Date.now() + 30_000 });
+        assert.equal(await store.updateSession(lost), true);
+        assert.deepEqual(byId(await store.sessionsOfNode('node-a')), [lost, sessionRecord('s2', 'bob')], 'an update in place keeps it, as updated');
+
+        const moved = sessionRecord('s1', 'alice', { nodeId: 'node-b', resumes: 1 });
+        assert.equal(await store.updateSession(moved), true);
+        assert.deepEqual(ids(await store.sessionsOfNode('node-a')), ['s2']);
+        assert.deepEqual(await store.sessionsOfNode('node-b'), [moved]);
+
+        const back = sessionRecord('s1', 'alice', { resumes: 2 });
+        assert.equal(await store.updateSession(back), true);
+        assert.deepEqual(byId(await store.sessionsOfNode('node-a')), [back, sessionRecord('s2', 'bob')]);
+        assert.deepEqual(await store.sessionsOfNode('node-b'), []);
+
+        await store.removeSession(sid('s1'));
+        assert.equal(await store.updateSession(sessionRecord('s1', 'alice', { nodeId: 'node-c' })), false);
+        assert.deepEqual(await store.sessionsOfNode('node-c'), [], 'an update of a gone session indexes nothing');
+        assert.deepEqual(ids(await store.sessionsOfNode('node-a')), ['s2']);
+      });
+
+      test('the node index follows concurrent updates that move sessions between nodes, and removals among them', async () => {
+        const nodes = ['node-a', 'node-b', 'node-c', 'node-d'];
+        for (let i = 0; i < 10; i++) await store.addSession(sessionRecord(`s${i}`, `user-${i}`));
+        await Promise.all(
+          Array.from({ length: RACERS * 2 }, (_, i) => {
+            const id = `s${i % 10}`;
+            // s8 and s9 are removed while others move them.
+            if ((id === 's8' || id === 's9') && i % 7 === 0) return store.removeSession(sid(id));
+            return store.updateSession(sessionRecord(id, `user-${i % 10}`, { nodeId: nodes[i % nodes.length]!, resumes: i }));
+          }),
+        );
+        const stored = (await Promise.all(Array.from({ length: 10 }, (_, i) => store.getSession(sid(`s${i}`))))).filter(
+          (s): s is SessionRecord => s !== undefined,
+        );
+        assert.deepEqual(ids(stored), ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']);
+        for (const nodeId of nodes) {
+          assert.deepEqual(
+            byId(await store.sessionsOfNode(nodeId)),
+            byId(stored.filter((s) => s.nodeId === nodeId)),
+            `each session is listed under exactly the node its record names (${nodeId})`,
+          );
+        }
       });
     });
 

@@ -8,6 +8,7 @@ import { userKey } from '../calls/types.js';
 import type {
   CallCommit,
   CallStore,
+  ClaimedTimer,
   HistoryEntry,
   HistoryPage,
   SessionRecord,
@@ -34,7 +35,11 @@ export class MemoryStore implements CallStore {
   private readonly userSessions = new Map<UserKey, Set<SessionId>>();
   private readonly tenants = new Map<string, Map<UserKey, SessionRecord>>();
   private readonly history = new Map<UserKey, { seq: number; entry: HistoryEntry }[]>();
+  /** Sessions by the node whose socket carries them (their `nodeId`). */
+  private readonly nodeSessions = new Map<string, Set<SessionId>>();
   private readonly timers = new Map<string, { kind: TimerKind; id: string; dueAt: number }>();
+  /** Node id → alive until (epoch ms). */
+  private readonly nodes = new Map<string, number>();
   private historySeq = 0;
   private readonly historyLimit: number;
   private readonly now: () => number;
@@ -82,7 +87,9 @@ export class MemoryStore implements CallStore {
 
   async addSession(session: SessionRecord): Promise<{ first: boolean }> {
     const key = userKey(session.tenant, session.userId);
+    const previous = this.sessions.get(session.id);
     this.sessions.set(session.id, session);
+    this.moveNode(session.id, previous?.nodeId, session.nodeId);
     let set = this.userSessions.get(key);
     if (!set) this.userSessions.set(key, (set = new Set()));
     set.add(session.id);
@@ -97,8 +104,10 @@ export class MemoryStore implements CallStore {
   }
 
   async updateSession(session: SessionRecord): Promise<boolean> {
-    if (!this.sessions.has(session.id)) return false;
+    const previous = this.sessions.get(session.id);
+    if (!previous) return false;
     this.sessions.set(session.id, session);
+    this.moveNode(session.id, previous.nodeId, session.nodeId);
     return true;
   }
 
@@ -106,6 +115,7 @@ export class MemoryStore implements CallStore {
     const session = this.sessions.get(id);
     if (!session) return undefined;
     this.sessions.delete(id);
+    this.moveNode(id, session.nodeId, undefined);
     const key = userKey(session.tenant, session.userId);
     const set = this.userSessions.get(key);
     set?.delete(id);
@@ -164,23 +174,57 @@ export class MemoryStore implements CallStore {
     this.timers.delete(`${kind}:${id}`);
   }
 
-  async claimDue(now: number, max: number): Promise<{ kind: TimerKind; id: string }[]> {
-    const due: { kind: TimerKind; id: string }[] = [];
-    for (const [key, timer] of this.timers) {
-      if (timer.dueAt > now) continue;
-      this.timers.delete(key);
-      due.push({ kind: timer.kind, id: timer.id });
-      if (due.length >= max) break;
-    }
-    return due;
+  async claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]> {
+    const leaseUntil = leaseEnd(now, leaseMs);
+    if (!(max >= 1)) return [];
+    const due = [...this.timers.values()].filter((t) => t.dueAt <= now);
+    // The longest overdue first, as Redis hands them out.
+    due.sort((a, b) => a.dueAt - b.dueAt);
+    return due.slice(0, Math.floor(max)).map((timer) => {
+      timer.dueAt = leaseUntil;
+      return { kind: timer.kind, id: timer.id, leaseUntil };
+    });
   }
 
-  async claimTimer(kind: TimerKind, id: string, now: number): Promise<boolean> {
-    const key = `${kind}:${id}`;
-    const timer = this.timers.get(key);
-    if (!timer || timer.dueAt > now) return false;
-    this.timers.delete(key);
-    return true;
+  async claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null> {
+    const leaseUntil = leaseEnd(now, leaseMs);
+    const timer = this.timers.get(`${kind}:${id}`);
+    if (!timer || timer.dueAt > now) return null;
+    timer.dueAt = leaseUntil;
+    return { kind, id, leaseUntil };
+  }
+
+  async completeTimer(timer: ClaimedTimer): Promise<void> {
+    const key = `${timer.kind}:${timer.id}`;
+    if (this.timers.get(key)?.dueAt === timer.leaseUntil) this.timers.delete(key);
+  }
+
+  async beat(nodeId: string, aliveUntil: number): Promise<void> {
+    this.nodes.set(nodeId, aliveUntil);
+  }
+
+  async claimDeadNodes(now: number): Promise<string[]> {
+    const dead: string[] = [];
+    for (const [nodeId, aliveUntil] of this.nodes) {
+      if (aliveUntil < now) dead.push(nodeId);
+    }
+    dead.forEach((nodeId) => this.nodes.delete(nodeId));
+    return dead;
+  }
+
+  async removeNode(nodeId: string): Promise<void> {
+    this.nodes.delete(nodeId);
+  }
+
+  async sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
+    const ids = this.nodeSessions.get(nodeId);
+    if (!ids) return [];
+    const out: SessionRecord[] = [];
+    for (const id of ids) {
+      const s = this.sessions.get(id);
+      if (s) out.push(s);
+    }
+    return out;
   }
 
   async ping(): Promise<void> {}
@@ -189,10 +233,31 @@ export class MemoryStore implements CallStore {
     clearInterval(this.sweeper);
   }
 
+  /** Moves a session in the node index (from `from`, to `to`; undefined: none). */
+  private moveNode(id: SessionId, from: string | undefined, to: string | undefined): void {
+    if (from === to) return;
+    if (from !== undefined) {
+      const set = this.nodeSessions.get(from);
+      set?.delete(id);
+      if (set?.size === 0) this.nodeSessions.delete(from);
+    }
+    if (to !== undefined) {
+      let set = this.nodeSessions.get(to);
+      if (!set) this.nodeSessions.set(to, (set = new Set()));
+      set.add(id);
+    }
+  }
+
   private sweepTombstones(): void {
     const now = this.now();
     for (const [id, stored] of this.calls) {
       if (stored.expiresAt !== null && stored.expiresAt <= now) this.calls.delete(id);
     }
   }
+}
+
+/** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */
+function leaseEnd(now: number, leaseMs: number): number {
+  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a timer lease must be a positive number of ms, not ${leaseMs}`);
+  return now + leaseMs;
 }

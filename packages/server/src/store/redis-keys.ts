@@ -5,8 +5,11 @@
  *
  * Scripts take every key they touch through KEYS (none is built inside Lua),
  * so a prefix with a hash tag such as `{sb}:` keeps a whole deployment in one
- * Redis Cluster slot. Scripts never decode JSON: records are opaque strings
- * (Lua's cjson would turn `[]` into `{}`).
+ * Redis Cluster slot. Scripts never re-encode JSON: records are opaque strings
+ * (Lua's cjson would turn `[]` into `{}`). The session scripts decode a stored
+ * session only to read its `nodeId` (see `NODE_OF`); the node set that goes
+ * with it comes through KEYS from the caller's guess, and a wrong guess is
+ * answered with `{ 'moved', <nodeId> }` for the caller to try again.
  */
 import { createHash } from 'node:crypto';
 import type { CallId, SessionId } from '@switchboard/protocol';
@@ -58,10 +61,29 @@ export function redisKeys(prefix: string) {
      */
     historySeq: () => `${prefix}history-seq`,
     /**
-     * ZSET member `<kind>:<id>`, score due time (epoch ms). One key per deployment;
-     * its members are owned by whoever claims them (claimTimer/claimDue) or unschedules them.
+     * ZSET member `<kind>:<id>`, score due time (epoch ms). One key per deployment.
+     * A claim (claimTimer/claimDue) does not remove a member: it leases it by moving
+     * its score to the lease's end, so the timer fires again if its claimer dies.
+     * Members are owned by `completeTimer` (after a claim; it removes the member
+     * unless it was rescheduled meanwhile) and `unschedule`.
      */
     timers: () => `${prefix}timers`,
+    /**
+     * ZSET member nodeId, score alive-until (epoch ms), written by every `beat`.
+     * One key per deployment; its members are owned by `claimDeadNodes` (a node
+     * that stopped beating is removed by whoever claims it dead) and `removeNode`
+     * (a node that stops cleanly).
+     */
+    nodes: () => `${prefix}nodes`,
+    /**
+     * SET of the SessionIds whose record names the node (`nodeId`), connected or in grace.
+     * Owner: the session scripts — addSession adds, updateSession moves an id
+     * when its `nodeId` changes, removeSession removes it; Redis drops the set
+     * with its last member. Members whose session key expired (its safety TTL)
+     * are pruned by `sessionsOfNode`: the one way a member outlives its session,
+     * so the set of a node that is never read again keeps at most those.
+     */
+    nodeSessions: (nodeId: string) => `${prefix}node-sessions:${nodeId}`,
   };
 }
 
@@ -142,69 +164,112 @@ return 1
 );
 
 /*
- * Session pruning, shared by the three session scripts below: a member of the
- * user's session set whose session key has expired (its safety TTL) is dropped.
- * The members to check come from an SMEMBERS read just before, passed as
- * KEYS[first..] with their ids at ARGV[argFirst..]; anything added since is live.
+ * Session pruning, shared by the session scripts below: a member of a set of
+ * SessionIds (a user's or a node's) whose session key has expired (its safety
+ * TTL) is dropped. The members to check come from an SMEMBERS read just before,
+ * passed as KEYS[first..] with their ids at ARGV[argFirst..]; anything added
+ * since is live.
  */
 const PRUNE = `
-local function prune(userSet, first, argFirst)
+local function prune(set, first, argFirst)
   for i = first, #KEYS do
     if redis.call('EXISTS', KEYS[i]) == 0 then
-      redis.call('SREM', userSet, ARGV[argFirst + i - first])
+      redis.call('SREM', set, ARGV[argFirst + i - first])
     end
   end
 end
 `;
 
+/*
+ * The node a stored session record names ('' when it names none). cjson only
+ * reads here: the record itself is written back as the caller sent it.
+ */
+const NODE_OF = `
+local function nodeOf(raw)
+  local node = cjson.decode(raw).nodeId
+  if type(node) ~= 'string' then return '' end
+  return node
+end
+`;
+
 /**
- * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash, KEYS[4..] member session keys.
+ * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash,
+ * KEYS[4] the node set of this record's nodeId, KEYS[5] the node set of the
+ * record being replaced, if any (the caller's guess: normally KEYS[4]),
+ * KEYS[6..] member session keys.
  * ARGV[1] session id, ARGV[2] session JSON, ARGV[3] userId, ARGV[4] name,
- * ARGV[5] expire-at ms ('' = no TTL), ARGV[6..] member ids.
- * Returns how many sessions the user has now (1 = this is the first).
+ * ARGV[5] expire-at ms ('' = no TTL), ARGV[6] nodeId, ARGV[7] the guessed
+ * nodeId of the record being replaced, ARGV[8..] member ids.
+ * Returns how many sessions the user has now (1 = this is the first), or
+ * { 'moved', nodeId } when a record with this id exists and names another
+ * node than guessed (nothing written: call again with that node's set).
  */
 export const ADD_SESSION = script(
   'addSession',
-  `${PRUNE}
-prune(KEYS[2], 4, 6)
+  `${PRUNE}${NODE_OF}
+local old = redis.call('GET', KEYS[1])
+if old then
+  local was = nodeOf(old)
+  if was ~= ARGV[7] then return { 'moved', was } end
+  if was ~= ARGV[6] then redis.call('SREM', KEYS[5], ARGV[1]) end
+end
+prune(KEYS[2], 6, 8)
 redis.call('SET', KEYS[1], ARGV[2])
 if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[1])
 return redis.call('SCARD', KEYS[2])
 `,
 );
 
 /**
- * KEYS[1] session. ARGV[1] session JSON, ARGV[2] expire-at ms ('' = no TTL).
- * Overwrites a session that still exists (SET drops the old TTL). Returns 1, or 0 when it is gone.
+ * KEYS[1] session, KEYS[2] the node set of the stored record's nodeId (the
+ * caller's guess), KEYS[3] the node set of the new record's nodeId.
+ * ARGV[1] session JSON, ARGV[2] expire-at ms ('' = no TTL), ARGV[3] session id,
+ * ARGV[4] the guessed nodeId of the stored record, ARGV[5] the new record's nodeId.
+ * Overwrites a session that still exists (SET drops the old TTL) and moves its
+ * id to the new node's set when `nodeId` changes. Returns 1; 0 when the session
+ * is gone; { 'moved', nodeId } when the stored record names another node than
+ * guessed (nothing written: call again with that node's set).
  */
 export const UPDATE_SESSION = script(
   'updateSession',
-  `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+  `${NODE_OF}
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+local was = nodeOf(old)
+if was ~= ARGV[4] then return { 'moved', was } end
 redis.call('SET', KEYS[1], ARGV[1])
 if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+if was ~= ARGV[5] then redis.call('SREM', KEYS[2], ARGV[3]) end
+redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 `,
 );
 
 /**
- * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash, KEYS[4..] member session keys.
- * ARGV[1] session id, ARGV[2] userId, ARGV[3..] member ids.
- * Returns nil when the session is gone, else { session JSON, sessions the user has left }.
+ * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash,
+ * KEYS[4] the node set of the stored record's nodeId (the caller's guess), KEYS[5..] member session keys.
+ * ARGV[1] session id, ARGV[2] userId, ARGV[3] the guessed nodeId, ARGV[4..] member ids.
+ * Returns nil when the session is gone; { 'moved', nodeId } when it names
+ * another node than guessed (nothing removed: call again with that node's set);
+ * else { 'removed', session JSON, sessions the user has left }.
  */
 export const REMOVE_SESSION = script(
   'removeSession',
-  `${PRUNE}
+  `${PRUNE}${NODE_OF}
 local raw = redis.call('GET', KEYS[1])
 if not raw then return nil end
+local was = nodeOf(raw)
+if was ~= ARGV[3] then return { 'moved', was } end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-prune(KEYS[2], 4, 3)
+redis.call('SREM', KEYS[4], ARGV[1])
+prune(KEYS[2], 5, 4)
 local left = redis.call('SCARD', KEYS[2])
 if left == 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
-return { raw, left }
+return { 'removed', raw, left }
 `,
 );
 
@@ -219,6 +284,18 @@ prune(KEYS[1], 3, 2)
 local left = redis.call('SCARD', KEYS[1])
 if left == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return left
+`,
+);
+
+/**
+ * KEYS[1] a node's session set, KEYS[2..] session keys found missing. ARGV[1..] their ids.
+ * Drops the ids whose session key is still gone (Redis drops the set with its last member).
+ */
+export const PRUNE_NODE_SESSIONS = script(
+  'pruneNodeSessions',
+  `${PRUNE}
+prune(KEYS[1], 2, 1)
+return 0
 `,
 );
 
@@ -239,14 +316,46 @@ return seq
 );
 
 /**
- * KEYS[1] timers. ARGV[1] member, ARGV[2] now.
- * Removes the timer if it is due; 1 for exactly one caller.
+ * KEYS[1] timers. ARGV[1] member, ARGV[2] now, ARGV[3] lease end.
+ * Leases the timer if it is due (its due time moves to the lease end);
+ * 1 for exactly one caller until the lease runs out.
  */
 export const CLAIM_TIMER = script(
   'claimTimer',
   `
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if due and tonumber(due) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+`,
+);
+
+/**
+ * KEYS[1] timers. ARGV[1] now, ARGV[2] max, ARGV[3] lease end.
+ * Leases and returns up to max due members, longest overdue first; each is
+ * handed out once until its lease runs out.
+ */
+export const CLAIM_DUE = script(
+  'claimDue',
+  `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
+return due
+`,
+);
+
+/**
+ * KEYS[1] timers. ARGV[1] member, ARGV[2] lease end.
+ * Removes the timer only if its due time is still the lease end: a timer
+ * rescheduled meanwhile keeps its new due time. 1 when removed.
+ */
+export const COMPLETE_TIMER = script(
+  'completeTimer',
+  `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) == tonumber(ARGV[2]) then
   redis.call('ZREM', KEYS[1], ARGV[1])
   return 1
 end
@@ -255,14 +364,14 @@ return 0
 );
 
 /**
- * KEYS[1] timers. ARGV[1] now, ARGV[2] max.
- * Removes and returns up to max due members; each is handed out once.
+ * KEYS[1] nodes. ARGV[1] now.
+ * Removes and returns the nodes whose alive-until is before now; each dead node goes to one caller.
  */
-export const CLAIM_DUE = script(
-  'claimDue',
+export const CLAIM_DEAD_NODES = script(
+  'claimDeadNodes',
   `
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do redis.call('ZREM', KEYS[1], member) end
-return due
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
+return dead
 `,
 );

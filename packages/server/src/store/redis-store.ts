@@ -13,12 +13,15 @@ import { userKey } from '../calls/types.js';
 import {
   ADD_SESSION,
   APPEND_HISTORY,
+  CLAIM_DEAD_NODES,
   CLAIM_DUE,
   CLAIM_TIMER,
   COMMIT_CALL,
+  COMPLETE_TIMER,
   DEFAULT_PREFIX,
   type LuaScript,
   parseTimerMember,
+  PRUNE_NODE_SESSIONS,
   PRUNE_SESSIONS,
   redisKeys,
   type RedisKeys,
@@ -30,6 +33,7 @@ import {
 import type {
   CallCommit,
   CallStore,
+  ClaimedTimer,
   HistoryEntry,
   HistoryPage,
   SessionRecord,
@@ -62,6 +66,15 @@ const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 3600_000;
 /** Far past any grace: only a session that every node forgot is reaped by it. */
 const DEFAULT_SESSION_SAFETY_MS = 24 * 3600_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+/**
+ * A session script that guessed the wrong node set is retried with the node it
+ * named. A retry fails again only if another write moved the session in
+ * between, so a write racing K others on the same session needs at most K + 1
+ * tries; more than this means something is wrong.
+ */
+const NODE_GUESSES = 32;
+/** Session keys read (MGET) or pruned per command by `sessionsOfNode`. */
+const NODE_BATCH = 500;
 
 /** ioredis options under which a command rejects rather than waits while Redis is down. */
 export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): RedisOptions {
@@ -144,10 +157,20 @@ export class RedisStore implements CallStore {
   async addSession(session: SessionRecord): Promise<{ first: boolean }> {
     const user = userKey(session.tenant, session.userId);
     const members = await this.membersOf(user);
-    const count = await this.run(
-      ADD_SESSION,
-      [this.keys.session(session.id), this.keys.userSessions(user), this.keys.online(session.tenant), ...members.map(this.keys.session)],
-      [session.id, JSON.stringify(session), session.userId, session.name, this.expireAt(session), ...members],
+    // A new session replaces no record; should one exist with this id, the script names its node.
+    const count = await this.onNode(session.nodeId, (was) =>
+      this.run(
+        ADD_SESSION,
+        [
+          this.keys.session(session.id),
+          this.keys.userSessions(user),
+          this.keys.online(session.tenant),
+          this.keys.nodeSessions(session.nodeId),
+          this.keys.nodeSessions(was),
+          ...members.map(this.keys.session),
+        ],
+        [session.id, JSON.stringify(session), session.userId, session.name, this.expireAt(session), session.nodeId, was, ...members],
+      ),
     );
     return { first: count === 1 };
   }
@@ -158,24 +181,39 @@ export class RedisStore implements CallStore {
     return raw === null ? undefined : (JSON.parse(raw) as SessionRecord);
   }
 
+  /** Guesses that the node does not change (the usual case); a move costs a second round trip. */
   async updateSession(session: SessionRecord): Promise<boolean> {
-    const updated = await this.run(UPDATE_SESSION, [this.keys.session(session.id)], [JSON.stringify(session), this.expireAt(session)]);
+    const updated = await this.onNode(session.nodeId, (was) =>
+      this.run(
+        UPDATE_SESSION,
+        [this.keys.session(session.id), this.keys.nodeSessions(was), this.keys.nodeSessions(session.nodeId)],
+        [JSON.stringify(session), this.expireAt(session), session.id, was, session.nodeId],
+      ),
+    );
     return updated === 1;
   }
 
-  /** Reads the session first to learn its user's keys: a session's tenant and user never change. */
+  /** Reads the session first to learn its user's keys (a session's tenant and user never change) and its node. */
   async removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
     const read = await this.getSession(id);
     if (!read) return undefined;
     const user = userKey(read.tenant, read.userId);
     const others = (await this.membersOf(user)).filter((m) => m !== id);
-    const result = (await this.run(
-      REMOVE_SESSION,
-      [this.keys.session(id), this.keys.userSessions(user), this.keys.online(read.tenant), ...others.map(this.keys.session)],
-      [id, read.userId, ...others],
-    )) as [string, number] | null;
+    const result = (await this.onNode(read.nodeId, (was) =>
+      this.run(
+        REMOVE_SESSION,
+        [
+          this.keys.session(id),
+          this.keys.userSessions(user),
+          this.keys.online(read.tenant),
+          this.keys.nodeSessions(was),
+          ...others.map(this.keys.session),
+        ],
+        [id, read.userId, was, ...others],
+      ),
+    )) as ['removed', string, number] | null;
     if (result === null) return undefined;
-    return { session: JSON.parse(result[0]) as SessionRecord, last: result[1] === 0 };
+    return { session: JSON.parse(result[1]) as SessionRecord, last: result[2] === 0 };
   }
 
   async sessionsOf(key: UserKey): Promise<SessionRecord[]> {
@@ -237,14 +275,50 @@ export class RedisStore implements CallStore {
     await this.client.zrem(this.keys.timers(), timerMember(kind, id));
   }
 
-  async claimDue(now: number, max: number): Promise<{ kind: TimerKind; id: string }[]> {
+  async claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]> {
+    const leaseUntil = leaseEnd(now, leaseMs);
     if (!(max >= 1)) return [];
-    const members = (await this.run(CLAIM_DUE, [this.keys.timers()], [now, Math.floor(max)])) as string[];
-    return members.map(parseTimerMember);
+    const members = (await this.run(CLAIM_DUE, [this.keys.timers()], [now, Math.floor(max), leaseUntil])) as string[];
+    return members.map((m) => ({ ...parseTimerMember(m), leaseUntil }));
   }
 
-  async claimTimer(kind: TimerKind, id: string, now: number): Promise<boolean> {
-    return (await this.run(CLAIM_TIMER, [this.keys.timers()], [timerMember(kind, id), now])) === 1;
+  async claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null> {
+    const leaseUntil = leaseEnd(now, leaseMs);
+    const claimed = await this.run(CLAIM_TIMER, [this.keys.timers()], [timerMember(kind, id), now, leaseUntil]);
+    return claimed === 1 ? { kind, id, leaseUntil } : null;
+  }
+
+  async completeTimer(timer: ClaimedTimer): Promise<void> {
+    await this.run(COMPLETE_TIMER, [this.keys.timers()], [timerMember(timer.kind, timer.id), timer.leaseUntil]);
+  }
+
+  async beat(nodeId: string, aliveUntil: number): Promise<void> {
+    await this.whenReady();
+    await this.client.zadd(this.keys.nodes(), aliveUntil, nodeId);
+  }
+
+  async claimDeadNodes(now: number): Promise<string[]> {
+    return (await this.run(CLAIM_DEAD_NODES, [this.keys.nodes()], [now])) as string[];
+  }
+
+  async removeNode(nodeId: string): Promise<void> {
+    await this.whenReady();
+    await this.client.zrem(this.keys.nodes(), nodeId);
+  }
+
+  async sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
+    await this.whenReady();
+    const set = this.keys.nodeSessions(nodeId);
+    const ids = (await this.client.smembers(set)) as SessionId[];
+    const found: SessionRecord[] = [];
+    for (let i = 0; i < ids.length; i += NODE_BATCH) {
+      const batch = ids.slice(i, i + NODE_BATCH);
+      const raw = await this.client.mget(batch.map(this.keys.session));
+      const missing: SessionId[] = [];
+      raw.forEach((r, j) => (r === null ? missing.push(batch[j]!) : found.push(JSON.parse(r) as SessionRecord)));
+      if (missing.length > 0) await this.run(PRUNE_NODE_SESSIONS, [set, ...missing.map(this.keys.session)], missing);
+    }
+    return found;
   }
 
   async ping(): Promise<void> {
@@ -270,6 +344,21 @@ export class RedisStore implements CallStore {
   private expireAt(session: SessionRecord): number | '' {
     if (session.connected || session.graceUntil === null) return '';
     return session.graceUntil + this.sessionSafetyMs;
+  }
+
+  /**
+   * Runs a session script that must know the node set of the stored record:
+   * first with `guess`, then, while the script answers `{ 'moved', nodeId }`
+   * (the record names another node), with the node it named.
+   */
+  private async onNode(guess: string, attempt: (was: string) => Promise<unknown>): Promise<unknown> {
+    let was = guess;
+    for (let tries = 0; tries < NODE_GUESSES; tries++) {
+      const result = await attempt(was);
+      if (!Array.isArray(result) || result[0] !== 'moved') return result;
+      was = String(result[1]);
+    }
+    throw new Error(`the session moved between nodes ${NODE_GUESSES} times during one write`);
   }
 
   private async membersOf(user: UserKey): Promise<SessionId[]> {
@@ -315,4 +404,10 @@ export class RedisStore implements CallStore {
       this.client.once('end', onEnd);
     });
   }
+}
+
+/** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */
+function leaseEnd(now: number, leaseMs: number): number {
+  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a timer lease must be a positive number of ms, not ${leaseMs}`);
+  return now + leaseMs;
 }

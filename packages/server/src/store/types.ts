@@ -74,6 +74,13 @@ export interface HistoryPage {
 
 export type TimerKind = 'ring' | 'grace';
 
+export interface ClaimedTimer {
+  kind: TimerKind;
+  id: string;
+  /** The due time the lease moved the timer to. */
+  leaseUntil: number;
+}
+
 export interface CallStore {
   readonly kind: 'memory' | 'redis';
 
@@ -101,10 +108,25 @@ export interface CallStore {
   /** Sets (or moves) the due time of a timer. */
   schedule(kind: TimerKind, id: string, dueAt: number): Promise<void>;
   unschedule(kind: TimerKind, id: string): Promise<void>;
-  /** Removes and returns timers due at `now`; each timer is handed to exactly one caller. */
-  claimDue(now: number, max: number): Promise<{ kind: TimerKind; id: string }[]>;
-  /** Removes one timer if it is due at `now`; true for exactly one caller. */
-  claimTimer(kind: TimerKind, id: string, now: number): Promise<boolean>;
+  /**
+   * Leases the timers due at `now` (at most `max`): each is handed to exactly
+   * one caller, and its due time moves to `now + leaseMs`, so if the claimer
+   * dies before `completeTimer` the timer fires again after the lease.
+   */
+  claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]>;
+  /** Leases one timer if it is due at `now`; null when it is not due, gone, or leased by another. */
+  claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null>;
+  /** Removes a leased timer, unless it was rescheduled since (its due time is no longer `leaseUntil`). */
+  completeTimer(timer: ClaimedTimer): Promise<void>;
+
+  /** Records that `nodeId` is alive until `aliveUntil` (epoch ms). */
+  beat(nodeId: string, aliveUntil: number): Promise<void>;
+  /** Removes and returns the nodes whose `aliveUntil` is before `now`; each dead node is handed to exactly one caller. */
+  claimDeadNodes(now: number): Promise<string[]>;
+  /** Forgets a node that stopped cleanly. */
+  removeNode(nodeId: string): Promise<void>;
+  /** Sessions whose `nodeId` is `nodeId` (connected or not). */
+  sessionsOfNode(nodeId: string): Promise<SessionRecord[]>;
 
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;

@@ -7,7 +7,9 @@
  */
 import { createShardedAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
+import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
+import type { Deps } from './context.js';
 
 export interface ClusterAdapter {
   adapter: ReturnType<typeof createShardedAdapter>;
@@ -32,4 +34,64 @@ export async function createClusterAdapter(redisUrl: string, prefix: string, log
       await Promise.allSettled([pub.quit(), sub.quit()]);
     },
   };
+}
+
+/**
+ * Node liveness in Redis mode. Each node records "alive until now +
+ * NODE_TIMEOUT_MS" a few times per timeout; every node looks for nodes past
+ * their time, and the one that claims a dead node treats each of its
+ * connected sessions as a lost transport: the session enters its reconnect
+ * grace (so it can resume on any node) and its call hears `call:reconnecting`.
+ * A Redis stall shorter than NODE_TIMEOUT_MS declares nobody dead: the last
+ * beat before it still covers the node.
+ */
+export class NodeLiveness {
+  private readonly intervals: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly deps: Pick<Deps, 'store' | 'config' | 'logger' | 'now'>,
+    private readonly markLost: (sessionId: SessionId) => Promise<void>,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.beat();
+    const { nodeTimeoutMs } = this.deps.config;
+    this.every(Math.max(100, Math.floor(nodeTimeoutMs / 3)), () => this.beat());
+    this.every(Math.max(100, Math.floor(nodeTimeoutMs / 4)), () => this.reapDeadNodes());
+  }
+
+  async stop(): Promise<void> {
+    this.intervals.forEach(clearInterval);
+    await this.deps.store.removeNode(this.deps.config.nodeId).catch(() => undefined);
+  }
+
+  private every(ms: number, work: () => Promise<void>): void {
+    const timer = setInterval(() => {
+      work().catch((err: unknown) => this.deps.logger.warn({ err: errorText(err) }, 'node liveness work failed'));
+    }, ms);
+    timer.unref();
+    this.intervals.push(timer);
+  }
+
+  private async beat(): Promise<void> {
+    await this.deps.store.beat(this.deps.config.nodeId, this.deps.now() + this.deps.config.nodeTimeoutMs);
+  }
+
+  async reapDeadNodes(): Promise<void> {
+    const dead = await this.deps.store.claimDeadNodes(this.deps.now());
+    for (const nodeId of dead) {
+      if (nodeId === this.deps.config.nodeId) {
+        // We were silent too long (a long pause): beat again; our sockets are still ours.
+        await this.beat();
+        continue;
+      }
+      const sessions = (await this.deps.store.sessionsOfNode(nodeId)).filter((s) => s.connected && s.nodeId === nodeId);
+      this.deps.logger.warn({ deadNode: nodeId, sessions: sessions.length }, 'node declared dead; its sessions enter their grace');
+      for (const session of sessions) await this.markLost(session.id);
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

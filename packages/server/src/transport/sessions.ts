@@ -183,15 +183,31 @@ export class Sessions {
     if (conn.closing !== null || reason === 'server namespace disconnect') return;
     const deliberate = reason === 'client namespace disconnect';
     this.deps.logger.info({ user: info.userId, session: info.id, socket: conn.socket.id, reason, deliberate }, 'session disconnected');
-    await this.locks.run(info.id, async () => {
-      const session = await this.deps.store.getSession(info.id);
-      if (!session || this.local.has(info.id)) return; // gone already, or resumed on a new socket here
-      if (deliberate) return this.closeSession(session, 'hangup');
+    if (deliberate) {
+      await this.locks.run(info.id, async () => {
+        const session = await this.deps.store.getSession(info.id);
+        if (session && !this.local.has(info.id)) await this.closeSession(session, 'hangup');
+      });
+    } else {
+      await this.markLost(info.id);
+    }
+  }
+
+  /**
+   * A session lost its transport (its socket closed, or its node died): it
+   * enters its reconnect grace, and its call hears `call:reconnecting`.
+   */
+  async markLost(sessionId: SessionId): Promise<void> {
+    await this.locks.run(sessionId, async () => {
+      const session = await this.deps.store.getSession(sessionId);
+      // Gone already, in grace already, or resumed on a new socket here meanwhile.
+      if (!session || !session.connected || this.local.has(sessionId)) return;
       const graceUntil = this.deps.now() + this.deps.config.reconnectGraceMs;
       await this.deps.store.updateSession({ ...session, connected: false, graceUntil });
       await this.timers.schedule('grace', session.id, graceUntil);
+      const info = infoOf(session);
       const call = await this.calls.callOfUser(info.key);
-      if (call) await this.calls.run({ type: 'session-lost', callId: call.id, sessionId: info.id, deliberate: false }, logOf(info));
+      if (call) await this.calls.run({ type: 'session-lost', callId: call.id, sessionId, deliberate: false }, logOf(info));
     });
   }
 

@@ -1,12 +1,19 @@
 /**
  * Due timers (ring timeouts, reconnect-grace expiries). The due time lives in
  * the store; this node arms a local timer for what it scheduled, and whoever
- * claims a due timer in the store runs it — exactly once, on exactly one node.
+ * claims a due timer in the store runs it. A claim is a lease: the timer stays
+ * in the store, due again when the lease runs out, until the claimer completes
+ * it after its handler has run — so a timer whose claimer died (or took longer
+ * than the lease) fires again on some node. Handlers must therefore bear being
+ * run twice; they re-read the state they act on.
  */
-import type { CallStore, TimerKind } from '../store/types.js';
+import type { CallStore, ClaimedTimer, TimerKind } from '../store/types.js';
 import type { Logger } from '../logger.js';
 
 export type DueHandler = (kind: TimerKind, id: string) => Promise<void>;
+
+/** How long a claimed timer is held by its claimer before it is due again for anyone. */
+export const TIMER_LEASE_MS = 10_000;
 
 export class DueTimers {
   private readonly local = new Map<string, NodeJS.Timeout>();
@@ -31,8 +38,8 @@ export class DueTimers {
 
   /** Runs every timer the store says is due (a node sweeping for timers another node armed). */
   async sweep(max = 100): Promise<void> {
-    const due = await this.store.claimDue(this.now(), max);
-    for (const timer of due) await this.run(timer.kind, timer.id);
+    const due = await this.store.claimDue(this.now(), max, TIMER_LEASE_MS);
+    for (const timer of due) await this.run(timer);
   }
 
   close(): void {
@@ -50,8 +57,8 @@ export class DueTimers {
       this.local.delete(key);
       // A timer may fire a millisecond early by the wall clock; it is due at dueAt all the same.
       void this.store
-        .claimTimer(kind, id, Math.max(this.now(), dueAt))
-        .then((mine) => (mine ? this.run(kind, id) : undefined))
+        .claimTimer(kind, id, Math.max(this.now(), dueAt), TIMER_LEASE_MS)
+        .then((lease) => (lease ? this.run(lease) : undefined))
         .catch((err: unknown) => this.logger.error({ err, kind, id }, 'timer claim failed'));
     }, Math.max(0, dueAt - this.now()));
     timer.unref();
@@ -65,11 +72,22 @@ export class DueTimers {
     this.local.delete(key);
   }
 
-  private async run(kind: TimerKind, id: string): Promise<void> {
+  /**
+   * Runs a claimed timer, then completes it whether the handler resolved or
+   * threw (a handler that rescheduled the timer keeps its new due time). A
+   * failed completion leaves the timer to fire again once the lease runs out.
+   */
+  private async run(timer: ClaimedTimer): Promise<void> {
+    const { kind, id } = timer;
     try {
       await this.onDue(kind, id);
     } catch (err) {
       this.logger.error({ err, kind, id }, 'timer handler failed');
+    }
+    try {
+      await this.store.completeTimer(timer);
+    } catch (err) {
+      this.logger.error({ err, kind, id, leaseUntil: timer.leaseUntil }, 'timer completion failed');
     }
   }
 }

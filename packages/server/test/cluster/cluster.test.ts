@@ -1,0 +1,274 @@
+/**
+ * Several server processes sharing one real Redis behave as one server.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CONTROL_EVENTS } from '@switchboard/protocol';
+import { errorCode, expectOk, openSocket, ring, signIn, tokenFor, type TestClient } from '../helpers.js';
+import { dropPrefix, freshPrefix, OwnedRedis, sharedRedis, startNode, type NodeProcess } from './harness.js';
+
+const FAST = { RING_TIMEOUT_MS: '1500', RECONNECT_GRACE_MS: '1500', NODE_TIMEOUT_MS: '1000', RATE_LIMITS: 'off' };
+
+describe('three nodes on one Redis', () => {
+  let redis: { url: string; release(): Promise<void> };
+  const prefix = freshPrefix();
+  let nodes: NodeProcess[] = [];
+  const clients: TestClient[] = [];
+  const on = async (node: NodeProcess, userId: string) => {
+    const c = await signIn(node, userId);
+    clients.push(c);
+    return c;
+  };
+  let n = 0;
+  const names = (...roles: string[]) => roles.map((r) => `${r}${++n}`);
+
+  before(async () => {
+    redis = await sharedRedis();
+    nodes = await Promise.all([1, 2, 3].map(() => startNode({ ...FAST, REDIS_URL: redis.url, REDIS_PREFIX: prefix })));
+  });
+  after(async () => {
+    clients.forEach((c) => c.close());
+    await Promise.all(nodes.map((node) => node.kill('SIGTERM')));
+    await dropPrefix(redis.url, prefix);
+    await redis.release();
+  });
+
+  test('a call across nodes: presence, ring, accept, relay in order, every control, hangup, history', async () => {
+    const [a, b] = names('a', 'b');
+    const alice = await on(nodes[0]!, a!);
+    const bob = await on(nodes[1]!, b!);
+    await alice.next('user:online', (p) => p.user.id === b);
+    const list = await alice.request<{ users: { id: string }[] }>('user:list');
+    assert.ok(list.ok && list.users.some((u) => u.id === b), 'user:list shows users of other nodes');
+
+    const callId = await ring(alice, [bob], b!);
+    expectOk(await bob.request('call:accept', { callId }));
+    await alice.next('call:accepted');
+    for (let i = 0; i < 20; i++) alice.socket.emit('webrtc:ice-candidate', { callId, candidate: { candidate: `candidate:${i}` } });
+    for (let i = 0; i < 20; i++) assert.equal((await bob.next('webrtc:ice-candidate')).candidate?.candidate, `candidate:${i}`);
+    bob.socket.emit('webrtc:answer', { callId, sdp: 'v=0 answer' });
+    assert.deepEqual(await alice.next('webrtc:answer'), { callId, from: b, sdp: 'v=0 answer' });
+    for (const control of CONTROL_EVENTS) {
+      expectOk(await bob.request(control, { callId }));
+      assert.deepEqual(await alice.next(control), { callId, userId: b });
+    }
+    expectOk(await alice.request('call:end', { callId }));
+    assert.equal((await bob.next('call:ended')).reason, 'hangup');
+    const res = await fetch(`${nodes[2]!.url}/api/calls`, { headers: { authorization: `Bearer ${await tokenFor(b!)}` } });
+    const body = (await res.json()) as { calls: { callId: string; outcome: string }[] };
+    assert.deepEqual(body.calls.map((c) => [c.callId, c.outcome]), [[callId, 'completed']], 'history served by any node');
+  });
+
+  test('busy and glare across nodes, many rounds: exactly one call rings', async () => {
+    for (let round = 0; round < 15; round++) {
+      const [a, b] = names('a', 'b');
+      const alice = await on(nodes[round % 3]!, a!);
+      const bob = await on(nodes[(round + 1) % 3]!, b!);
+      const [ackA, ackB] = await Promise.all([
+        alice.request<{ callId: string }>('call:request', { to: b }),
+        bob.request<{ callId: string }>('call:request', { to: a }),
+      ]);
+      expectOk(ackA);
+      expectOk(ackB);
+      const busy = await Promise.race([
+        alice.next('call:busy', undefined, 3000).then(() => 'a'),
+        bob.next('call:busy', undefined, 3000).then(() => 'b'),
+      ]);
+      const ringer = busy === 'a' ? alice : bob;
+      await ringer.next('call:incoming', undefined, 3000);
+      const other = busy === 'a' ? bob : alice;
+      await other.sync();
+      assert.equal(other.received('call:incoming').length, 0, `round ${round}: never two rings`);
+      alice.close();
+      bob.close();
+    }
+  });
+
+  test('100 simultaneous calls to one callee through 3 nodes ring exactly once', async () => {
+    const [callee] = names('callee');
+    const target = await on(nodes[0]!, callee!);
+    const callers = await Promise.all(Array.from({ length: 30 }, (_, i) => on(nodes[i % 3]!, `${callee}-caller${i}`)));
+    const acks = await Promise.all(callers.flatMap((c) => [1, 2, 3].map(() => c.request<{ callId: string }>('call:request', { to: callee }))));
+    const extra = await Promise.all(Array.from({ length: 10 }, (_, i) => callers[i]!.request('call:request', { to: callee })));
+    const all = [...acks, ...extra];
+    assert.equal(all.length, 100);
+    const ok = all.filter((x) => x.ok).length;
+    const inCall = all.filter((x) => errorCode(x) === 'already_in_call').length;
+    assert.equal(ok + inCall, 100, 'every request is answered: ok (ringing or busy) or already_in_call');
+    await target.next('call:incoming');
+    await target.sync();
+    assert.equal(target.received('call:incoming').length, 0, 'rings exactly once');
+    callers.forEach((c) => c.close());
+  });
+
+  test('two devices on two nodes accepting at the same instant: exactly one wins', async () => {
+    for (let round = 0; round < 10; round++) {
+      const [a, b] = names('a', 'b');
+      const alice = await on(nodes[0]!, a!);
+      const phone = await on(nodes[1]!, b!);
+      const laptop = await on(nodes[2]!, b!);
+      const callId = await ring(alice, [phone, laptop], b!);
+      const acks = await Promise.all([phone.request('call:accept', { callId }), laptop.request('call:accept', { callId })]);
+      assert.equal(acks.filter((x) => x.ok).length, 1, `round ${round}`);
+      assert.deepEqual(acks.filter((x) => !x.ok).map(errorCode), ['invalid_state']);
+      const loser = acks[0]!.ok ? laptop : phone;
+      assert.equal((await loser.next('call:cancelled')).reason, 'answered_elsewhere');
+      [alice, phone, laptop].forEach((c) => c.close());
+    }
+  });
+
+  test('a session resumes on another node and the call goes on; the peer hears reconnecting then reconnected', async () => {
+    const [a, b] = names('a', 'b');
+    const alice = await on(nodes[0]!, a!);
+    const bob = await on(nodes[1]!, b!);
+    const callId = await ring(alice, [bob], b!);
+    expectOk(await bob.request('call:accept', { callId }));
+    await alice.next('call:accepted');
+    alice.socket.io.engine.close();
+    await bob.next('call:reconnecting');
+    const back = await openSocket(nodes[2]!, { via: 'none' });
+    clients.push(back);
+    back.socket.emit('reconnect:attempt', { token: await tokenFor(a!), sessionId: alice.auth!.sessionId });
+    const success = await back.next('reconnect:success');
+    assert.equal(success.calls[0]?.callId, callId);
+    await bob.next('call:reconnected');
+    back.socket.emit('webrtc:offer', { callId, sdp: 'v=0 restart' });
+    assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 restart');
+    bob.socket.emit('webrtc:answer', { callId, sdp: 'v=0 answer' });
+    assert.equal((await back.next('webrtc:answer')).sdp, 'v=0 answer');
+  });
+});
+
+describe('nodes that die', () => {
+  let redis: { url: string; release(): Promise<void> };
+  const prefix = freshPrefix();
+  const clients: TestClient[] = [];
+  const spawned: NodeProcess[] = [];
+  const node = async (env: Record<string, string> = {}) => {
+    const p = await startNode({ ...FAST, REDIS_URL: redis.url, REDIS_PREFIX: prefix, ...env });
+    spawned.push(p);
+    return p;
+  };
+  before(async () => {
+    redis = await sharedRedis();
+  });
+  after(async () => {
+    clients.forEach((c) => c.close());
+    await Promise.all(spawned.map((p) => p.kill('SIGKILL')));
+    await dropPrefix(redis.url, prefix);
+    await redis.release();
+  });
+
+  test('the caller\'s node is killed while ringing: the callee still hears the ring timeout', async () => {
+    // The node is declared dead only after 5 s, so the 1.5 s ring timeout the dead node scheduled must fire elsewhere.
+    const [doomed, survivor] = [await node({ NODE_TIMEOUT_MS: '5000' }), await node({ NODE_TIMEOUT_MS: '5000' })];
+    const alice = await signIn(doomed, 'ringer-a');
+    const bob = await signIn(survivor, 'ringer-b');
+    clients.push(alice, bob);
+    const callId = await ring(alice, [bob], 'ringer-b');
+    await doomed.kill('SIGKILL');
+    const cancelled = await bob.next('call:cancelled', undefined, 8000);
+    assert.equal(cancelled.callId, callId);
+    assert.equal(cancelled.reason, 'timeout');
+    const rejected = await fetch(`${survivor.url}/api/calls`, { headers: { authorization: `Bearer ${await tokenFor('ringer-b')}` } });
+    const history = (await rejected.json()) as { calls: { callId: string; outcome: string }[] };
+    assert.deepEqual(history.calls.map((c) => [c.callId, c.outcome]), [[callId, 'missed']]);
+  });
+
+  test('a caller\'s node declared dead while ringing cancels the call: caller_disconnected', async () => {
+    const [doomed, survivor] = [await node({ RING_TIMEOUT_MS: '20000' }), await node({ RING_TIMEOUT_MS: '20000' })];
+    const alice = await signIn(doomed, 'gone-a');
+    const bob = await signIn(survivor, 'gone-b');
+    clients.push(alice, bob);
+    const callId = await ring(alice, [bob], 'gone-b');
+    await doomed.kill('SIGKILL');
+    assert.deepEqual(await bob.next('call:cancelled', undefined, 8000), { callId, reason: 'caller_disconnected' });
+  });
+
+  test('a node killed during a call: the peer hears reconnecting, then connection_lost after the grace', async () => {
+    const [doomed, survivor] = [await node(), await node()];
+    const alice = await signIn(doomed, 'dies-a');
+    const bob = await signIn(survivor, 'dies-b');
+    clients.push(alice, bob);
+    const callId = await ring(alice, [bob], 'dies-b');
+    expectOk(await bob.request('call:accept', { callId }));
+    await alice.next('call:accepted');
+    await doomed.kill('SIGKILL');
+    assert.deepEqual(await bob.next('call:reconnecting', undefined, 8000), { callId, userId: 'dies-a' });
+    const ended = await bob.next('call:ended', undefined, 8000);
+    assert.equal(ended.reason, 'connection_lost');
+    const list = await bob.request<{ users: { id: string }[] }>('user:list');
+    assert.ok(list.ok && !list.users.some((u) => u.id === 'dies-a'), 'the dead node\'s user is offline');
+  });
+
+  test('a node killed during a call: the lost party resumes on another node and the call goes on', async () => {
+    const [doomed, survivor] = [await node(), await node()];
+    const alice = await signIn(doomed, 'lives-a');
+    const bob = await signIn(survivor, 'lives-b');
+    clients.push(alice, bob);
+    const callId = await ring(alice, [bob], 'lives-b');
+    expectOk(await bob.request('call:accept', { callId }));
+    await alice.next('call:accepted');
+    await doomed.kill('SIGKILL');
+    await alice.disconnected;
+    const back = await openSocket(survivor, { via: 'none' });
+    clients.push(back);
+    back.socket.emit('reconnect:attempt', { token: await tokenFor('lives-a'), sessionId: alice.auth!.sessionId });
+    const success = await back.next('reconnect:success');
+    assert.equal(success.calls[0]?.callId, callId);
+    back.socket.emit('webrtc:offer', { callId, sdp: 'v=0 after the crash' });
+    assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 after the crash');
+    expectOk(await back.request('call:end', { callId }));
+    assert.equal((await bob.next('call:ended')).reason, 'hangup');
+  });
+});
+
+describe('Redis trouble', () => {
+  test('a Redis restart mid-call: /readyz goes 503 then 200, no node crashes, the call goes on', async () => {
+    const redis = await OwnedRedis.start();
+    const prefix = freshPrefix();
+    const nodes = await Promise.all([1, 2].map(() => startNode({ ...FAST, NODE_TIMEOUT_MS: '10000', REDIS_URL: redis.url, REDIS_PREFIX: prefix })));
+    const clients: TestClient[] = [];
+    try {
+      const alice = await signIn(nodes[0]!, 'outage-a');
+      const bob = await signIn(nodes[1]!, 'outage-b');
+      clients.push(alice, bob);
+      const callId = await ring(alice, [bob], 'outage-b');
+      expectOk(await bob.request('call:accept', { callId }));
+      await alice.next('call:accepted');
+
+      await redis.stop();
+      const readyDown = await waitForStatus(`${nodes[0]!.url}/readyz`, 503);
+      assert.equal(readyDown, 503);
+      const during = await alice.request('call:mute', { callId }, 5000);
+      assert.equal(errorCode(during), 'internal', 'requests fail with internal, never hang');
+
+      await redis.resume();
+      assert.equal(await waitForStatus(`${nodes[0]!.url}/readyz`, 200), 200);
+      assert.equal(await waitForStatus(`${nodes[1]!.url}/readyz`, 200), 200);
+      expectOk(await alice.request('call:mute', { callId }));
+      assert.deepEqual(await bob.next('call:mute'), { callId, userId: 'outage-a' });
+      alice.socket.emit('webrtc:offer', { callId, sdp: 'v=0 after the outage' });
+      assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 after the outage');
+      expectOk(await bob.request('call:end', { callId }));
+      assert.equal((await alice.next('call:ended')).reason, 'hangup');
+      for (const n of nodes) assert.equal(n.child.exitCode, null, 'no node crashed');
+    } finally {
+      clients.forEach((c) => c.close());
+      await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+      await redis.destroy();
+    }
+  });
+});
+
+/** Polls `url` until it answers `status` (bounded), and returns the last status seen. */
+async function waitForStatus(url: string, status: number, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 0;
+  while (Date.now() < deadline) {
+    last = await fetch(url).then((r) => r.status, () => 0);
+    if (last === status) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}
