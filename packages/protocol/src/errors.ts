@@ -32,6 +32,8 @@ export const AuthErrorCode = {
   TokenExpired: 'token_expired',
   /** No valid authentication arrived within `AUTH_TIMEOUT_MS`. */
   AuthTimeout: 'auth_timeout',
+  /** The user already holds `MAX_SESSIONS_PER_USER` sessions (an addition to the contract's codes). */
+  RateLimited: 'rate_limited',
 } as const;
 export type AuthErrorCode = (typeof AuthErrorCode)[keyof typeof AuthErrorCode];
 

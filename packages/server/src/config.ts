@@ -16,6 +16,10 @@ export interface Config {
   jwtSecret: string | null;
   /** PEM public key for RS256 / ES256 / EdDSA. */
   jwtPublicKey: string | null;
+  /** A JWKS endpoint (keys cached, refetched for an unknown `kid`): rotation without restart. */
+  jwksUrl: string | null;
+  /** A JWKS file, re-read when it changes. */
+  jwksFile: string | null;
   jwtIssuer: string | null;
   jwtAudience: string | null;
   /** True when neither key is set outside production: a random secret and `POST /dev/token`. */
@@ -51,6 +55,10 @@ export interface Config {
   historyLimit: number;
   /** Key prefix in Redis. @default "sb:" */
   redisPrefix: string;
+  /** Live sessions one user may hold on one node (devices, tabs). @default 10 */
+  maxSessionsPerUser: number;
+  /** Sockets from one address that have not authenticated yet. @default 100 */
+  maxUnauthenticatedPerAddress: number;
 }
 
 export class ConfigError extends Error {
@@ -99,10 +107,16 @@ export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === 'production';
   const jwtSecret = str(env, 'JWT_SECRET');
   const jwtPublicKey = str(env, 'JWT_PUBLIC_KEY');
-  if (jwtSecret && jwtPublicKey) throw new ConfigError('JWT_SECRET', 'set JWT_SECRET or JWT_PUBLIC_KEY, not both');
-  if (production && !jwtSecret && !jwtPublicKey) {
-    throw new ConfigError('JWT_SECRET', 'production mode needs JWT_SECRET or JWT_PUBLIC_KEY');
+  const jwksUrl = str(env, 'JWT_JWKS_URL');
+  const jwksFile = str(env, 'JWT_JWKS_FILE');
+  const keySources = [jwtSecret && 'JWT_SECRET', jwtPublicKey && 'JWT_PUBLIC_KEY', jwksUrl && 'JWT_JWKS_URL', jwksFile && 'JWT_JWKS_FILE'].filter(
+    (x): x is string => typeof x === 'string',
+  );
+  if (keySources.length > 1) throw new ConfigError(keySources[1]!, `set only one of ${keySources.join(', ')}`);
+  if (production && keySources.length === 0) {
+    throw new ConfigError('JWT_SECRET', 'production mode needs JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL or JWT_JWKS_FILE');
   }
+  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError('JWT_JWKS_URL', `expected an http(s) URL, got "${jwksUrl}"`);
   if (jwtPublicKey && !jwtPublicKey.includes('-----BEGIN')) {
     throw new ConfigError('JWT_PUBLIC_KEY', 'expected a PEM public key (-----BEGIN PUBLIC KEY-----)');
   }
@@ -121,12 +135,14 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const rateLimits = oneOf(env, 'RATE_LIMITS', ['on', 'off', 'default'], 'default') !== 'off';
   const nodeId = str(env, 'NODE_ID') ?? `node-${randomUUID().slice(0, 8)}`;
-  const devMode = !production && !jwtSecret && !jwtPublicKey;
+  const devMode = !production && keySources.length === 0;
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
     jwtSecret: devMode ? randomBytes(32).toString('base64url') : jwtSecret,
     jwtPublicKey,
+    jwksUrl,
+    jwksFile,
     jwtIssuer: str(env, 'JWT_ISSUER'),
     jwtAudience: str(env, 'JWT_AUDIENCE'),
     devMode,
@@ -148,5 +164,7 @@ export function loadConfig(env: Env = process.env): Config {
     nodeId,
     historyLimit: int(env, 'HISTORY_LIMIT', 200, 1, 10_000),
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'sb:',
+    maxSessionsPerUser: int(env, 'MAX_SESSIONS_PER_USER', 10, 1, 10_000),
+    maxUnauthenticatedPerAddress: int(env, 'MAX_UNAUTHENTICATED_PER_ADDRESS', 100, 1, 1_000_000),
   };
 }

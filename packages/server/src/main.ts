@@ -23,6 +23,9 @@ if (config.devMode) {
 // A dependency that rejects a promise nobody awaits (e.g. a publish during a Redis outage)
 // must not take the node down: log it and keep serving.
 process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+if (config.production && config.corsOrigins.length === 0) {
+  logger.warn('CORS_ORIGINS is not set: browsers on any site may open sockets here (cross-site WebSocket hijacking). Set it to your app origins.');
+}
 const server = await startServer(config, { logger });
 
 let stopping = false;

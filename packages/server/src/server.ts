@@ -21,6 +21,7 @@ import { Presence } from './transport/presence.js';
 import { Relay } from './transport/relay.js';
 import { Sessions } from './transport/sessions.js';
 import { DueTimers } from './transport/timers.js';
+import { AddressGate, MAX_BUFFERED_PACKETS, UserLimiters } from './transport/abuse.js';
 import type { SessionId } from '@switchboard/protocol';
 
 export interface StartOptions {
@@ -56,6 +57,9 @@ function createStore(config: Config, logger: Logger): CallStore {
 /** Headroom over the largest legal message for Socket.IO framing. */
 const FRAME_OVERHEAD_BYTES = 1024;
 
+/** How often sockets are checked for packets piling up unread. */
+const SLOW_READER_CHECK_MS = 2000;
+
 function originAllowed(allowed: string[], origin: string | undefined): boolean {
   // Non-browser clients send no Origin; browsers always do on a cross-site WebSocket.
   return allowed.length === 0 || origin === undefined || allowed.includes(origin);
@@ -70,13 +74,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const metrics = new Metrics();
   const verifier = new TokenVerifier(config);
 
+  const gate = config.rateLimits ? new AddressGate(config.maxUnauthenticatedPerAddress) : null;
+  const userLimiters = config.rateLimits ? new UserLimiters(Date.now) : null;
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
   const io: SbServer = new Server(app.server, {
     maxHttpBufferSize: MAX_MESSAGE_BYTES + FRAME_OVERHEAD_BYTES,
     cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: true } : { origin: true },
     allowRequest: (req, callback) => {
-      const ok = originAllowed(config.corsOrigins, req.headers.origin);
-      callback(ok ? null : 'origin not allowed', ok);
+      if (!originAllowed(config.corsOrigins, req.headers.origin)) return callback('origin not allowed', false);
+      const address = req.socket.remoteAddress ?? 'unknown';
+      if (gate && !gate.admit(address)) {
+        metrics.rateLimitedTotal.inc({ event: 'connect' });
+        return callback('too many unauthenticated connections from this address', false);
+      }
+      callback(null, true);
     },
     serveClient: false,
     ...(cluster ? { adapter: cluster.adapter } : {}),
@@ -96,10 +107,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ? setInterval(() => void timers.sweep().catch((err: unknown) => logger.warn({ err }, 'timer sweep failed')), TIMER_SWEEP_MS)
     : null;
   sweeper?.unref();
-  sessions = new Sessions(deps, calls, presence, timers);
+  sessions = new Sessions(deps, calls, presence, timers, gate);
   const liveness = cluster ? new NodeLiveness(deps, (id) => sessions!.markLost(id)) : null;
   await liveness?.start();
-  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps));
+  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps), userLimiters);
 
   // Disconnect handling still writing to the store; shutdown waits for it so no session is left half-lost.
   const pendingDisconnects = new Set<Promise<void>>();
@@ -112,6 +123,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       void work.finally(() => pendingDisconnects.delete(work));
     });
   });
+
+  // A socket that does not read its packets would make us buffer without bound: cut it as a lost transport.
+  const slowReaders = setInterval(() => {
+    for (const socket of io.of('/').sockets.values()) {
+      // engine.io keeps unsent packets in `writeBuffer` (not in its public types).
+      const buffered = (socket.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length;
+      if (buffered > MAX_BUFFERED_PACKETS) {
+        logger.warn({ socket: socket.id, session: socket.data.sessionId, buffered }, 'cutting a slow reader');
+        socket.conn.close();
+      }
+    }
+  }, SLOW_READER_CHECK_MS);
+  slowReaders.unref();
 
   registerRoutes(app, { config, store, metrics, verifier });
   await app.listen({ port: config.port, host: config.host });
@@ -131,6 +155,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close() {
       closing ??= (async () => {
         if (sweeper) clearInterval(sweeper);
+        clearInterval(slowReaders);
+        userLimiters?.close();
         await new Promise<void>((resolve) => io.close(() => resolve()));
         await Promise.allSettled([...pendingDisconnects]);
         await liveness?.stop();
@@ -138,6 +164,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await app.close();
         await cluster?.close();
         await store.close();
+        verifier.close();
       })();
       return closing;
     },

@@ -5,7 +5,17 @@
  * `alg: none` and HS/RS key confusion fail by construction.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  jwtVerify,
+  SignJWT,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import type { AuthErrorCode, UserId } from '@switchboard/protocol';
 import type { Config } from '../config.js';
 
@@ -34,8 +44,23 @@ const MAX_CLAIM_LENGTH = 256;
 const MAX_CONTACTS = 10_000;
 
 interface VerifyKey {
-  key: KeyObject | Uint8Array;
+  key: KeyObject | Uint8Array | JWTVerifyGetKey;
   algorithms: string[];
+}
+
+/** A key set holds public keys only: no HMAC, whatever a key in it claims. */
+const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+/** A remote key set: refetched at most once per cooldown for an unknown `kid`; a fetch gives up instead of hanging. */
+const JWKS_COOLDOWN_MS = 30_000;
+const JWKS_TIMEOUT_MS = 5_000;
+const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
+/** How often a key-set file is checked for changes. */
+const JWKS_FILE_POLL_MS = 2_000;
+
+function readKeySet(path: string): JSONWebKeySet {
+  const parsed = JSON.parse(readFileSync(path, 'utf8')) as JSONWebKeySet;
+  if (!parsed || !Array.isArray(parsed.keys)) throw new Error(`${path} is not a JWKS ({ "keys": [...] })`);
+  return parsed;
 }
 
 function algorithmsFor(key: KeyObject): string[] {
@@ -58,7 +83,15 @@ function algorithmsFor(key: KeyObject): string[] {
   }
 }
 
-export function verifyKeysFrom(config: Pick<Config, 'jwtSecret' | 'jwtPublicKey'>): VerifyKey[] {
+export function verifyKeysFrom(config: Pick<Config, 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl'>): VerifyKey[] {
+  if (config.jwksUrl) {
+    const getKey = createRemoteJWKSet(new URL(config.jwksUrl), {
+      cooldownDuration: JWKS_COOLDOWN_MS,
+      timeoutDuration: JWKS_TIMEOUT_MS,
+      cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+    });
+    return [{ key: getKey, algorithms: JWKS_ALGORITHMS }];
+  }
   if (config.jwtPublicKey) {
     const key = createPublicKey(config.jwtPublicKey);
     return [{ key, algorithms: algorithmsFor(key) }];
@@ -74,9 +107,29 @@ export function verifyKeysFrom(config: Pick<Config, 'jwtSecret' | 'jwtPublicKey'
 }
 
 export class TokenVerifier {
-  private readonly keys: VerifyKey[];
+  private keys: VerifyKey[];
+  private readonly watched: string | null;
+
   constructor(private readonly config: Config) {
-    this.keys = verifyKeysFrom(config);
+    this.watched = config.jwksFile;
+    if (config.jwksFile) {
+      const path = config.jwksFile;
+      this.keys = [{ key: createLocalJWKSet(readKeySet(path)), algorithms: JWKS_ALGORITHMS }];
+      // Rotation without a restart: the file is re-read when it changes; a broken file keeps the old keys.
+      watchFile(path, { interval: JWKS_FILE_POLL_MS, persistent: false }, () => {
+        try {
+          this.keys = [{ key: createLocalJWKSet(readKeySet(path)), algorithms: JWKS_ALGORITHMS }];
+        } catch {
+          // keep the keys we have
+        }
+      });
+    } else {
+      this.keys = verifyKeysFrom(config);
+    }
+  }
+
+  close(): void {
+    if (this.watched) unwatchFile(this.watched);
   }
 
   async verify(token: unknown): Promise<Identity> {
@@ -84,13 +137,14 @@ export class TokenVerifier {
     let lastError: unknown;
     for (const { key, algorithms } of this.keys) {
       try {
-        const { payload } = await jwtVerify(token, key, {
+        const options = {
           algorithms,
           requiredClaims: ['exp', 'sub'],
           clockTolerance: CLOCK_TOLERANCE_S,
           ...(this.config.jwtIssuer ? { issuer: this.config.jwtIssuer } : {}),
           ...(this.config.jwtAudience ? { audience: this.config.jwtAudience } : {}),
-        });
+        };
+        const { payload } = typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
         return identityOf(payload);
       } catch (err) {
         if (err instanceof errors.JWTExpired) throw new AuthError('token_expired', 'the token has expired');

@@ -23,6 +23,7 @@ import {
 } from '@switchboard/protocol';
 import { userKey } from '../calls/types.js';
 import type { CallRunner } from './calls.js';
+import type { UserLimiters } from './abuse.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
 import { actorOf, logOf } from './context.js';
 import { SwitchboardError } from './errors.js';
@@ -51,6 +52,7 @@ export class Dispatcher {
     calls: CallRunner,
     presence: Presence,
     relay: Relay,
+    private readonly userLimiters: UserLimiters | null,
   ) {
     const callEvent = (type: 'accept' | 'reject' | 'cancel' | 'end') =>
       route(callIdSchema, true, async (conn, p) => {
@@ -127,12 +129,15 @@ export class Dispatcher {
     metrics.eventsTotal.inc({ event: route ? event : 'unknown' });
 
     if (conn.limiter) {
-      const verdict = conn.limiter.take(event, this.deps.now());
+      const now = this.deps.now();
+      let verdict = conn.limiter.take(event, now);
+      if (verdict === 'ok' && conn.session && this.userLimiters) verdict = this.userLimiters.take(conn.session.key, event);
       if (verdict !== 'ok') {
         metrics.rateLimitedTotal.inc({ event: route ? event : 'unknown' });
         if (verdict === 'abusive') {
-          this.deps.logger.warn({ socket: conn.socket.id, session: conn.session?.id }, 'disconnecting a socket that ignores rate limits');
-          conn.socket.disconnect(true);
+          this.deps.logger.warn({ socket: conn.socket.id, session: conn.session?.id }, 'cutting a socket that ignores rate limits');
+          // Cut as a lost transport: its session keeps its grace like any other, and is cut again if it goes on.
+          conn.socket.conn.close();
           return;
         }
         return this.fail(conn, event, ack, payload, new SwitchboardError('rate_limited', 'too many events; slow down'));

@@ -59,13 +59,16 @@ export class RateLimiter {
   private readonly buckets = new Map<BucketClass, TokenBucket>();
   private refusals = 0;
 
+  /** `scale` multiplies every bucket (a user's buckets are a few sockets' worth). */
+  constructor(private readonly scale = 1) {}
+
   /** Returns 'ok', 'refused', or 'abusive' once a socket keeps going after being refused. */
   take(event: string, now: number): 'ok' | 'refused' | 'abusive' {
     const cls = bucketClassOf(event);
     let bucket = this.buckets.get(cls);
     if (!bucket) {
       const { burst, perSecond } = BUCKET_LIMITS[cls];
-      this.buckets.set(cls, (bucket = new TokenBucket(burst, perSecond, now)));
+      this.buckets.set(cls, (bucket = new TokenBucket(burst * this.scale, perSecond * this.scale, now)));
     }
     if (bucket.take(now)) {
       this.refusals = 0;

@@ -19,6 +19,7 @@ import { KeyedMutex } from './keyed-mutex.js';
 import type { Presence } from './presence.js';
 import { RateLimiter } from './rate-limit.js';
 import type { DueTimers } from './timers.js';
+import type { AddressGate } from './abuse.js';
 
 /** 144 random bits, URL-safe. */
 function newSessionId(): SessionId {
@@ -35,11 +36,15 @@ export class Sessions {
     private readonly calls: CallRunner,
     private readonly presence: Presence,
     private readonly timers: DueTimers,
+    private readonly gate: AddressGate | null,
   ) {}
 
   onConnection(socket: SbSocket): Conn {
+    const address = socket.handshake.address;
+    this.gate?.enter(address);
     const conn: Conn = {
       socket,
+      pendingAddress: this.gate ? address : null,
       session: null,
       limiter: this.deps.config.rateLimits ? new RateLimiter() : null,
       authTimer: null,
@@ -78,6 +83,14 @@ export class Sessions {
       conn.authenticating = false;
     }
     if (conn.socket.disconnected) throw new SwitchboardError('unauthenticated', 'the socket closed', undefined, true);
+    if (this.deps.config.rateLimits) {
+      const existing = await this.deps.store.sessionsOf(userKey(identity.tenant, identity.userId));
+      if (existing.length >= this.deps.config.maxSessionsPerUser) {
+        const message = `this user already has ${existing.length} sessions (the most allowed is ${this.deps.config.maxSessionsPerUser})`;
+        this.refuse(conn, 'rate_limited', message);
+        throw new SwitchboardError('rate_limited', message, undefined, true);
+      }
+    }
     const now = this.deps.now();
     const record: SessionRecord = {
       id: newSessionId(),
@@ -174,6 +187,7 @@ export class Sessions {
   }
 
   async onDisconnect(conn: Conn, reason: string): Promise<void> {
+    this.releaseAddress(conn);
     if (conn.authTimer) clearTimeout(conn.authTimer);
     const info = conn.session;
     if (!info) return;
@@ -225,9 +239,15 @@ export class Sessions {
     });
   }
 
-  /** Ends a session for good: its call ends (hangup or connection lost), presence goes offline if it was the last. */
+  /**
+   * Ends a session for good: removed first (so a racing resume finds it gone),
+   * then its call ends (hangup or connection lost), then presence goes offline
+   * if it was the user's last session.
+   */
   private async closeSession(session: SessionRecord, why: 'hangup' | 'expired'): Promise<void> {
     const info = infoOf(session);
+    const removed = await this.deps.store.removeSession(info.id);
+    if (!removed) return;
     const call = await this.calls.callOfUser(info.key);
     if (call) {
       const event =
@@ -238,8 +258,7 @@ export class Sessions {
     }
     await this.timers.unschedule('grace', info.id);
     if (session.connected) this.takeOver(info.id);
-    const removed = await this.deps.store.removeSession(info.id);
-    if (removed?.last) this.presence.announceOffline(info, this.deps.now());
+    if (removed.last) this.presence.announceOffline(info, this.deps.now());
   }
 
   /** Disconnects whatever socket carries the session now, without treating it as a loss. */
@@ -252,7 +271,14 @@ export class Sessions {
     this.deps.io.in(rooms.session(sessionId)).disconnectSockets(true);
   }
 
+  /** The socket no longer counts against its address's cap of unauthenticated sockets. */
+  private releaseAddress(conn: Conn): void {
+    if (conn.pendingAddress !== null) this.gate?.leave(conn.pendingAddress);
+    conn.pendingAddress = null;
+  }
+
   private attach(conn: Conn, info: SessionInfo): void {
+    this.releaseAddress(conn);
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.authTimer = null;
     conn.session = info;

@@ -197,6 +197,7 @@ describe('nodes that die', () => {
     assert.deepEqual(await bob.next('call:reconnecting', undefined, 8000), { callId, userId: 'dies-a' });
     const ended = await bob.next('call:ended', undefined, 8000);
     assert.equal(ended.reason, 'connection_lost');
+    await bob.next('user:offline', (p) => p.userId === 'dies-a');
     const list = await bob.request<{ users: { id: string }[] }>('user:list');
     assert.ok(list.ok && !list.users.some((u) => u.id === 'dies-a'), 'the dead node\'s user is offline');
   });

@@ -1,0 +1,62 @@
+/**
+ * Limits that keep one client, user or address from hurting everyone else:
+ * unauthenticated sockets per address, per-user token buckets (across a user's
+ * sockets on this node), and slow readers whose unsent packets pile up.
+ * All of them are off with RATE_LIMITS=off.
+ */
+import { RateLimiter } from './rate-limit.js';
+
+/** Counts sockets per remote address that have not authenticated yet. */
+export class AddressGate {
+  private readonly pending = new Map<string, number>();
+  constructor(private readonly max: number) {}
+
+  admit(address: string): boolean {
+    return (this.pending.get(address) ?? 0) < this.max;
+  }
+
+  enter(address: string): void {
+    this.pending.set(address, (this.pending.get(address) ?? 0) + 1);
+  }
+
+  leave(address: string): void {
+    const n = (this.pending.get(address) ?? 0) - 1;
+    if (n > 0) this.pending.set(address, n);
+    else this.pending.delete(address);
+  }
+}
+
+/** How long an idle user's buckets are kept. */
+const USER_LIMITER_IDLE_MS = 60_000;
+/** A user's buckets are this many times a single socket's: a few devices, not a botnet. */
+export const USER_BUCKET_FACTOR = 3;
+
+export class UserLimiters {
+  private readonly limiters = new Map<string, { limiter: RateLimiter; lastUsed: number }>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly now: () => number) {
+    this.sweeper = setInterval(() => this.sweep(), USER_LIMITER_IDLE_MS);
+    this.sweeper.unref();
+  }
+
+  take(user: string, event: string): 'ok' | 'refused' | 'abusive' {
+    const now = this.now();
+    let entry = this.limiters.get(user);
+    if (!entry) this.limiters.set(user, (entry = { limiter: new RateLimiter(USER_BUCKET_FACTOR), lastUsed: now }));
+    entry.lastUsed = now;
+    return entry.limiter.take(event, now);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private sweep(): void {
+    const cutoff = this.now() - USER_LIMITER_IDLE_MS;
+    for (const [user, entry] of this.limiters) if (entry.lastUsed < cutoff) this.limiters.delete(user);
+  }
+}
+
+/** Packets waiting for a socket that does not read; past this it is cut as a lost transport. */
+export const MAX_BUFFERED_PACKETS = 1000;
