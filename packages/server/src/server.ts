@@ -15,7 +15,7 @@ import { RedisStore } from './store/redis-store.js';
 import { createClusterAdapter, NodeLiveness, type ClusterAdapter } from './transport/cluster.js';
 import type { CallStore } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
-import type { Conn, Deps, SbServer } from './transport/context.js';
+import type { CallHooks, Conn, Deps, SbServer } from './transport/context.js';
 import { Dispatcher } from './transport/dispatch.js';
 import { Presence } from './transport/presence.js';
 import { Relay } from './transport/relay.js';
@@ -27,6 +27,8 @@ import type { SessionId } from '@switchboard/protocol';
 export interface StartOptions {
   store?: CallStore;
   logger?: Logger;
+  /** Observers of call events (webhooks use this). */
+  hooks?: CallHooks[];
 }
 
 export interface SwitchboardServer {
@@ -93,7 +95,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ...(cluster ? { adapter: cluster.adapter } : {}),
   });
 
-  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now };
+  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks: options.hooks ?? [] };
   const calls = new CallRunner(deps);
   const presence = new Presence(deps);
   let sessions: Sessions | undefined;

@@ -8,7 +8,7 @@ import { applyCallEvent } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { ClaimWrite, HistoryEntry } from '../store/types.js';
-import type { Deps } from './context.js';
+import type { CallHooks, Deps } from './context.js';
 import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
 import type { DueTimers } from './timers.js';
@@ -64,6 +64,7 @@ export class CallRunner {
           'call event',
         );
         this.carryOut(t.effects);
+        if (event.type === 'request' && call.state === 'ringing') this.notify((h) => h.started?.(call));
         return { call };
       }
     }
@@ -106,6 +107,7 @@ export class CallRunner {
           this.background(this.timers.unschedule('ring', effect.callId));
           break;
         case 'answered':
+          this.notify((h) => h.answered?.(effect.call));
           this.deps.metrics.activeCalls.inc();
           this.deps.metrics.callSetupSeconds.observe(effect.setupMs / 1000);
           break;
@@ -137,10 +139,22 @@ export class CallRunner {
       { caller: call.caller.userId, callee: call.callee.userId, tenant: call.tenant, ...common },
       'call ended',
     );
+    this.notify((h) => h.ended?.(call, { caller: forCaller, callee: forCallee }));
     await Promise.all([
       store.appendHistory(userKey(call.tenant, call.caller.userId), forCaller),
       store.appendHistory(userKey(call.tenant, call.callee.userId), forCallee),
     ]);
+  }
+
+  /** Tells every hook; a hook that throws is logged, never allowed to disturb signalling. */
+  notify(call: (hooks: CallHooks) => void): void {
+    for (const hooks of this.deps.hooks) {
+      try {
+        call(hooks);
+      } catch (err) {
+        this.deps.logger.error({ err }, 'call hook failed');
+      }
+    }
   }
 
   private background(work: Promise<unknown>): void {

@@ -1,6 +1,8 @@
 /** What every part of the transport shares: the wiring, and each local socket's state. */
 import type { Server, Socket } from 'socket.io';
 import type {
+  CallId,
+  UserRef,
   ClientToServerEvents,
   InterServerEvents,
   ServerToClientEvents,
@@ -9,11 +11,11 @@ import type {
   UserId,
 } from '@switchboard/protocol';
 import type { TokenVerifier } from '../auth/tokens.js';
-import type { Actor, UserKey } from '../calls/types.js';
+import type { Actor, CallRecord, UserKey } from '../calls/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { CallStore } from '../store/types.js';
+import type { CallStore, HistoryEntry } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export type SbServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -46,6 +48,21 @@ export interface Conn {
   closing: 'takeover' | 'closed' | null;
 }
 
+/**
+ * Observers of what happens to calls, called after each change is committed
+ * (webhooks, audit). They must not throw or block: signalling never waits on them.
+ */
+export interface CallHooks {
+  /** A call started ringing. */
+  started?(call: CallRecord): void;
+  /** A call was answered. */
+  answered?(call: CallRecord): void;
+  /** A call ended (any outcome, busy included); `history` is the caller's and the callee's record. */
+  ended?(call: CallRecord, history: { caller: HistoryEntry; callee: HistoryEntry }): void;
+  /** A visible user was called while they had no live session: a host app may push a notification. */
+  unreachable?(info: { callId: CallId; tenant: string; caller: UserRef; callee: UserId }): void;
+}
+
 export interface Deps {
   config: Config;
   store: CallStore;
@@ -54,6 +71,7 @@ export interface Deps {
   metrics: Metrics;
   verifier: TokenVerifier;
   now: () => number;
+  hooks: CallHooks[];
 }
 
 export function actorOf(session: SessionInfo): Actor {

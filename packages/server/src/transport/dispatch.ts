@@ -104,6 +104,9 @@ export class Dispatcher {
     const visible = to !== session.userId && presence.canSee(session, to);
     const calleeSessions = visible ? (await this.deps.store.sessionsOf(userKey(session.tenant, to))).filter((s) => s.connected) : [];
     const callId = (p.callId ?? randomUUID()) as CallId;
+    if (visible && calleeSessions.length === 0) {
+      calls.notify((h) => h.unreachable?.({ callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee: to }));
+    }
     await calls.run(
       {
         type: 'request',
