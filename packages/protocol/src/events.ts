@@ -110,6 +110,8 @@ export interface ServerToClientEvents extends ControlNotices {
   'user:list': (payload: { users: PresenceUser[] }) => void;
   'user:online': (payload: { user: UserRef }) => void;
   'user:offline': (payload: { userId: UserId; lastSeen: number }) => void;
+  /** An addition to the contract: a visible online user became `busy` (a call started) or `available` again. */
+  'user:status': (payload: { userId: UserId; status: PresenceStatus }) => void;
   'call:incoming': (payload: { callId: CallId; from: UserRef; media: Media; timeoutMs: number }) => void;
   'call:accepted': (payload: { callId: CallId; by: UserRef }) => void;
   'call:rejected': (payload: { callId: CallId; reason: RejectedReason }) => void;

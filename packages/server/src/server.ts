@@ -8,6 +8,7 @@ import { MAX_MESSAGE_BYTES } from '@switchboard/protocol';
 import { TokenVerifier } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { registerRoutes } from './http/routes.js';
+import { registerSoftphone } from './http/softphone.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -98,6 +99,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks: options.hooks ?? [] };
   const calls = new CallRunner(deps);
   const presence = new Presence(deps);
+  calls.presence = presence;
   let sessions: Sessions | undefined;
   const timers = new DueTimers(store, logger, async (kind, id) => {
     if (kind === 'ring') await calls.run({ type: 'ring-timeout', callId: id as never });
@@ -140,6 +142,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   slowReaders.unref();
 
   registerRoutes(app, { config, store, metrics, verifier });
+  await registerSoftphone(app);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

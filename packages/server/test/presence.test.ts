@@ -39,6 +39,18 @@ describe('presence with CONTACTS=all', () => {
     assert.ok((await cal.next('user:list')).users.length === 2, 'user:list without ack is answered by a user:list event');
   });
 
+  test('user:status tells watchers when a user becomes busy and available again', async () => {
+    const watcher = await user('sid');
+    const pam = await user('pam');
+    const rob = await user('rob');
+    const callId = await establish(pam, rob, 'rob');
+    assert.deepEqual(await watcher.next('user:status', (p) => p.userId === 'pam'), { userId: 'pam', status: 'busy' });
+    assert.deepEqual(await watcher.next('user:status', (p) => p.userId === 'rob'), { userId: 'rob', status: 'busy' });
+    await pam.request('call:end', { callId });
+    assert.deepEqual(await watcher.next('user:status', (p) => p.userId === 'pam'), { userId: 'pam', status: 'available' });
+    assert.deepEqual(await watcher.next('user:status', (p) => p.userId === 'rob'), { userId: 'rob', status: 'available' });
+  });
+
   test('online once for a user with several devices; offline only after the last is gone for good', async () => {
     const watcher = await user('wes');
     const phone = await user('dan');

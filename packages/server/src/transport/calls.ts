@@ -3,7 +3,7 @@
  * machine, commit atomically (retrying on a lost race), then carry out the
  * effects — emits to session rooms, room binding, timers, history, metrics.
  */
-import type { CallId, ServerEventName } from '@switchboard/protocol';
+import type { CallId, PresenceStatus, ServerEventName } from '@switchboard/protocol';
 import { applyCallEvent } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
@@ -12,6 +12,7 @@ import type { CallHooks, Deps } from './context.js';
 import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
 import type { DueTimers } from './timers.js';
+import type { Presence } from './presence.js';
 
 /** Ended calls are remembered this long, so late events get `invalid_state` and repeats stay idempotent. */
 export const TOMBSTONE_MS = 5 * 60_000;
@@ -22,6 +23,7 @@ export type CallOk = { call: CallRecord | undefined };
 
 export class CallRunner {
   timers!: DueTimers;
+  presence: Presence | undefined;
 
   constructor(private readonly deps: Deps) {}
 
@@ -64,11 +66,22 @@ export class CallRunner {
           'call event',
         );
         this.carryOut(t.effects);
-        if (event.type === 'request' && call.state === 'ringing') this.notify((h) => h.started?.(call));
+        if (event.type === 'request' && call.state === 'ringing') {
+          this.notify((h) => h.started?.(call));
+          this.announceStatus(call, 'busy');
+        } else if (call.state === 'ended' && stored && stored.value.state !== 'ended') {
+          this.announceStatus(call, 'available');
+        }
         return { call };
       }
     }
     throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
+  }
+
+  /** Tells whoever may see the two parties that they are busy, or available again. */
+  private announceStatus(call: CallRecord, status: PresenceStatus): void {
+    this.presence?.announceStatus(call.tenant, call.caller.userId, status);
+    this.presence?.announceStatus(call.tenant, call.callee.userId, status);
   }
 
   /** The call a claim names, unless it has ended or is gone (a stale claim counts as none). */

@@ -3,7 +3,7 @@
  * tenant and, with CONTACTS=claims, B is in A's contacts. A user A may not see
  * is, to A, exactly an offline one.
  */
-import type { PresenceUser, UserId } from '@switchboard/protocol';
+import type { PresenceStatus, PresenceUser, UserId } from '@switchboard/protocol';
 import { userKey } from '../calls/types.js';
 import type { Deps, SbSocket, SessionInfo } from './context.js';
 import { rooms } from './context.js';
@@ -38,6 +38,11 @@ export class Presence {
 
   announceOffline(session: Pick<SessionInfo, 'tenant' | 'key' | 'userId'>, lastSeen: number): void {
     this.audience(session).emit('user:offline', { userId: session.userId as UserId, lastSeen });
+  }
+
+  announceStatus(tenant: string, userId: UserId, status: PresenceStatus): void {
+    const key = userKey(tenant, userId);
+    this.audience({ tenant, key }).emit('user:status', { userId, status });
   }
 
   /** Everyone who may see `session`'s user, on every node, but that user's own devices. */
