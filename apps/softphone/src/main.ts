@@ -1,0 +1,339 @@
+/**
+ * The softphone: sign in, see who is online, call, answer, mute, hold, hang
+ * up, and the recent calls — all through `@switchboard/client`.
+ */
+import { Phone, type Call } from '@switchboard/client';
+import { devToken, fetchHistory, SignInError, tokenFromFragment, type HistoryEntry } from './api.js';
+import { audioContext, LevelMeter, Ringtone } from './audio.js';
+import { clock, endedNotice, errorNotice, initials, outcomeWords, stateWords } from './words.js';
+import './style.css';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+const ui = {
+  signin: $('signin'),
+  form: $<HTMLFormElement>('signin-form'),
+  user: $<HTMLInputElement>('signin-user'),
+  submit: $<HTMLButtonElement>('signin-submit'),
+  home: $('home'),
+  me: $('me'),
+  link: $('link'),
+  contacts: $<HTMLUListElement>('contacts'),
+  noContacts: $('no-contacts'),
+  history: $<HTMLUListElement>('history'),
+  noHistory: $('no-history'),
+  incoming: $('incoming'),
+  incomingFrom: $('incoming-from'),
+  incomingAvatar: $('incoming-avatar'),
+  accept: $<HTMLButtonElement>('accept'),
+  reject: $<HTMLButtonElement>('reject'),
+  inCall: $('in-call'),
+  inCallPeer: $('in-call-peer'),
+  inCallAvatar: $('in-call-avatar'),
+  inCallStatus: $('in-call-status'),
+  timer: $('call-timer'),
+  badges: $('badges'),
+  mute: $<HTMLButtonElement>('mute'),
+  hold: $<HTMLButtonElement>('hold'),
+  hangup: $<HTMLButtonElement>('hangup'),
+  audio: $<HTMLAudioElement>('remote-audio'),
+  notice: $('notice'),
+};
+
+/** How long the ended call stays on screen before the view closes. */
+const ENDED_LINGER_MS = 1500;
+const NOTICE_MS = 6000;
+
+let phone: Phone | undefined;
+let token = '';
+let current: Call | undefined;
+let ringing: Call | undefined;
+let timerHandle: number | undefined;
+let noticeHandle: number | undefined;
+const ringtone = new Ringtone();
+const meter = new LevelMeter($('remote-level'));
+
+function notify(text: string): void {
+  ui.notice.textContent = text;
+  ui.notice.hidden = false;
+  window.clearTimeout(noticeHandle);
+  noticeHandle = window.setTimeout(() => (ui.notice.hidden = true), NOTICE_MS);
+}
+
+function setLink(text: string | null): void {
+  ui.link.hidden = text === null;
+  ui.link.textContent = text ?? '';
+}
+
+// ---- sign-in -------------------------------------------------------------
+
+async function signIn(getToken: () => Promise<string>): Promise<void> {
+  ui.submit.disabled = true;
+  try {
+    token = await getToken();
+    phone = new Phone({ url: location.origin, token });
+    wirePhone(phone);
+    const me = await phone.connect();
+    ui.signin.hidden = true;
+    ui.home.hidden = false;
+    ui.me.hidden = false;
+    ui.me.textContent = `Signed in as ${me.name}`;
+    renderContacts();
+    void refreshHistory();
+  } catch (err) {
+    phone?.disconnect();
+    phone = undefined;
+    notify(err instanceof SignInError ? err.message : `Sign-in failed: ${(err as Error).message}`);
+  } finally {
+    ui.submit.disabled = false;
+  }
+}
+
+ui.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  audioContext(); // unlock audio on this click, for the ringtone and the meter
+  const name = ui.user.value.trim();
+  if (name) void signIn(() => devToken(name));
+});
+
+// ---- presence ------------------------------------------------------------
+
+function wirePhone(p: Phone): void {
+  p.on('presence', () => renderContacts());
+  p.on('incoming', (call) => showIncoming(call));
+  p.on('reconnecting', () => setLink('Connection lost — reconnecting…'));
+  p.on('reconnected', () => {
+    setLink(null);
+    void refreshHistory();
+  });
+  p.on('disconnected', () => setLink('Offline. Reload the page to sign in again.'));
+}
+
+function renderContacts(): void {
+  if (!phone) return;
+  const users = [...phone.users.values()].sort((a, b) => a.name.localeCompare(b.name));
+  ui.noContacts.hidden = users.length > 0;
+  const items = users.map((u) => {
+    const li = document.createElement('li');
+    li.className = `contact ${u.status}`;
+    li.dataset.testid = 'contact';
+    li.dataset.userId = u.id;
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar small';
+    avatar.setAttribute('aria-hidden', 'true');
+    avatar.textContent = initials(u.name);
+    const label = document.createElement('span');
+    label.className = 'name';
+    label.textContent = u.name;
+    const status = document.createElement('span');
+    status.className = 'presence';
+    status.textContent = u.status === 'busy' ? 'On a call' : 'Available';
+    const button = document.createElement('button');
+    button.dataset.testid = 'call';
+    button.className = 'ok';
+    button.textContent = 'Call';
+    button.setAttribute('aria-label', `Call ${u.name}`);
+    button.disabled = current !== undefined || ringing !== undefined;
+    button.addEventListener('click', () => void placeCall(u.id, u.name));
+    li.append(avatar, label, status, button);
+    return li;
+  });
+  ui.contacts.replaceChildren(...items);
+}
+
+// ---- calls ---------------------------------------------------------------
+
+async function placeCall(userId: string, name: string): Promise<void> {
+  if (!phone || current) return;
+  audioContext();
+  try {
+    const call = await phone.call(userId);
+    showCall(call);
+  } catch (err) {
+    notify(errorNotice((err as { code?: string }).code, name));
+  }
+}
+
+function showIncoming(call: Call): void {
+  ringing = call;
+  ui.incomingFrom.textContent = `${call.peer.name} is calling`;
+  ui.incomingAvatar.textContent = initials(call.peer.name);
+  ui.incoming.hidden = false;
+  ui.accept.focus();
+  ringtone.start();
+  renderContacts();
+  call.on('ended', (info) => {
+    if (ringing !== call) return;
+    closeIncoming();
+    notify(endedNotice(info.reason, call.peer.name));
+    void refreshHistory();
+  });
+}
+
+function closeIncoming(): void {
+  ringtone.stop();
+  ringing = undefined;
+  ui.incoming.hidden = true;
+  renderContacts();
+}
+
+ui.accept.addEventListener('click', () => {
+  const call = ringing;
+  if (!call) return;
+  closeIncoming();
+  showCall(call);
+  call.accept().catch((err: { code?: string; message?: string }) => notify(`Could not answer: ${err.message ?? err.code}`));
+});
+
+ui.reject.addEventListener('click', () => {
+  const call = ringing;
+  if (!call) return;
+  closeIncoming();
+  void call.reject();
+});
+
+function showCall(call: Call): void {
+  current = call;
+  ui.inCallPeer.textContent = call.peer.name;
+  ui.inCallAvatar.textContent = initials(call.peer.name);
+  ui.timer.textContent = '00:00';
+  setPressed(ui.mute, false);
+  setPressed(ui.hold, false);
+  ui.inCall.hidden = false;
+  ui.hangup.focus();
+  renderState(call);
+  renderBadges(call);
+  renderContacts();
+  call.on('state', () => renderState(call));
+  call.on('remote', () => renderBadges(call));
+  call.on('remoteStream', (stream) => attachRemote(stream));
+  if (call.remoteStream) attachRemote(call.remoteStream);
+  call.on('ended', (info) => {
+    if (current !== call) return;
+    notify(endedNotice(info.reason, call.peer.name));
+    renderState(call);
+    stopTimer();
+    meter.detach();
+    ui.audio.srcObject = null;
+    window.setTimeout(() => {
+      if (current !== call) return;
+      current = undefined;
+      ui.inCall.hidden = true;
+      renderContacts();
+    }, ENDED_LINGER_MS);
+    void refreshHistory();
+    // The record is written as the call ends; fetch once more in case we asked before it landed.
+    window.setTimeout(() => void refreshHistory(), 1000);
+  });
+}
+
+function attachRemote(stream: MediaStream): void {
+  ui.audio.srcObject = stream;
+  void ui.audio.play().catch(() => undefined);
+  meter.attach(stream);
+}
+
+function renderState(call: Call): void {
+  ui.inCall.dataset.state = call.state;
+  ui.inCallStatus.textContent = stateWords(call.state, call.direction);
+  if (call.state === 'connected' && timerHandle === undefined) startTimer(call);
+}
+
+function renderBadges(call: Call): void {
+  const badges: HTMLElement[] = [];
+  if (call.remote.muted) badges.push(badge('remote-muted', `${call.peer.name} muted`));
+  if (call.remote.held) badges.push(badge('remote-held', `${call.peer.name} put you on hold`));
+  ui.badges.replaceChildren(...badges);
+}
+
+function badge(testid: string, text: string): HTMLElement {
+  const el = document.createElement('span');
+  el.className = 'badge';
+  el.dataset.testid = testid;
+  el.textContent = text;
+  return el;
+}
+
+function startTimer(call: Call): void {
+  const since = call.answeredAt ?? Date.now();
+  const tick = () => (ui.timer.textContent = clock(Date.now() - since));
+  tick();
+  timerHandle = window.setInterval(tick, 500);
+}
+
+function stopTimer(): void {
+  window.clearInterval(timerHandle);
+  timerHandle = undefined;
+}
+
+function setPressed(button: HTMLButtonElement, pressed: boolean): void {
+  button.setAttribute('aria-pressed', String(pressed));
+}
+
+ui.mute.addEventListener('click', () => {
+  if (!current) return;
+  const muted = ui.mute.getAttribute('aria-pressed') !== 'true';
+  if (muted) current.mute();
+  else current.unmute();
+  setPressed(ui.mute, muted);
+  ui.mute.textContent = muted ? 'Unmute' : 'Mute';
+});
+
+ui.hold.addEventListener('click', () => {
+  if (!current) return;
+  const held = ui.hold.getAttribute('aria-pressed') !== 'true';
+  if (held) current.hold();
+  else current.resume();
+  setPressed(ui.hold, held);
+  ui.hold.textContent = held ? 'Resume' : 'Hold';
+});
+
+ui.hangup.addEventListener('click', () => void current?.hangup());
+
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  if (ringing) ui.reject.click();
+  else if (current) ui.hangup.click();
+});
+
+// ---- history -------------------------------------------------------------
+
+async function refreshHistory(): Promise<void> {
+  if (!token) return;
+  renderHistory(await fetchHistory(token));
+}
+
+function renderHistory(entries: HistoryEntry[]): void {
+  ui.noHistory.hidden = entries.length > 0;
+  ui.history.replaceChildren(
+    ...entries.map((e) => {
+      const li = document.createElement('li');
+      const missed = e.direction === 'incoming' && (e.outcome === 'missed' || e.outcome === 'cancelled');
+      li.className = `history-item${missed ? ' missed' : ''}`;
+      li.dataset.testid = 'history-item';
+      li.dataset.outcome = e.outcome;
+      li.dataset.callId = e.callId;
+      const arrow = document.createElement('span');
+      arrow.className = 'arrow';
+      arrow.setAttribute('aria-hidden', 'true');
+      arrow.textContent = e.direction === 'outgoing' ? '↗' : '↙';
+      const who = document.createElement('span');
+      who.className = 'name';
+      who.textContent = e.peer.name;
+      const what = document.createElement('span');
+      what.className = 'outcome';
+      what.textContent = outcomeWords(e.outcome, e.direction) + (e.durationMs > 0 ? ` · ${clock(e.durationMs)}` : '');
+      const when = document.createElement('time');
+      when.dateTime = new Date(e.createdAt).toISOString();
+      when.textContent = new Date(e.createdAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      li.append(arrow, who, what, when);
+      return li;
+    }),
+  );
+}
+
+// ---- start ---------------------------------------------------------------
+
+const handed = tokenFromFragment();
+if (handed) void signIn(async () => handed);
+else ui.user.focus();

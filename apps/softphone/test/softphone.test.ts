@@ -1,0 +1,141 @@
+/**
+ * End-to-end: the softphone page in real headless Chromium (Debian's, driven
+ * by playwright-core) against a real server, with Chromium's fake microphone.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { SwitchboardServer } from '@switchboard/server';
+import { startTestServer } from '../../../packages/server/test/helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
+const WAIT = { timeout: 15_000 };
+
+describe('the softphone page', () => {
+  let server: SwitchboardServer;
+  let browser: Browser;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startTestServer({ JWT_SECRET: '', RING_TIMEOUT_MS: '20000' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--use-fake-device-for-media-stream',
+        '--use-fake-ui-for-media-stream',
+        '--autoplay-policy=no-user-gesture-required',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function person(name: string): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 420, height: 820 } });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+    await page.goto(server.url);
+    await page.getByTestId('signin-user').fill(name);
+    await page.getByTestId('signin-submit').click();
+    await page.getByText(`Signed in as ${name}`).waitFor(WAIT);
+    return page;
+  }
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png` });
+
+  /** Waits until the page's remote level meter reads above `min` (the fake microphone beeps). */
+  async function hearsAudio(page: Page, min = 0.02): Promise<number> {
+    const handle = await page.waitForFunction(
+      (threshold) => {
+        const level = Number(document.querySelector('[data-testid="remote-level"]')?.getAttribute('data-level'));
+        return level > threshold ? level : false;
+      },
+      min,
+      { timeout: 20_000, polling: 50 },
+    );
+    return (await handle.jsonValue()) as number;
+  }
+
+  test('two people see each other, call, talk, mute, hang up, and the history shows it', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await alice.locator('[data-testid="contact"][data-user-id="bob"]').waitFor(WAIT);
+    await bob.locator('[data-testid="contact"][data-user-id="alice"]').waitFor(WAIT);
+    await shot(alice, '1-contacts');
+
+    await alice.locator('[data-testid="contact"][data-user-id="bob"] [data-testid="call"]').click();
+    await alice.locator('[data-testid="in-call"][data-state="ringing"]').waitFor(WAIT);
+    await bob.getByTestId('incoming').waitFor(WAIT);
+    await shot(bob, '2-incoming');
+    await bob.getByTestId('accept').click();
+
+    await alice.locator('[data-testid="in-call"][data-state="connected"]').waitFor(WAIT);
+    await bob.locator('[data-testid="in-call"][data-state="connected"]').waitFor(WAIT);
+    const [heardByAlice, heardByBob] = await Promise.all([hearsAudio(alice), hearsAudio(bob)]);
+    assert.ok(heardByAlice > 0.02 && heardByBob > 0.02, `levels ${heardByAlice} / ${heardByBob}`);
+    await alice.waitForFunction(() => document.querySelector('[data-testid="call-timer"]')?.textContent !== '00:00', undefined, WAIT);
+    await shot(alice, '3-in-call');
+
+    assert.equal(await bob.getByTestId('remote-muted').count(), 0);
+    await alice.getByTestId('mute').click();
+    await bob.getByTestId('remote-muted').waitFor(WAIT);
+    await shot(bob, '4-remote-muted');
+    await alice.getByTestId('mute').click();
+    await bob.getByTestId('remote-muted').waitFor({ state: 'detached', ...WAIT });
+
+    await alice.getByTestId('hangup').click();
+    await bob.getByText('Call with alice ended.').waitFor(WAIT);
+    await bob.locator('[data-testid="in-call"]').waitFor({ state: 'hidden', ...WAIT });
+    await alice.getByTestId('history-item').first().waitFor(WAIT);
+    const item = alice.getByTestId('history-item').first();
+    assert.match((await item.textContent()) ?? '', /bob/);
+    assert.equal(await item.getAttribute('data-outcome'), 'completed');
+    await shot(alice, '5-history');
+    await alice.context().close();
+    await bob.context().close();
+  });
+
+  test('decline and busy show their notices; a missed call is marked in history', async () => {
+    const carol = await person('carol');
+    const dave = await person('dave');
+    const erin = await person('erin');
+    await carol.locator('[data-testid="contact"][data-user-id="dave"] [data-testid="call"]').click();
+    await dave.getByTestId('incoming').waitFor(WAIT);
+    await dave.getByTestId('reject').click();
+    await carol.getByText('dave declined the call.').waitFor(WAIT);
+    await shot(carol, '6-declined');
+
+    await carol.locator('[data-testid="contact"][data-user-id="dave"] [data-testid="call"]').click();
+    await dave.getByTestId('accept').click();
+    await carol.locator('[data-testid="in-call"][data-state="connected"]').waitFor(WAIT);
+    await erin.locator('[data-testid="contact"][data-user-id="carol"].busy').waitFor(WAIT);
+    assert.match((await erin.locator('[data-testid="contact"][data-user-id="carol"]').textContent()) ?? '', /On a call/);
+    await erin.locator('[data-testid="contact"][data-user-id="carol"] [data-testid="call"]').click();
+    await erin.getByText('carol is busy on another call.').waitFor(WAIT);
+    await shot(erin, '7-busy');
+    await carol.getByTestId('hangup').click();
+
+    await erin.locator('[data-testid="contact"][data-user-id="dave"] [data-testid="call"]').click();
+    await dave.getByTestId('incoming').waitFor(WAIT);
+    await erin.getByTestId('hangup').click();
+    await dave.locator('[data-testid="history-item"].missed').first().waitFor(WAIT);
+    await shot(dave, '8-missed');
+    for (const p of [carol, dave, erin]) await p.context().close();
+  });
+
+  test('no page errors', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});

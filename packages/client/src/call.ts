@@ -1,0 +1,413 @@
+/**
+ * A call: one side of a one-to-one voice call, from ringing to ended. It
+ * turns the server's call events into `state`, drives its peer connection
+ * (through a `Negotiator`), and applies mute and hold to the local track.
+ * A `Phone` creates calls and routes the server's events to them.
+ */
+import type { CallId, ControlEvent, PartyFlags, UserRef } from '@switchboard/protocol';
+import { Controls, NO_LOCAL_FLAGS } from './controls.js';
+import { TypedEmitter } from './emitter.js';
+import { SwitchboardError } from './errors.js';
+import { CallEvent, type CallEventCallbacks } from './events.js';
+import {
+  type CallHost,
+  type CallSnapshot,
+  type Delivery,
+  type IceServer,
+  deliver,
+  endLocally,
+  linkChanged,
+  resumed,
+} from './internal.js';
+import { Negotiator } from './negotiation.js';
+import type { CallDirection, CallEndInfo, CallEndReason, CallState, LocalFlags } from './types.js';
+
+/** Codes meaning the server has no call to apply the request to any more (a race lost), or could not be told. */
+function isMoot(err: unknown): boolean {
+  return err instanceof SwitchboardError && ['invalid_state', 'call_not_found', 'not_connected'].includes(err.code);
+}
+
+export interface CallInit {
+  id: CallId;
+  peer: UserRef;
+  direction: CallDirection;
+  localStream?: MediaStream;
+}
+
+/**
+ * One call, outgoing (from `phone.call()`) or incoming (from the phone's
+ * `incoming` event). Listen to `state` and `ended`; play `remoteStream`.
+ *
+ * @example
+ * ```ts
+ * phone.on('incoming', async (call) => {
+ *   call.on('state', (state) => console.log(call.peer.name, state));
+ *   call.on('ended', ({ reason }) => console.log('ended:', reason));
+ *   call.on('remoteStream', (stream) => (audioElement.srcObject = stream));
+ *   await call.accept();
+ * });
+ * ```
+ */
+export class Call extends TypedEmitter<CallEventCallbacks> {
+  readonly id: CallId;
+  readonly direction: CallDirection;
+  private currentState: CallState = 'ringing';
+  private peerRef: UserRef;
+  private readonly controls: Controls;
+  private ended: CallEndInfo | undefined;
+  private localMedia: MediaStream | undefined;
+  private remoteMedia: MediaStream | undefined;
+  private answeredAtMs: number | null = null;
+  private negotiator: Negotiator | undefined;
+  /** The server has the call active (accepted), on this device. */
+  private answered = false;
+  private accepting = false;
+  /** The peer's transport is lost (`call:reconnecting`) and it has not come back yet. */
+  private peerAway = false;
+  /** While the ICE restart that follows our resumption has not completed: the negotiator's exchange count then. */
+  private resumeMark: number | null = null;
+  private everConnected = false;
+  private recoveringIce = false;
+
+  /** @internal Calls are made by a `Phone`. */
+  constructor(
+    private readonly host: CallHost,
+    init: CallInit,
+  ) {
+    super();
+    this.id = init.id;
+    this.direction = init.direction;
+    this.peerRef = init.peer;
+    this.localMedia = init.localStream;
+    this.controls = new Controls({
+      send: (event) => this.sendControl(event),
+      localChanged: (flags) => this.emit(CallEvent.Local, flags),
+      remoteChanged: (flags) => this.emit(CallEvent.Remote, flags),
+    });
+    this.controls.attach(init.localStream);
+  }
+
+  /** `ringing` → `connecting` → `connected` (⇄ `reconnecting`) → `ended`. */
+  get state(): CallState {
+    return this.currentState;
+  }
+
+  /** The other party: the callee of an outgoing call, the caller of an incoming one. */
+  get peer(): Readonly<UserRef> {
+    return this.peerRef;
+  }
+
+  /** The peer's flags, kept up to date from its `call:mute`, `call:hold`, `call:video-off`… */
+  get remote(): Readonly<PartyFlags> {
+    return this.controls.remote;
+  }
+
+  /** This side's flags, as set by `mute()`, `hold()` and their opposites. */
+  get local(): Readonly<LocalFlags> {
+    return this.controls.local;
+  }
+
+  /** The RTCPeerConnection, once negotiation has begun (kept, closed, after the end). */
+  get peerConnection(): RTCPeerConnection | undefined {
+    return this.negotiator?.pc;
+  }
+
+  /** The peer's audio, once it has arrived. */
+  get remoteStream(): MediaStream | undefined {
+    return this.remoteMedia;
+  }
+
+  /** The local audio sent to the peer (from the phone's `media` option), once acquired. */
+  get localStream(): MediaStream | undefined {
+    return this.localMedia;
+  }
+
+  /** Why and how the call ended, once it has. */
+  get endInfo(): Readonly<CallEndInfo> | undefined {
+    return this.ended;
+  }
+
+  /** When the call was answered (this side's clock, epoch ms), or `null`. */
+  get answeredAt(): number | null {
+    return this.answeredAtMs;
+  }
+
+  /**
+   * Answers an incoming call: gets the local audio, tells the server, and
+   * waits for the caller's offer. Rejects with a `SwitchboardError`:
+   * `invalid_state` when another device answered first or the caller gave
+   * up, `media_failed` when there is no microphone.
+   */
+  async accept(): Promise<void> {
+    if (this.direction !== 'incoming') throw SwitchboardError.invalidState('only an incoming call can be accepted');
+    if (this.currentState !== 'ringing' || this.accepting) {
+      throw SwitchboardError.invalidState(`the call is ${this.accepting ? 'being accepted already' : this.currentState}`);
+    }
+    this.accepting = true;
+    try {
+      if (!this.localMedia) {
+        const stream = await this.host.acquireMedia();
+        if (this.isOver()) {
+          stopTracks(stream);
+          throw SwitchboardError.invalidState('the call ended before it was answered');
+        }
+        this.localMedia = stream;
+        this.controls.attach(stream);
+      }
+      await this.host.request('call:accept', { callId: this.id });
+    } catch (err) {
+      this.accepting = false;
+      if (isMoot(err) && (err as SwitchboardError).code !== 'not_connected') this.finish({ reason: 'cancelled' });
+      throw err;
+    }
+    this.accepting = false;
+    if (this.isOver()) return;
+    this.answered = true;
+    this.answeredAtMs = Date.now();
+    this.ensureNegotiator();
+    this.controls.sync(NO_LOCAL_FLAGS);
+    this.refresh();
+  }
+
+  /** Declines an incoming call that is still ringing (every other device of this user stops ringing). */
+  async reject(): Promise<void> {
+    if (this.currentState === 'ended') return;
+    if (this.direction !== 'incoming' || this.answered || this.accepting) {
+      throw SwitchboardError.invalidState('only a ringing incoming call can be rejected; use hangup()');
+    }
+    this.finish({ reason: 'declined', by: this.host.user });
+    await this.tell('call:reject');
+  }
+
+  /**
+   * Ends the call whatever its state: cancels an outgoing call that rings,
+   * declines an incoming one, hangs up an answered one. The call is `ended`
+   * at once; the promise settles when the server has been told.
+   */
+  async hangup(): Promise<void> {
+    if (this.currentState === 'ended') return;
+    const reason: CallEndReason =
+      this.answered || this.accepting ? 'hangup' : this.direction === 'outgoing' ? 'cancelled' : 'declined';
+    this.finish({ reason, by: this.host.user });
+    // `call:end` is a cancel or a reject while ringing, a hangup once answered: right whichever won a race.
+    await this.tell('call:end');
+  }
+
+  /** Silences the local track (`enabled = false`) and shows the peer `remote.muted`. */
+  mute(): void {
+    if (!this.isOver()) this.controls.set('muted', true);
+  }
+
+  unmute(): void {
+    if (!this.isOver()) this.controls.set('muted', false);
+  }
+
+  /** Puts the call on hold: the local track is silenced and the peer sees `remote.held`. */
+  hold(): void {
+    if (!this.isOver()) this.controls.set('held', true);
+  }
+
+  /** Takes the call off hold. */
+  resume(): void {
+    if (!this.isOver()) this.controls.set('held', false);
+  }
+
+  /** @internal */
+  [deliver](d: Delivery): void {
+    if (this.currentState === 'ended') return;
+    switch (d.event) {
+      case 'call:accepted':
+        return this.onAccepted(d.payload.by);
+      case 'call:rejected':
+        return this.finish({ reason: d.payload.reason });
+      case 'call:busy':
+        return this.finish({ reason: 'busy' });
+      case 'call:cancelled':
+        return this.finish({ reason: d.payload.reason });
+      case 'call:ended':
+        return this.finish({ reason: d.payload.reason, by: d.payload.by, durationMs: d.payload.durationMs });
+      case 'call:error':
+        this.emit(CallEvent.Error, SwitchboardError.fromBody(d.payload));
+        return;
+      case 'call:reconnecting':
+        this.peerAway = true;
+        return this.refresh();
+      case 'call:reconnected':
+        return this.onPeerBack();
+      case 'webrtc:offer':
+        void this.ensureNegotiator()?.handleOffer(d.payload.sdp);
+        return;
+      case 'webrtc:answer':
+        void this.negotiator?.handleAnswer(d.payload.sdp);
+        return;
+      case 'webrtc:ice-candidate':
+        void this.ensureNegotiator()?.handleCandidate(d.payload.candidate);
+        return;
+      default:
+        this.controls.heard(d.event);
+    }
+  }
+
+  /** @internal */
+  [linkChanged](online: boolean): void {
+    if (this.currentState === 'ended') return;
+    // A socket lost while ringing ends this device's part at once on the server.
+    if (!online && !this.answered) return this.finish({ reason: 'connection_lost' });
+    this.refresh();
+  }
+
+  /** @internal */
+  [resumed](snapshot: CallSnapshot | undefined, iceServers: IceServer[]): void {
+    if (this.currentState === 'ended') return;
+    if (!snapshot || snapshot.state !== 'active' || !this.answered) return this.finish({ reason: 'connection_lost' });
+    // Whatever we heard about the peer before our own loss is stale; if it is still away, our offer goes unanswered.
+    this.peerAway = false;
+    this.controls.setRemote(snapshot.remote);
+    this.controls.sync(snapshot.self);
+    if (this.negotiator) {
+      this.negotiator.setIceServers(iceServers);
+      this.resumeMark = this.negotiator.exchanges;
+      void this.negotiator.offer(true);
+    } else if (this.direction === 'outgoing') {
+      void this.ensureNegotiator()?.offer();
+    }
+    this.refresh();
+  }
+
+  /** @internal */
+  [endLocally](reason: CallEndReason): void {
+    this.finish({ reason, by: reason === 'hangup' ? this.host.user : undefined });
+  }
+
+  /** Checked after an await, where the state may have moved on. */
+  private isOver(): boolean {
+    return this.currentState === 'ended';
+  }
+
+  private onAccepted(by: UserRef): void {
+    if (this.direction !== 'outgoing' || this.answered) return;
+    this.answered = true;
+    this.answeredAtMs = Date.now();
+    this.peerRef = by;
+    void this.ensureNegotiator()?.offer();
+    this.controls.sync(NO_LOCAL_FLAGS);
+    this.refresh();
+  }
+
+  private onPeerBack(): void {
+    this.peerAway = false;
+    // Both sides resumed: the caller's restart offer may have reached nobody, so it offers again.
+    if (this.resumeMark !== null && this.direction === 'outgoing' && this.host.online) void this.negotiator?.offer(true);
+    this.refresh();
+  }
+
+  private ensureNegotiator(): Negotiator | undefined {
+    if (this.negotiator) return this.negotiator;
+    const localStream = this.localMedia;
+    if (!localStream) {
+      this.fail(SwitchboardError.invalidState('negotiation began before the local audio was ready'));
+      return undefined;
+    }
+    const relay = this.host.relay.bind(this.host);
+    try {
+      this.negotiator = new Negotiator({
+        rtc: this.host.rtc,
+        configuration: this.host.rtcConfiguration(),
+        localStream,
+        polite: this.direction === 'incoming',
+        signals: {
+          offer: (sdp) => relay('webrtc:offer', { callId: this.id, sdp }),
+          answer: (sdp) => relay('webrtc:answer', { callId: this.id, sdp }),
+          candidate: (candidate) => relay('webrtc:ice-candidate', { callId: this.id, candidate }),
+        },
+        onRemoteStream: (stream) => {
+          this.remoteMedia = stream;
+          this.emit(CallEvent.RemoteStream, stream);
+        },
+        onChange: () => this.onMediaChange(),
+        onError: (err) => (this.everConnected ? this.emit(CallEvent.Error, err) : this.fail(err)),
+      });
+    } catch (err) {
+      this.fail(err instanceof SwitchboardError ? err : SwitchboardError.negotiation(err));
+      return undefined;
+    }
+    return this.negotiator;
+  }
+
+  private onMediaChange(): void {
+    const negotiator = this.negotiator;
+    if (!negotiator || this.currentState === 'ended') return;
+    if (this.resumeMark !== null && negotiator.exchanges > this.resumeMark) this.resumeMark = null;
+    const link = negotiator.link;
+    if (link === 'connected') this.recoveringIce = false;
+    // ICE gave up on a path while signalling works: the caller restarts it (once per failure).
+    if (link === 'failed' && this.direction === 'outgoing' && this.host.online && !this.peerAway && !this.recoveringIce) {
+      this.recoveringIce = true;
+      void negotiator.offer(true);
+    }
+    this.refresh();
+  }
+
+  /** Derives the state of an answered call from signalling and media. */
+  private refresh(): void {
+    if (this.currentState === 'ended' || !this.answered) return;
+    const link = this.negotiator?.link ?? 'new';
+    const signallingDown = !this.host.online || this.peerAway || this.resumeMark !== null;
+    let next: CallState;
+    if (!signallingDown && link === 'connected') {
+      next = 'connected';
+      this.everConnected = true;
+    } else {
+      next = signallingDown || this.everConnected ? 'reconnecting' : 'connecting';
+    }
+    this.setState(next);
+  }
+
+  private setState(next: CallState): void {
+    const previous = this.currentState;
+    if (next === previous) return;
+    this.currentState = next;
+    this.emit(CallEvent.State, next, previous);
+  }
+
+  private sendControl(event: ControlEvent): void {
+    // Offline: the resumption compares the snapshot's flags with ours and sends the difference.
+    if (!this.host.online) return;
+    this.host.request(event, { callId: this.id }).catch((err: unknown) => {
+      if (!isMoot(err) && !this.isOver()) this.emit(CallEvent.Error, err as SwitchboardError);
+    });
+  }
+
+  /** Tells the server, after the call has ended here; a lost race is no error. */
+  private async tell(event: 'call:end' | 'call:reject'): Promise<void> {
+    try {
+      await this.host.request(event, { callId: this.id });
+    } catch (err) {
+      if (!isMoot(err)) throw err;
+    }
+  }
+
+  /** The local WebRTC stack cannot carry the call: end it here and there. */
+  private fail(err: SwitchboardError): void {
+    if (this.currentState === 'ended') return;
+    this.emit(CallEvent.Error, err);
+    this.finish({ reason: 'failed' });
+    this.tell('call:end').catch(() => undefined);
+  }
+
+  private finish(info: CallEndInfo): void {
+    if (this.currentState === 'ended') return;
+    const durationMs = info.durationMs ?? (this.answeredAtMs === null ? undefined : Date.now() - this.answeredAtMs);
+    this.ended = { ...info, ...(durationMs === undefined ? {} : { durationMs }) };
+    if (this.ended.by === undefined) delete this.ended.by;
+    this.negotiator?.close();
+    stopTracks(this.localMedia);
+    this.host.forget(this);
+    this.setState('ended');
+    this.emit(CallEvent.Ended, this.ended);
+  }
+}
+
+function stopTracks(stream: MediaStream | undefined): void {
+  for (const track of stream?.getTracks() ?? []) track.stop();
+}

@@ -1,0 +1,77 @@
+/**
+ * What a `Phone` and its `Call`s say to each other and nobody else: the
+ * symbols of the call's internal methods (not exported from the package, so
+ * apps cannot call them) and the narrow host interface a call sees its phone
+ * through.
+ */
+import type { CallId, CallSnapshot, ClientEventName, IceServer, ServerPayload, UserRef } from '@switchboard/protocol';
+import type { Call } from './call.js';
+import type { RtcImplementation } from './types.js';
+
+/** A server event about one call, routed by the phone to it. */
+export const deliver = Symbol('deliver');
+/** The phone lost (false) or regained (true) its link to the server. */
+export const linkChanged = Symbol('linkChanged');
+/** The session was resumed: the call's snapshot (absent = the server no longer has it) and fresh ICE servers. */
+export const resumed = Symbol('resumed');
+/** End the call here without telling the server (it knows already, or cannot be told). */
+export const endLocally = Symbol('endLocally');
+
+export type CallServerEvent =
+  | 'call:accepted'
+  | 'call:rejected'
+  | 'call:busy'
+  | 'call:cancelled'
+  | 'call:ended'
+  | 'call:error'
+  | 'call:reconnecting'
+  | 'call:reconnected'
+  | 'call:mute'
+  | 'call:unmute'
+  | 'call:hold'
+  | 'call:resume'
+  | 'call:video-off'
+  | 'call:video-on'
+  | 'webrtc:offer'
+  | 'webrtc:answer'
+  | 'webrtc:ice-candidate';
+
+export const CALL_SERVER_EVENTS: readonly CallServerEvent[] = [
+  'call:accepted',
+  'call:rejected',
+  'call:busy',
+  'call:cancelled',
+  'call:ended',
+  'call:error',
+  'call:reconnecting',
+  'call:reconnected',
+  'call:mute',
+  'call:unmute',
+  'call:hold',
+  'call:resume',
+  'call:video-off',
+  'call:video-on',
+  'webrtc:offer',
+  'webrtc:answer',
+  'webrtc:ice-candidate',
+];
+
+export type Delivery = { [E in CallServerEvent]: { event: E; payload: ServerPayload<E> } }[CallServerEvent];
+
+/** The phone, as a call sees it. */
+export interface CallHost {
+  /** Authenticated on a live socket: requests can be sent. */
+  readonly online: boolean;
+  readonly user: UserRef | undefined;
+  readonly rtc: RtcImplementation;
+  rtcConfiguration(): RTCConfiguration;
+  /** Emits with an ack; resolves on `ok`, rejects with a `SwitchboardError`. */
+  request(event: ClientEventName, payload: { callId: CallId }): Promise<void>;
+  /** Emits without an ack (relay events); dropped while offline. A failure comes back as `call:error`. */
+  relay(event: 'webrtc:offer' | 'webrtc:answer' | 'webrtc:ice-candidate', payload: object): void;
+  acquireMedia(): Promise<MediaStream>;
+  /** The call has ended: stop routing to it. */
+  forget(call: Call): void;
+}
+
+export type { CallSnapshot, IceServer };

@@ -1,0 +1,195 @@
+/**
+ * One call's RTCPeerConnection and its offer/answer/ICE exchange. Every step
+ * runs on one queue, so a re-offer, an answer and the candidates around them
+ * are applied in the order they arrived. Remote candidates wait while there
+ * is no remote description to apply them to (or while our own offer awaits
+ * its answer, since they then belong to the answer to come). Offers that
+ * cross (glare) are settled as in "perfect negotiation": the polite side (the
+ * callee) rolls its own offer back and answers; the impolite side (the
+ * caller) ignores the peer's offer and keeps its own.
+ */
+import type { IceCandidateInit, IceServer } from '@switchboard/protocol';
+import { SwitchboardError } from './errors.js';
+import type { RtcImplementation } from './types.js';
+
+/** Where the media path stands, from the peer connection's connection (or ICE) state. */
+export type MediaLink = 'new' | 'connected' | 'lost' | 'failed' | 'closed';
+
+export interface NegotiationSignals {
+  offer(sdp: string): void;
+  answer(sdp: string): void;
+  /** `null` is end-of-candidates. */
+  candidate(candidate: IceCandidateInit | null): void;
+}
+
+export interface NegotiatorOptions {
+  rtc: RtcImplementation;
+  configuration: RTCConfiguration;
+  localStream: MediaStream;
+  /** The side that yields when offers cross. */
+  polite: boolean;
+  signals: NegotiationSignals;
+  onRemoteStream(stream: MediaStream): void;
+  /** The media link or the signalling state may have changed. */
+  onChange(): void;
+  onError(error: SwitchboardError): void;
+}
+
+export class Negotiator {
+  readonly pc: RTCPeerConnection;
+  /** Completed offer/answer exchanges: our offer answered, or a peer's offer answered by us. */
+  exchanges = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private pending: (IceCandidateInit | null)[] = [];
+  private tracksAdded = false;
+  private closed = false;
+  private remoteStream: MediaStream | undefined;
+
+  constructor(private readonly options: NegotiatorOptions) {
+    const pc = new options.rtc.RTCPeerConnection(options.configuration);
+    this.pc = pc;
+    pc.addEventListener('icecandidate', (event) => {
+      if (this.closed) return;
+      const c = (event as RTCPeerConnectionIceEvent).candidate;
+      options.signals.candidate(c ? candidateInit(c) : null);
+    });
+    pc.addEventListener('track', (event) => {
+      if (this.closed) return;
+      const { track, streams } = event as RTCTrackEvent;
+      const stream = streams[0] ?? this.wrap(track);
+      if (stream && stream !== this.remoteStream) {
+        this.remoteStream = stream;
+        options.onRemoteStream(stream);
+      }
+    });
+    for (const type of ['connectionstatechange', 'iceconnectionstatechange', 'signalingstatechange']) {
+      pc.addEventListener(type, () => {
+        if (!this.closed) options.onChange();
+      });
+    }
+  }
+
+  get link(): MediaLink {
+    if (this.closed) return 'closed';
+    const ice = this.pc.iceConnectionState;
+    // Older Firefox has no connectionState: fall back on the ICE state alone.
+    const connection = this.pc.connectionState as RTCPeerConnectionState | undefined;
+    if (connection === 'failed' || ice === 'failed') return 'failed';
+    const connected = connection !== undefined ? connection === 'connected' : ice === 'connected' || ice === 'completed';
+    if (connected) return 'connected';
+    if (connection === 'disconnected' || ice === 'disconnected') return 'lost';
+    return 'new';
+  }
+
+  /** Sends an offer (with fresh ICE credentials when `iceRestart`). */
+  offer(iceRestart = false): Promise<void> {
+    return this.run(async () => {
+      this.addLocalTracks();
+      const offer = await this.pc.createOffer({ iceRestart });
+      if (this.closed) return;
+      await this.pc.setLocalDescription(offer);
+      this.options.signals.offer(this.pc.localDescription?.sdp ?? offer.sdp ?? '');
+    });
+  }
+
+  /** Answers a peer's offer: the first one, a re-offer, or an ICE restart. */
+  handleOffer(sdp: string): Promise<void> {
+    return this.run(async () => {
+      if (this.pc.signalingState !== 'stable') {
+        if (!this.options.polite) return; // glare: ours wins, the peer rolls back
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      }
+      await this.pc.setRemoteDescription({ type: 'offer', sdp });
+      this.addLocalTracks();
+      await this.flushCandidates();
+      const answer = await this.pc.createAnswer();
+      if (this.closed) return;
+      await this.pc.setLocalDescription(answer);
+      this.exchanges++;
+      this.options.signals.answer(this.pc.localDescription?.sdp ?? answer.sdp ?? '');
+      this.options.onChange();
+    });
+  }
+
+  handleAnswer(sdp: string): Promise<void> {
+    return this.run(async () => {
+      // An answer to an offer we have since replaced or rolled back: nothing to apply it to.
+      if (this.pc.signalingState !== 'have-local-offer') return;
+      await this.pc.setRemoteDescription({ type: 'answer', sdp });
+      this.exchanges++;
+      await this.flushCandidates();
+      this.options.onChange();
+    });
+  }
+
+  handleCandidate(candidate: IceCandidateInit | null): Promise<void> {
+    return this.run(async () => {
+      if (!this.pc.remoteDescription || this.pc.signalingState === 'have-local-offer') {
+        this.pending.push(candidate);
+        return;
+      }
+      await this.addCandidate(candidate);
+    });
+  }
+
+  /** New ICE servers (fresh TURN credentials after a resumption) for the next gathering. */
+  setIceServers(iceServers: IceServer[]): void {
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch {
+      // Some stacks refuse a configuration change; the old servers still work for a restart.
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.pc.close();
+  }
+
+  private run(step: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        await step();
+      } catch (err) {
+        if (!this.closed) this.options.onError(SwitchboardError.negotiation(err));
+      }
+    });
+    return this.queue;
+  }
+
+  private addLocalTracks(): void {
+    if (this.tracksAdded) return;
+    this.tracksAdded = true;
+    const stream = this.options.localStream;
+    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+  }
+
+  private async flushCandidates(): Promise<void> {
+    const waiting = this.pending;
+    this.pending = [];
+    for (const candidate of waiting) await this.addCandidate(candidate);
+  }
+
+  private async addCandidate(candidate: IceCandidateInit | null): Promise<void> {
+    try {
+      if (candidate) await this.pc.addIceCandidate(candidate);
+      else await this.pc.addIceCandidate(); // end-of-candidates
+    } catch {
+      // A candidate of an ICE generation that is no longer current (after a restart or an ignored offer).
+    }
+  }
+
+  private wrap(track: MediaStreamTrack): MediaStream | undefined {
+    const Stream = this.options.rtc.MediaStream ?? (globalThis as { MediaStream?: RtcImplementation['MediaStream'] }).MediaStream;
+    return Stream ? new Stream([track]) : undefined;
+  }
+}
+
+function candidateInit(c: RTCIceCandidate): IceCandidateInit {
+  const init: IceCandidateInit = { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
+  if (c.usernameFragment) init.usernameFragment = c.usernameFragment;
+  return init;
+}

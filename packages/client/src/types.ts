@@ -1,0 +1,110 @@
+/** The public types of the SDK that are not classes: options, states, reasons. */
+import type {
+  CancelledReason,
+  EndedReason,
+  PartyFlags,
+  PresenceUser,
+  RejectedReason,
+  UserRef,
+} from '@switchboard/protocol';
+import type { ManagerOptions, SocketOptions } from 'socket.io-client';
+import type { ReconnectPolicy } from './reconnect-policy.js';
+
+export type { PartyFlags, PresenceUser, UserRef };
+
+/** The WebRTC classes the SDK builds on: the browser's, or `@roamhq/wrtc`'s in Node. */
+export interface RtcImplementation {
+  RTCPeerConnection: new (configuration?: RTCConfiguration) => RTCPeerConnection;
+  /** Used to wrap a remote track that arrives without a stream. */
+  MediaStream?: new (tracks?: MediaStreamTrack[]) => MediaStream;
+}
+
+/** A JWT, or a function that fetches a fresh one (asked again before every authentication and resumption). */
+export type TokenSource = string | (() => Promise<string>);
+
+/** Options of `new Phone(options)`. */
+export interface PhoneOptions {
+  /** The Switchboard server, e.g. `https://switchboard.example.com`. */
+  url: string;
+  /** The user's JWT, or a function returning a fresh one; a function is called again before each resumption. */
+  token: TokenSource;
+  /** The WebRTC implementation. @default globalThis (the browser's `RTCPeerConnection` and `MediaStream`) */
+  rtc?: RtcImplementation;
+  /**
+   * Gets the local audio for a call, once per call (before `call()` places it,
+   * before `accept()` answers). The call owns the stream: its tracks are
+   * stopped when the call ends.
+   * @default () => navigator.mediaDevices.getUserMedia({ audio: true })
+   */
+  media?: () => Promise<MediaStream>;
+  /**
+   * socket.io-client options (transports, path, extraHeaders, …). The phone
+   * manages `autoConnect`, `reconnection`, `forceNew` and `auth` itself.
+   * @default {}
+   */
+  socket?: Partial<ManagerOptions & SocketOptions>;
+  /** When to retry after a transport loss. @default new DefaultReconnectPolicy() */
+  reconnectPolicy?: ReconnectPolicy;
+  /** How long to wait for the server to answer a request (auth, call:request, accept, …). @default 10000 */
+  requestTimeoutMs?: number;
+  /** Extra `RTCConfiguration` for every call; the server's `iceServers` are used unless this sets its own. @default {} */
+  rtcConfiguration?: RTCConfiguration;
+}
+
+/**
+ * Where the phone's link to the server stands.
+ * `idle`: never connected; `connecting`: `connect()` in progress;
+ * `connected`: authenticated; `reconnecting`: the transport was lost and the
+ * session is being resumed; `disconnected`: `disconnect()` was called, or the
+ * phone gave up.
+ */
+export type PhoneState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+
+export type CallDirection = 'outgoing' | 'incoming';
+
+/**
+ * `ringing`: not answered yet; `connecting`: answered, media not flowing yet;
+ * `connected`: the peer connection is connected; `reconnecting`: signalling or
+ * media was lost and is being recovered; `ended`: over for good.
+ */
+export type CallState = 'ringing' | 'connecting' | 'connected' | 'reconnecting' | 'ended';
+
+/**
+ * Why a call ended. Server reasons (`declined`, `timeout`, `unavailable` from
+ * `call:rejected`; `cancelled`, `answered_elsewhere`, `declined_elsewhere`,
+ * `caller_disconnected` from `call:cancelled`; `hangup`, `connection_lost`
+ * from `call:ended`; `busy` from `call:busy`), and `failed` when the local
+ * WebRTC stack could not set the call up. A party's own action ends its side
+ * with the same reason the peer hears: `cancelled`, `declined`, `hangup`.
+ */
+export type CallEndReason = RejectedReason | CancelledReason | EndedReason | 'busy' | 'failed';
+
+/** The payload of a call's `ended` event. */
+export interface CallEndInfo {
+  reason: CallEndReason;
+  /** Who ended it, when a person did (`hangup`). */
+  by?: UserRef;
+  /** Talk time in milliseconds, when the call was answered. */
+  durationMs?: number;
+}
+
+/** The local side's own flags. */
+export interface LocalFlags {
+  muted: boolean;
+  held: boolean;
+}
+
+/** Why the phone went `disconnected`. */
+export interface DisconnectInfo {
+  /** `client`: `disconnect()` was called; `reconnect_failed`: the reconnect policy gave up; `auth_failed`: the token was refused afresh. */
+  reason: 'client' | 'reconnect_failed' | 'auth_failed';
+  error?: Error;
+}
+
+/** The payload of the phone's `reconnected` event. */
+export interface ReconnectInfo {
+  /** True when the session (and its calls) was resumed; false when it had expired and the phone signed in afresh. */
+  resumed: boolean;
+  /** Milliseconds from the transport loss to being back. */
+  downtimeMs: number;
+}

@@ -1,0 +1,288 @@
+/**
+ * Test support for the client SDK: phones wired to `@roamhq/wrtc`, a tone
+ * generator for the local audio, a meter on the received audio, and waits
+ * bounded by timeouts (never fixed sleeps). Everything made here is tracked
+ * and closed by `cleanup()`, so the process can exit.
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import wrtc from '@roamhq/wrtc';
+import type { SwitchboardServer } from '../../server/src/index.js';
+import { tokenFor } from '../../server/test/helpers.js';
+import { Phone, type Call, type CallState, type PhoneOptions } from '../src/index.js';
+
+export const WAIT_MS = 5000;
+const SAMPLE_RATE = 48_000;
+const FRAME_SAMPLES = SAMPLE_RATE / 100; // 10 ms
+const AMPLITUDE = 8000;
+
+export const rtc = { RTCPeerConnection: wrtc.RTCPeerConnection, MediaStream: wrtc.MediaStream } as unknown as NonNullable<
+  PhoneOptions['rtc']
+>;
+
+/** A sine tone fed to a wrtc audio source in 10 ms frames of 48 kHz 16-bit mono, in real time. */
+export class Tone {
+  private readonly source = new wrtc.nonstandard.RTCAudioSource();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly startedAt = Date.now();
+  private sent = 0;
+  readonly track: MediaStreamTrack;
+
+  constructor(readonly frequency: number) {
+    this.track = this.source.createTrack() as unknown as MediaStreamTrack;
+    this.timer = setInterval(() => this.pump(), 10);
+  }
+
+  stream(): MediaStream {
+    return new wrtc.MediaStream([this.track as never]) as unknown as MediaStream;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.track.stop();
+  }
+
+  /** Sends every frame due by now (a late timer catches up rather than drifting). */
+  private pump(): void {
+    // The call that owned the track has ended (and stopped it): stop generating.
+    if (this.track.readyState === 'ended') return clearInterval(this.timer);
+    const due = Math.floor((Date.now() - this.startedAt) / 10);
+    for (; this.sent < due; this.sent++) {
+      const samples = new Int16Array(FRAME_SAMPLES);
+      const offset = this.sent * FRAME_SAMPLES;
+      for (let i = 0; i < FRAME_SAMPLES; i++) {
+        samples[i] = Math.round(AMPLITUDE * Math.sin((2 * Math.PI * this.frequency * (offset + i)) / SAMPLE_RATE));
+      }
+      this.source.onData({ samples, sampleRate: SAMPLE_RATE, bitsPerSample: 16, channelCount: 1, numberOfFrames: FRAME_SAMPLES });
+    }
+  }
+}
+
+export interface AudioStats {
+  /** Root mean square of the samples (full scale 32767; the tone is sent at RMS ≈ 5657). */
+  rms: number;
+  /** Frequency estimated from zero crossings, Hz. */
+  frequency: number;
+  /** Milliseconds of audio the window covered. */
+  ms: number;
+}
+
+/** Listens to a received track through wrtc's RTCAudioSink and measures windows of it. */
+export class Meter {
+  private readonly sink: InstanceType<typeof wrtc.nonstandard.RTCAudioSink>;
+  private window: { samples: number; sumSquares: number; crossings: number; last: number; rate: number } | null = null;
+  private onWindow: ((stats: AudioStats) => void) | null = null;
+  private windowMs = 0;
+
+  constructor(stream: MediaStream) {
+    const track = stream.getAudioTracks()[0];
+    if (!track) throw new Error('no audio track in the remote stream');
+    this.sink = new wrtc.nonstandard.RTCAudioSink(track as never);
+    this.sink.ondata = (data: { samples: Int16Array; sampleRate: number; channelCount?: number }) => this.take(data);
+  }
+
+  /**
+   * Measures consecutive windows of `windowMs` until one satisfies `accept`,
+   * for at most `timeoutMs`; resolves with that window's stats.
+   */
+  until(accept: (stats: AudioStats) => boolean, { windowMs = 300, timeoutMs = WAIT_MS } = {}): Promise<AudioStats> {
+    return new Promise((resolve, reject) => {
+      let lastSeen: AudioStats | undefined;
+      const timer = setTimeout(() => {
+        this.onWindow = null;
+        reject(new Error(`audio never met the condition within ${timeoutMs} ms; last window: ${JSON.stringify(lastSeen)}`));
+      }, timeoutMs);
+      this.windowMs = windowMs;
+      this.window = null;
+      this.onWindow = (stats) => {
+        lastSeen = stats;
+        if (!accept(stats)) return;
+        clearTimeout(timer);
+        this.onWindow = null;
+        resolve(stats);
+      };
+    });
+  }
+
+  stop(): void {
+    this.onWindow = null;
+    this.sink.stop();
+  }
+
+  private take(data: { samples: Int16Array; sampleRate: number; channelCount?: number }): void {
+    if (!this.onWindow) return;
+    const channels = data.channelCount ?? 1;
+    const w = (this.window ??= { samples: 0, sumSquares: 0, crossings: 0, last: 0, rate: data.sampleRate });
+    for (let i = 0; i < data.samples.length; i += channels) {
+      const x = data.samples[i]!;
+      w.sumSquares += x * x;
+      if (x >= 0 !== w.last >= 0) w.crossings++;
+      w.last = x;
+      w.samples++;
+    }
+    const seconds = w.samples / w.rate;
+    if (seconds * 1000 < this.windowMs) return;
+    this.window = null;
+    this.onWindow({
+      rms: Math.round(Math.sqrt(w.sumSquares / w.samples)),
+      frequency: Math.round(w.crossings / 2 / seconds),
+      ms: Math.round(seconds * 1000),
+    });
+  }
+}
+
+/** Within 3 % of `expected` Hz and clearly audible. */
+export function isTone(expected: number): (s: AudioStats) => boolean {
+  return (s) => s.rms > 2000 && Math.abs(s.frequency - expected) <= expected * 0.03;
+}
+
+/** Digital silence, give or take codec noise. */
+export function isSilent(s: AudioStats): boolean {
+  return s.rms < 50;
+}
+
+/** Resolves with the listener's arguments the next time `event` fires (and `accept` agrees), within `timeoutMs`. */
+export function next<A extends unknown[]>(
+  emitter: { once(event: never, listener: never): unknown; off(event: never, listener: never): unknown },
+  event: string,
+  { accept = () => true, timeoutMs = WAIT_MS }: { accept?: (...args: A) => boolean; timeoutMs?: number } = {},
+): Promise<A> {
+  const target = emitter as unknown as {
+    on?(event: string, l: (...args: A) => void): void;
+    off?(event: string, l: (...args: A) => void): void;
+    addEventListener?(event: string, l: (...args: A) => void): void;
+    removeEventListener?(event: string, l: (...args: A) => void): void;
+  };
+  const e = {
+    on: (event: string, l: (...args: A) => void) => (target.on ? target.on(event, l) : target.addEventListener!(event, l)),
+    off: (event: string, l: (...args: A) => void) => (target.off ? target.off(event, l) : target.removeEventListener!(event, l)),
+  };
+  return new Promise((resolve, reject) => {
+    const listener = (...args: A) => {
+      if (!accept(...args)) return;
+      clearTimeout(timer);
+      e.off(event, listener);
+      resolve(args);
+    };
+    const timer = setTimeout(() => {
+      e.off(event, listener);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for '${event}'`));
+    }, timeoutMs);
+    e.on(event, listener);
+  });
+}
+
+/** Resolves once `call.state` is `state` (at once if it is already). */
+export async function reach(call: Call, state: CallState, timeoutMs = WAIT_MS): Promise<void> {
+  if (call.state === state) return;
+  await next<[CallState]>(call, 'state', { accept: (s) => s === state, timeoutMs }).catch((err: Error) => {
+    throw new Error(`${err.message} (call ${call.direction} is ${call.state}, wanted ${state})`);
+  });
+}
+
+/** Resolves once the peer connection's signalling is `stable` (no offer awaiting its answer). */
+export async function stable(pc: RTCPeerConnection | undefined, timeoutMs = WAIT_MS): Promise<void> {
+  if (!pc) throw new Error('no peer connection');
+  if (pc.signalingState === 'stable') return;
+  await next(pc as never, 'signalingstatechange', { accept: () => pc.signalingState === 'stable', timeoutMs });
+}
+
+/** Records every state a call goes through. */
+export function statesOf(call: Call): CallState[] {
+  const seen: CallState[] = [call.state];
+  call.on('state', (s) => seen.push(s));
+  return seen;
+}
+
+/** Makes phones and tones for one test file, and closes them all. */
+export class Lab {
+  readonly phones: Phone[] = [];
+  readonly tones: Tone[] = [];
+  readonly meters: Meter[] = [];
+  readonly calls: Call[] = [];
+
+  constructor(public server: SwitchboardServer) {}
+
+  /** A phone for `userId` whose every call sends a fresh tone at `frequency` Hz. */
+  phone(userId: string, frequency = 440, options: Partial<PhoneOptions> = {}): Phone {
+    const phone = new Phone({
+      url: this.server.url,
+      token: () => tokenFor(userId),
+      rtc,
+      media: async () => {
+        const tone = new Tone(frequency);
+        this.tones.push(tone);
+        return tone.stream();
+      },
+      socket: { transports: ['websocket'] },
+      requestTimeoutMs: WAIT_MS,
+      ...options,
+    });
+    this.phones.push(phone);
+    phone.on('incoming', (call) => this.calls.push(call));
+    return phone;
+  }
+
+  async online(userId: string, frequency = 440, options: Partial<PhoneOptions> = {}): Promise<Phone> {
+    const phone = this.phone(userId, frequency, options);
+    await phone.connect();
+    return phone;
+  }
+
+  /** Resolves once `phone.users` lists `userId`. */
+  async sees(phone: Phone, userId: string): Promise<void> {
+    if (phone.users.has(userId)) return;
+    await next<[ReadonlyMap<string, unknown>]>(phone, 'presence', { accept: (users) => users.has(userId) });
+  }
+
+  meter(stream: MediaStream | undefined): Meter {
+    if (!stream) throw new Error('no remote stream yet');
+    const meter = new Meter(stream);
+    this.meters.push(meter);
+    return meter;
+  }
+
+  track(call: Call): Call {
+    this.calls.push(call);
+    return call;
+  }
+
+  /** Places a call and answers it on `callee`; resolves once both sides are `connected`. */
+  async connectedCall(caller: Phone, callee: Phone): Promise<{ outgoing: Call; incoming: Call }> {
+    const ringing = next<[Call]>(callee, 'incoming');
+    const outgoing = this.track(await caller.call(callee.user!.id));
+    const [incoming] = await ringing;
+    await incoming.accept();
+    await Promise.all([reach(outgoing, 'connected'), reach(incoming, 'connected')]);
+    return { outgoing, incoming };
+  }
+
+  /** Remote stream of `call`, waiting for it if it has not arrived yet. */
+  async remoteStream(call: Call): Promise<MediaStream> {
+    if (call.remoteStream) return call.remoteStream;
+    const [stream] = await next<[MediaStream]>(call, 'remoteStream');
+    return stream;
+  }
+
+  cleanup(): void {
+    for (const meter of this.meters.splice(0)) meter.stop();
+    for (const phone of this.phones.splice(0)) phone.disconnect();
+    for (const call of this.calls.splice(0)) call.peerConnection?.close();
+    for (const tone of this.tones.splice(0)) tone.stop();
+  }
+}
+
+/**
+ * Collects the wrtc objects a test let go of. wrtc 0.10 crashes the process
+ * at exit (SIGSEGV in a native finalizer run during environment teardown) when
+ * a track of an RTCAudioSource is still uncollected then; collected earlier,
+ * while the process runs, its finalizer is harmless.
+ */
+export async function collectGarbage(): Promise<void> {
+  v8.setFlagsFromString('--expose_gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
