@@ -44,6 +44,8 @@ export interface Conn {
   authenticating: boolean;
   /** The active call this socket relays for and the peer session it relays to (a one-entry cache; see relay.ts). */
   bound: { callId: string; peer: SessionId } | null;
+  /** The last relay still waiting on the store; later relays queue behind it to keep their order. */
+  relayTail: Promise<void> | null;
   /** Set when the server closes the socket on purpose, so its disconnect is not a transport loss. */
   closing: 'takeover' | 'closed' | null;
 }

@@ -21,12 +21,24 @@ export class Relay {
   constructor(private readonly deps: Deps) {}
 
   send(conn: Conn, event: RelayEvent, payload: RelayPayload): void | Promise<void> {
+    if (conn.relayTail === null && this.sendNow(conn, event, payload)) return;
+    // Checking the store takes a round trip; whatever the socket sends meanwhile waits behind it, in order.
+    const run = () => (this.sendNow(conn, event, payload) ? undefined : this.slowPath(conn, event, payload));
+    const tail = (conn.relayTail ?? Promise.resolve()).then(run, run);
+    conn.relayTail = tail;
+    const settle = () => {
+      if (conn.relayTail === tail) conn.relayTail = null;
+    };
+    tail.then(settle, settle);
+    return tail;
+  }
+
+  /** The hot path: relays at once if this socket is bound to the call, and says whether it did. */
+  private sendNow(conn: Conn, event: RelayEvent, payload: RelayPayload): boolean {
     const bound = conn.bound;
-    if (bound !== null && bound.callId === payload.callId && conn.socket.rooms.has(rooms.call(payload.callId))) {
-      this.forward(conn, event, bound.peer, payload);
-      return;
-    }
-    return this.slowPath(conn, event, payload);
+    if (bound === null || bound.callId !== payload.callId || !conn.socket.rooms.has(rooms.call(payload.callId))) return false;
+    this.forward(conn, event, bound.peer, payload);
+    return true;
   }
 
   private forward(conn: Conn, event: RelayEvent, peer: SessionId, payload: RelayPayload): void {

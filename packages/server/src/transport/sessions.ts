@@ -50,6 +50,7 @@ export class Sessions {
       authTimer: null,
       authenticating: false,
       bound: null,
+      relayTail: null,
       closing: null,
     };
     if (socket.handshake.query.token !== undefined) {
