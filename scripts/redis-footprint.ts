@@ -61,8 +61,8 @@ for (let i = 0; i < calls; i += 500) {
   await Promise.all(
     Array.from({ length: Math.min(500, calls - i) }, async (_, j) => {
       const k = i + j;
-      const caller = { userId: `user-${2 * k}` as UserId, name: `User ${2 * k}`, sessionId: sessionIds[2 * k]! };
-      const callee = { userId: `user-${2 * k + 1}` as UserId, name: `User ${2 * k + 1}`, sessionId: sessionIds[2 * k + 1]! };
+      const caller = { tenant: '', userId: `user-${2 * k}` as UserId, name: `User ${2 * k}`, sessionId: sessionIds[2 * k]! };
+      const callee = { tenant: '', userId: `user-${2 * k + 1}` as UserId, name: `User ${2 * k + 1}`, sessionId: sessionIds[2 * k + 1]! };
       const callId = randomUUID() as CallId;
       const ringing = applyCallEvent(
         { type: 'request', callId, tenant: '', caller, callee, calleeSessions: [callee.sessionId], media: { audio: true, video: false } },

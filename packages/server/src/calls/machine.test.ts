@@ -94,7 +94,7 @@ class World {
   }
 
   run(s: Step): void {
-    const actor = (u: number, d: number) => ({ userId: USERS[u]!, name: USERS[u]!, sessionId: sessionOf(u, d) });
+    const actor = (u: number, d: number) => ({ tenant: '', userId: USERS[u]!, name: USERS[u]!, sessionId: sessionOf(u, d) });
     switch (s.kind) {
       case 'request': {
         if (!this.live.has(sessionOf(s.from, s.device))) return;
@@ -206,8 +206,8 @@ test('every ringing call ends by its timeout', () => {
 });
 
 test('accept racing cancel, reject, timeout or a second device: exactly one outcome wins', () => {
-  const caller = { userId: 'ann' as UserId, name: 'Ann', sessionId: 'ann#0' as SessionId };
-  const dev = (d: number) => ({ userId: 'ben' as UserId, name: 'Ben', sessionId: sessionOf(1, d) });
+  const caller = { tenant: '', userId: 'ann' as UserId, name: 'Ann', sessionId: 'ann#0' as SessionId };
+  const dev = (d: number) => ({ tenant: '', userId: 'ben' as UserId, name: 'Ben', sessionId: sessionOf(1, d) });
   const contenders: CallEvent[] = [
     { type: 'accept', callId: callIdOf(1), by: dev(0) },
     { type: 'accept', callId: callIdOf(1), by: dev(1) },
@@ -245,10 +245,28 @@ test('accept racing cancel, reject, timeout or a second device: exactly one outc
   );
 });
 
+test('the same sub in another tenant can do nothing to a call: call_not_found', () => {
+  const world = new World();
+  const a = { tenant: 'acme', userId: 'ann' as UserId, name: 'Ann', sessionId: 'ann#0' as SessionId };
+  const b = { tenant: 'acme', userId: 'ben' as UserId, name: 'Ben', sessionId: 'ben#0' as SessionId };
+  world.apply({ type: 'request', callId: callIdOf(1), tenant: 'acme', caller: a, callee: b, calleeSessions: [b.sessionId], media: { audio: true, video: false } });
+  const impostor = { ...b, tenant: 'globex', sessionId: 'ben#9' as SessionId };
+  const call = world.calls.get(callIdOf(1));
+  for (const type of ['accept', 'reject', 'end'] as const) {
+    const t = applyCallEvent({ type, callId: callIdOf(1), by: impostor }, { now: 0, ringTimeoutMs: RING_MS, call });
+    assert.deepEqual(t.ok ? 'ok' : t.code, 'call_not_found', type);
+  }
+  const repeat = applyCallEvent(
+    { type: 'request', callId: callIdOf(1), tenant: 'globex', caller: { ...a, tenant: 'globex' }, callee: b, calleeSessions: [], media: { audio: true, video: false } },
+    { now: 0, ringTimeoutMs: RING_MS, call },
+  );
+  assert.equal(repeat.ok ? 'ok' : repeat.code, 'invalid_state', 'another tenant cannot repeat the call');
+});
+
 test('glare: two crossing requests leave exactly one ringing call, the other answered busy', () => {
   const world = new World();
-  const a = { userId: 'ann' as UserId, name: 'Ann', sessionId: 'ann#0' as SessionId };
-  const b = { userId: 'ben' as UserId, name: 'Ben', sessionId: 'ben#0' as SessionId };
+  const a = { tenant: '', userId: 'ann' as UserId, name: 'Ann', sessionId: 'ann#0' as SessionId };
+  const b = { tenant: '', userId: 'ben' as UserId, name: 'Ben', sessionId: 'ben#0' as SessionId };
   const e1 = world.apply({ type: 'request', callId: callIdOf(1), tenant: '', caller: a, callee: b, calleeSessions: [b.sessionId], media: { audio: true, video: false } });
   const e2 = world.apply({ type: 'request', callId: callIdOf(2), tenant: '', caller: b, callee: a, calleeSessions: [a.sessionId], media: { audio: true, video: false } });
   assert.ok(e1.some((e) => e.kind === 'emit' && e.event === 'call:incoming'));

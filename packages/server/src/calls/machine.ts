@@ -94,7 +94,9 @@ function request(event: Extract<CallEvent, { type: 'request' }>, ctx: CallContex
   const { caller, callee, callId } = event;
   const existing = ctx.call;
   if (existing) {
-    if (existing.caller.userId === caller.userId && existing.callee.userId === callee.userId) {
+    const sameCall =
+      existing.tenant === event.tenant && existing.caller.userId === caller.userId && existing.callee.userId === callee.userId;
+    if (sameCall) {
       return done(existing, [], [], false); // idempotent repeat: same call, no second ring
     }
     return fail('invalid_state', 'this callId belongs to another call');
@@ -352,6 +354,8 @@ export function applyCallEvent(event: CallEvent, ctx: CallContext): Transition {
   const found = requireCall(ctx);
   if (isTransition(found)) return found;
   const call = found;
+  // The same sub in two tenants is two unrelated users: to anyone of another tenant, the call does not exist.
+  if ('by' in event && event.by.tenant !== call.tenant) return fail('call_not_found', 'no such call');
   switch (event.type) {
     case 'accept':
       return accept(call, event.by, ctx.now);

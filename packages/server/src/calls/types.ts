@@ -63,8 +63,9 @@ export type Role = 'caller' | 'callee';
 
 export const NO_FLAGS: PartyFlags = Object.freeze({ muted: false, held: false, videoOff: false });
 
-/** An identified actor: a session of a user. */
+/** An identified actor: a session of a user (a user is the pair tenant, userId). */
 export interface Actor {
+  tenant: string;
   userId: UserId;
   name: string;
   sessionId: SessionId;

@@ -77,7 +77,7 @@ export interface Deps {
 }
 
 export function actorOf(session: SessionInfo): Actor {
-  return { userId: session.userId, name: session.name, sessionId: session.id };
+  return { tenant: session.tenant, userId: session.userId, name: session.name, sessionId: session.id };
 }
 
 /** The fields a call log line names its actor by. */
