@@ -59,6 +59,10 @@ export interface Config {
   maxSessionsPerUser: number;
   /** Sockets from one address that have not authenticated yet. @default 100 */
   maxUnauthenticatedPerAddress: number;
+  /** Where call events are POSTed (see `webhooks.ts`); null = no webhooks. */
+  webhookUrl: string | null;
+  /** HMAC-SHA256 key of the `X-Switchboard-Signature` header; required with `webhookUrl`. */
+  webhookSecret: string | null;
 }
 
 export class ConfigError extends Error {
@@ -133,6 +137,12 @@ export function loadConfig(env: Env = process.env): Config {
   for (const url of list(env, 'STUN_URLS')) {
     if (!/^stuns?:/.test(url)) throw new ConfigError('STUN_URLS', `expected stun: or stuns: URLs, got "${url}"`);
   }
+  const webhookUrl = str(env, 'WEBHOOK_URL');
+  const webhookSecret = str(env, 'WEBHOOK_SECRET');
+  if (webhookUrl && (!/^https?:\/\//.test(webhookUrl) || !URL.canParse(webhookUrl))) {
+    throw new ConfigError('WEBHOOK_URL', `expected an http(s) URL, got "${maskUrl(webhookUrl)}"`);
+  }
+  if (webhookUrl && !webhookSecret) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_URL is set but WEBHOOK_SECRET is not');
   const rateLimits = oneOf(env, 'RATE_LIMITS', ['on', 'off', 'default'], 'default') !== 'off';
   const nodeId = str(env, 'NODE_ID') ?? `node-${randomUUID().slice(0, 8)}`;
   const devMode = !production && keySources.length === 0;
@@ -166,5 +176,106 @@ export function loadConfig(env: Env = process.env): Config {
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'sb:',
     maxSessionsPerUser: int(env, 'MAX_SESSIONS_PER_USER', 10, 1, 10_000),
     maxUnauthenticatedPerAddress: int(env, 'MAX_UNAUTHENTICATED_PER_ADDRESS', 100, 1, 1_000_000),
+    webhookUrl,
+    webhookSecret,
   };
+}
+
+/** What an operator sets: every variable `loadConfig` reads, in the order `switchboard check` prints them. */
+export interface ConfigVariable {
+  name: string;
+  /** One line for `--help`. */
+  help: string;
+  /** Never printed or logged. */
+  secret?: boolean;
+}
+
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  { name: 'PORT', help: 'TCP port; 0 = any free port (default 3000)' },
+  { name: 'HOST', help: 'address to listen on (default 0.0.0.0)' },
+  { name: 'NODE_ENV', help: '"production": JSON logs only, a JWT key is required' },
+  { name: 'JWT_SECRET', help: 'HS256/384/512 secret; several comma-separated for rotation', secret: true },
+  { name: 'JWT_PUBLIC_KEY', help: 'PEM public key (RS*, PS*, ES*, EdDSA)' },
+  { name: 'JWT_JWKS_URL', help: 'JWKS endpoint (keys cached, refetched for an unknown kid)' },
+  { name: 'JWT_JWKS_FILE', help: 'JWKS file, re-read when it changes' },
+  { name: 'JWT_ISSUER', help: 'required iss claim' },
+  { name: 'JWT_AUDIENCE', help: 'required aud claim' },
+  { name: 'REDIS_URL', help: 'unset: one process, state in memory; set: state and events shared in Redis' },
+  { name: 'REDIS_PREFIX', help: 'key and channel prefix in Redis (default sb:)' },
+  { name: 'NODE_ID', help: "this process's node id in logs and Redis (default random)" },
+  { name: 'RING_TIMEOUT_MS', help: 'an unanswered call ends after this (default 30000)' },
+  { name: 'RECONNECT_GRACE_MS', help: 'a session outlives its socket this long (default 30000)' },
+  { name: 'AUTH_TIMEOUT_MS', help: 'a socket must sign in within this (default 10000)' },
+  { name: 'MAX_RECONNECT_ATTEMPTS', help: 'resumptions of one session within one grace window (default 5)' },
+  { name: 'NODE_TIMEOUT_MS', help: 'Redis mode: a node silent this long is dead (default 10000)' },
+  { name: 'CONTACTS', help: '"all" (everyone in the tenant) or "claims" (the token\'s contacts)' },
+  { name: 'CORS_ORIGINS', help: 'comma-separated allowed Origins; unset = any' },
+  { name: 'STUN_URLS', help: 'comma-separated stun: URLs handed to clients' },
+  { name: 'TURN_URLS', help: 'comma-separated turn:/turns: URLs (with TURN_SECRET)' },
+  { name: 'TURN_SECRET', help: "coturn's static-auth-secret", secret: true },
+  { name: 'TURN_TTL_S', help: 'lifetime of TURN credentials (default 86400)' },
+  { name: 'WEBHOOK_URL', help: 'http(s) URL that receives call events as signed JSON POSTs' },
+  { name: 'WEBHOOK_SECRET', help: 'HMAC-SHA256 key of X-Switchboard-Signature', secret: true },
+  { name: 'LOG_LEVEL', help: 'fatal, error, warn, info (default), debug, trace or silent' },
+  { name: 'RATE_LIMITS', help: '"off" disables every rate limit and cap (benchmarks)' },
+  { name: 'HISTORY_LIMIT', help: 'newest history records kept per user (default 200)' },
+  { name: 'MAX_SESSIONS_PER_USER', help: 'live sessions one user may hold (default 10)' },
+  { name: 'MAX_UNAUTHENTICATED_PER_ADDRESS', help: 'sockets from one address not signed in yet (default 100)' },
+];
+
+const MASK = '****';
+
+/** A URL with any password (and the query string, which may carry a key) masked, safe to print or log. */
+export function maskUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return raw.replace(/\/\/[^@/]*@/, `//${MASK}@`);
+  }
+  if (url.password) url.password = MASK;
+  if (url.search) url.search = `?${MASK}`;
+  return url.toString();
+}
+
+/**
+ * The effective configuration as `VARIABLE → value` for display: secrets
+ * masked, passwords inside URLs masked, lists joined.
+ */
+export function describeConfig(config: Config): [name: string, value: string][] {
+  const set = (v: string | null) => (v === null ? '' : v);
+  const secret = (v: string | null) => (v === null ? '' : `${MASK} (${v.split(',').length === 1 ? 'set' : `${v.split(',').length} keys`})`);
+  const values: Record<string, string> = {
+    PORT: String(config.port),
+    HOST: config.host,
+    NODE_ENV: config.production ? 'production' : '',
+    JWT_SECRET: config.devMode ? `${MASK} (dev mode: random, per process)` : secret(config.jwtSecret),
+    JWT_PUBLIC_KEY: config.jwtPublicKey ? `PEM, ${config.jwtPublicKey.length} characters` : '',
+    JWT_JWKS_URL: config.jwksUrl ? maskUrl(config.jwksUrl) : '',
+    JWT_JWKS_FILE: set(config.jwksFile),
+    JWT_ISSUER: set(config.jwtIssuer),
+    JWT_AUDIENCE: set(config.jwtAudience),
+    REDIS_URL: config.redisUrl ? maskUrl(config.redisUrl) : '',
+    REDIS_PREFIX: config.redisPrefix,
+    NODE_ID: config.nodeId,
+    RING_TIMEOUT_MS: String(config.ringTimeoutMs),
+    RECONNECT_GRACE_MS: String(config.reconnectGraceMs),
+    AUTH_TIMEOUT_MS: String(config.authTimeoutMs),
+    MAX_RECONNECT_ATTEMPTS: String(config.maxReconnectAttempts),
+    NODE_TIMEOUT_MS: String(config.nodeTimeoutMs),
+    CONTACTS: config.contacts,
+    CORS_ORIGINS: config.corsOrigins.join(','),
+    STUN_URLS: config.stunUrls.join(','),
+    TURN_URLS: config.turnUrls.join(','),
+    TURN_SECRET: secret(config.turnSecret),
+    TURN_TTL_S: String(config.turnTtlS),
+    WEBHOOK_URL: config.webhookUrl ? maskUrl(config.webhookUrl) : '',
+    WEBHOOK_SECRET: secret(config.webhookSecret),
+    LOG_LEVEL: config.logLevel,
+    RATE_LIMITS: config.rateLimits ? 'on' : 'off',
+    HISTORY_LIMIT: String(config.historyLimit),
+    MAX_SESSIONS_PER_USER: String(config.maxSessionsPerUser),
+    MAX_UNAUTHENTICATED_PER_ADDRESS: String(config.maxUnauthenticatedPerAddress),
+  };
+  return CONFIG_VARIABLES.map((v) => [v.name, values[v.name] ?? '']);
 }

@@ -1,47 +1,172 @@
-/** `npm start`: load the configuration, start one node, stop cleanly on SIGTERM/SIGINT. */
-import { ConfigError, loadConfig, type Config } from './config.js';
+/**
+ * The process around one node, shared by `npm start` (this file run directly)
+ * and `switchboard serve`: load the configuration, check Redis, start
+ * webhooks and the server, and drain on SIGTERM/SIGINT.
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { ConfigError, loadConfig, maskUrl, type Config } from './config.js';
 import { createLogger } from './logger.js';
-import { startServer } from './server.js';
+import { Metrics } from './metrics.js';
+import { startServer, type SwitchboardServer } from './server.js';
+import { WebhookSender } from './webhooks.js';
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`switchboard: configuration error: ${err.message}\n`);
-    process.exit(78);
+/** Exit codes of `npm start` and the `switchboard` CLI (sysexits.h), for scripts and service managers. */
+export const EXIT = {
+  ok: 0,
+  /** Anything else went wrong (e.g. the port is taken). */
+  failure: 1,
+  /** A bad command line. */
+  usage: 64,
+  /** A service the configuration names does not answer (Redis). */
+  unavailable: 69,
+  /** A bad configuration value. */
+  config: 78,
+} as const;
+
+/** How long `serve` gives a drain and the webhooks it leaves before exiting anyway (the protocol's limit is 10 s). */
+const EXIT_DEADLINE_MS = 9500;
+/** After the drain, queued webhooks get at most this long to go out. */
+const WEBHOOK_FLUSH_MS = 4000;
+const REDIS_PROBE_TIMEOUT_MS = 2000;
+/** Sharded pub/sub (the adapter) needs Redis 7. */
+const MIN_REDIS_MAJOR = 7;
+
+/** Connects to Redis once, PINGs it and reads its version; rejects with a clear message when it is unusable. */
+export async function probeRedis(url: string, timeoutMs = REDIS_PROBE_TIMEOUT_MS): Promise<{ version: string; latencyMs: number }> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  // ioredis rejects with "Connection is closed"; the error event says why (ECONNREFUSED, ENOTFOUND, WRONGPASS …).
+  let cause: Error | undefined;
+  client.on('error', (err: Error) => (cause ??= err));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs * 2} ms`)), timeoutMs * 2);
+  });
+  try {
+    return await Promise.race([
+      (async () => {
+        await client.connect();
+        const started = performance.now();
+        await client.ping();
+        const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+        const version = /redis_version:(\S+)/.exec(await client.info('server'))?.[1] ?? 'unknown';
+        const major = Number(version.split('.')[0]);
+        if (Number.isFinite(major) && major < MIN_REDIS_MAJOR) {
+          throw new Error(`Redis ${version} is too old: Switchboard needs Redis >= ${MIN_REDIS_MAJOR} (sharded pub/sub)`);
+        }
+        return { version, latencyMs };
+      })(),
+      timeout,
+    ]);
+  } catch (err) {
+    throw cause ? new Error(cause.message) : err;
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
   }
-  throw err;
 }
 
-const logger = createLogger(config);
-if (config.devMode) {
-  logger.warn(
-    '*** DEV MODE: no JWT_SECRET or JWT_PUBLIC_KEY set. Using a random secret and serving POST /dev/token, which hands a token to anyone. Never run this in production. ***',
-  );
+function fail(code: number, message: string): never {
+  process.stderr.write(`switchboard: ${message}\n`);
+  process.exit(code);
 }
-// A dependency that rejects a promise nobody awaits (e.g. a publish during a Redis outage)
-// must not take the node down: log it and keep serving.
-process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
-if (config.production && config.corsOrigins.length === 0) {
-  logger.warn('CORS_ORIGINS is not set: browsers on any site may open sockets here (cross-site WebSocket hijacking). Set it to your app origins.');
-}
-const server = await startServer(config, { logger });
 
-let stopping = false;
-const stop = (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'shutting down');
-  const force = setTimeout(() => process.exit(1), 10_000);
-  force.unref();
-  server.close().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      logger.error({ err }, 'shutdown failed');
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => stop('SIGTERM'));
-process.on('SIGINT', () => stop('SIGINT'));
+/**
+ * Runs one node as a process, until SIGTERM or SIGINT drains it: loads the
+ * configuration from `env`, checks Redis, starts webhooks when `WEBHOOK_URL`
+ * is set, and starts the server. Exits 78 on a bad configuration, 69 when
+ * Redis does not answer, 1 when the server cannot start; after a drain, 0.
+ */
+export async function serve(env: Record<string, string | undefined> = process.env): Promise<SwitchboardServer> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(EXIT.config, `configuration error: ${err.message}`);
+    throw err;
+  }
+  const logger = createLogger(config);
+  if (config.devMode) {
+    logger.warn(
+      '*** DEV MODE: no JWT_SECRET or JWT_PUBLIC_KEY set. Using a random secret and serving POST /dev/token, which hands a token to anyone. Never run this in production. ***',
+    );
+  }
+  // A dependency that rejects a promise nobody awaits (e.g. a publish during a Redis outage)
+  // must not take the node down: log it and keep serving.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+  if (config.production && config.corsOrigins.length === 0) {
+    logger.warn('CORS_ORIGINS is not set: browsers on any site may open sockets here (cross-site WebSocket hijacking). Set it to your app origins.');
+  }
+  if (config.redisUrl) {
+    try {
+      await probeRedis(config.redisUrl);
+    } catch (err) {
+      fail(EXIT.unavailable, `Redis at ${maskUrl(config.redisUrl)} is unusable: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const metrics = new Metrics();
+  const webhooks =
+    config.webhookUrl && config.webhookSecret
+      ? new WebhookSender({ url: config.webhookUrl, secret: config.webhookSecret, logger, metrics })
+      : null;
+  let server: SwitchboardServer;
+  try {
+    server = await startServer(config, { logger, metrics, hooks: webhooks ? [webhooks] : [] });
+  } catch (err) {
+    fail(EXIT.failure, `could not start: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (webhooks) logger.info({ url: maskUrl(config.webhookUrl!) }, 'webhooks on');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    // A second signal during the drain changes nothing: the drain has its own deadline.
+    if (stopping) return logger.info({ signal }, 'already draining; signal ignored');
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const startedAt = Date.now();
+    const force = setTimeout(() => {
+      logger.error({ ms: Date.now() - startedAt }, 'drain did not finish in time; exiting');
+      process.exit(EXIT.failure);
+    }, EXIT_DEADLINE_MS);
+    force.unref();
+    server.drain().then(
+      async () => {
+        if (webhooks) {
+          const left = EXIT_DEADLINE_MS - 500 - (Date.now() - startedAt);
+          await webhooks.flush(Math.max(0, Math.min(WEBHOOK_FLUSH_MS, left)));
+          webhooks.close();
+        }
+        logger.info({ ms: Date.now() - startedAt }, 'exiting');
+        process.exit(EXIT.ok);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(EXIT.failure);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return server;
+}
+
+/** True when this module is the program (`node dist/main.js`), not imported (by the CLI). */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return pathToFileURL(realpathSync(entry)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await serve();

@@ -1,5 +1,10 @@
-/** Prometheus metrics, one registry per server instance (several can share a process in tests). */
+/**
+ * Prometheus metrics, one registry per server instance (several can share a
+ * process in tests). Call gauges move on the node that sees each change, so
+ * in Redis mode only their sum over nodes means anything: graph `sum(...)`.
+ */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CallHooks } from './transport/context.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -11,6 +16,11 @@ export class Metrics {
   readonly activeCalls = new Gauge({
     name: 'switchboard_active_calls',
     help: 'Calls in progress that this node has seen answered and not yet ended',
+    registers: [this.registry],
+  });
+  readonly ringingCalls = new Gauge({
+    name: 'switchboard_ringing_calls',
+    help: 'Calls ringing: started on this node minus answered or ended unanswered on this node (sum over nodes)',
     registers: [this.registry],
   });
   readonly callsTotal = new Counter({
@@ -44,7 +54,42 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly redisSeconds = new Histogram({
+    name: 'switchboard_redis_operation_seconds',
+    help: 'Latency of store operations against Redis (one or a few commands or one Lua script each), by operation and result',
+    labelNames: ['op', 'result'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: 'switchboard_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by result: ok (2xx), retry (failed, will retry), failed (gave up), dropped (queue full)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookQueue = new Gauge({
+    name: 'switchboard_webhook_queue_length',
+    help: 'Webhook events waiting to be delivered (including those waiting to retry)',
+    registers: [this.registry],
+  });
+  readonly draining = new Gauge({
+    name: 'switchboard_draining',
+    help: '1 while this node drains (SIGTERM): it takes no new connections',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
   }
+}
+
+/** Keeps the ringing-calls gauge from the call hooks (a busy call never rang: it ends without starting). */
+export function ringingGauge(metrics: Metrics): CallHooks {
+  return {
+    started: () => metrics.ringingCalls.inc(),
+    answered: () => metrics.ringingCalls.dec(),
+    ended: (call) => {
+      if (call.answeredAt === null && call.outcome !== 'busy') metrics.ringingCalls.dec();
+    },
+  };
 }

@@ -6,20 +6,37 @@
  */
 import { RateLimiter } from './rate-limit.js';
 
-/** Counts sockets per remote address that have not authenticated yet. */
+interface Closable {
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * Counts connections per remote address that have not authenticated yet. A
+ * connection counts from its Engine.IO handshake (where `admit` is asked) until
+ * it authenticates or closes, whichever comes first — so a burst of handshakes
+ * cannot slip past the cap, and a refused socket gives its slot back.
+ */
 export class AddressGate {
   private readonly pending = new Map<string, number>();
+  private readonly counted = new WeakMap<object, string>();
   constructor(private readonly max: number) {}
 
   admit(address: string): boolean {
     return (this.pending.get(address) ?? 0) < this.max;
   }
 
-  enter(address: string): void {
+  /** An Engine.IO connection opened from `address`. */
+  track(connection: Closable, address: string): void {
     this.pending.set(address, (this.pending.get(address) ?? 0) + 1);
+    this.counted.set(connection, address);
+    connection.once('close', () => this.release(connection));
   }
 
-  leave(address: string): void {
+  /** The connection authenticated (or closed): it no longer counts. */
+  release(connection: object): void {
+    const address = this.counted.get(connection);
+    if (address === undefined) return;
+    this.counted.delete(connection);
     const n = (this.pending.get(address) ?? 0) - 1;
     if (n > 0) this.pending.set(address, n);
     else this.pending.delete(address);

@@ -35,8 +35,6 @@ export interface SessionInfo {
 /** One socket on this node. */
 export interface Conn {
   socket: SbSocket;
-  /** Remote address, while the socket counts against its address's unauthenticated cap. */
-  pendingAddress: string | null;
   session: SessionInfo | null;
   limiter: RateLimiter | null;
   authTimer: NodeJS.Timeout | null;

@@ -40,11 +40,8 @@ export class Sessions {
   ) {}
 
   onConnection(socket: SbSocket): Conn {
-    const address = socket.handshake.address;
-    this.gate?.enter(address);
     const conn: Conn = {
       socket,
-      pendingAddress: this.gate ? address : null,
       session: null,
       limiter: this.deps.config.rateLimits ? new RateLimiter() : null,
       authTimer: null,
@@ -53,6 +50,7 @@ export class Sessions {
       relayTail: null,
       closing: null,
     };
+    this.deps.logger.info({ socket: socket.id, address: socket.handshake.address, transport: socket.conn.transport.name }, 'socket connected');
     if (socket.handshake.query.token !== undefined) {
       this.refuse(conn, 'invalid_token', 'tokens in the query string are refused: pass them as auth');
       return conn;
@@ -70,6 +68,7 @@ export class Sessions {
   }
 
   async authenticate(conn: Conn, token: unknown): Promise<AuthSuccess> {
+    const startedAt = performance.now();
     this.assertUnauthenticated(conn);
     conn.authenticating = true;
     let identity: Identity;
@@ -118,11 +117,15 @@ export class Sessions {
     conn.socket.emit('auth:success', success);
     conn.socket.emit('user:list', { users: await this.presence.list(info) });
     if (first) this.presence.announceOnline(info);
-    this.deps.logger.info({ user: info.userId, tenant: info.tenant, session: info.id, socket: conn.socket.id }, 'session authenticated');
+    this.deps.logger.info(
+      { user: info.userId, tenant: info.tenant, session: info.id, socket: conn.socket.id, durationMs: Math.round(performance.now() - startedAt) },
+      'session authenticated',
+    );
     return success;
   }
 
   async resume(conn: Conn, token: string, sessionId: string): Promise<object> {
+    const startedAt = performance.now();
     this.assertUnauthenticated(conn);
     conn.authenticating = true;
     try {
@@ -132,13 +135,13 @@ export class Sessions {
       } catch (err) {
         return this.resumeFailed(conn, 'invalid_token', err instanceof Error ? err.message : 'the token was refused');
       }
-      return await this.locks.run(sessionId, () => this.resumeLocked(conn, identity, sessionId as SessionId));
+      return await this.locks.run(sessionId, () => this.resumeLocked(conn, identity, sessionId as SessionId, startedAt));
     } finally {
       conn.authenticating = false;
     }
   }
 
-  private async resumeLocked(conn: Conn, identity: Identity, sessionId: SessionId): Promise<object> {
+  private async resumeLocked(conn: Conn, identity: Identity, sessionId: SessionId, startedAt: number): Promise<object> {
     const { store, config } = this.deps;
     const now = this.deps.now();
     const session = await store.getSession(sessionId);
@@ -183,19 +186,27 @@ export class Sessions {
       calls,
     });
     conn.socket.emit('user:list', { users: await this.presence.list(info) });
-    this.deps.logger.info({ user: info.userId, session: info.id, socket: conn.socket.id, calls: calls.length }, 'session resumed');
+    this.deps.logger.info(
+      { user: info.userId, session: info.id, socket: conn.socket.id, calls: calls.length, durationMs: Math.round(performance.now() - startedAt) },
+      'session resumed',
+    );
     return { sessionId: info.id, calls };
   }
 
   async onDisconnect(conn: Conn, reason: string): Promise<void> {
-    this.releaseAddress(conn);
     if (conn.authTimer) clearTimeout(conn.authTimer);
     const info = conn.session;
-    if (!info) return;
+    if (!info) {
+      this.deps.logger.info({ socket: conn.socket.id, reason }, 'socket disconnected');
+      return;
+    }
     this.deps.metrics.connectedSessions.dec();
     if (this.local.get(info.id) === conn) this.local.delete(info.id);
     // The server closed it on purpose (a takeover by a resumed socket, or the session was closed).
-    if (conn.closing !== null || reason === 'server namespace disconnect') return;
+    if (conn.closing !== null || reason === 'server namespace disconnect') {
+      this.deps.logger.info({ user: info.userId, session: info.id, socket: conn.socket.id, reason, closedBy: conn.closing ?? 'server' }, 'session disconnected');
+      return;
+    }
     const deliberate = reason === 'client namespace disconnect';
     this.deps.logger.info({ user: info.userId, session: info.id, socket: conn.socket.id, reason, deliberate }, 'session disconnected');
     if (deliberate) {
@@ -272,14 +283,8 @@ export class Sessions {
     this.deps.io.in(rooms.session(sessionId)).disconnectSockets(true);
   }
 
-  /** The socket no longer counts against its address's cap of unauthenticated sockets. */
-  private releaseAddress(conn: Conn): void {
-    if (conn.pendingAddress !== null) this.gate?.leave(conn.pendingAddress);
-    conn.pendingAddress = null;
-  }
-
   private attach(conn: Conn, info: SessionInfo): void {
-    this.releaseAddress(conn);
+    this.gate?.release(conn.socket.conn);
     if (conn.authTimer) clearTimeout(conn.authTimer);
     conn.authTimer = null;
     conn.session = info;
@@ -295,6 +300,7 @@ export class Sessions {
   }
 
   private resumeFailed(conn: Conn, reason: ReconnectFailReason, message: string): never {
+    this.deps.logger.info({ socket: conn.socket.id, reason }, 'resume refused');
     conn.socket.emit('reconnect:failed', { reason, message });
     throw new SwitchboardError('unauthenticated', message, undefined, true);
   }

@@ -1,0 +1,109 @@
+/**
+ * A `CallStore` that times every operation of the store it wraps into a
+ * histogram (`switchboard_redis_operation_seconds{op,result}`), so Redis
+ * latency is visible without the stores or the transport knowing about
+ * metrics. The interface is unchanged: callers cannot tell it is there.
+ */
+import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
+import type { CallRecord, UserKey } from '../calls/types.js';
+import type { Histogram } from 'prom-client';
+import type {
+  CallCommit,
+  CallStore,
+  ClaimedTimer,
+  HistoryEntry,
+  HistoryPage,
+  SessionRecord,
+  TimerKind,
+  Versioned,
+} from './types.js';
+
+export class InstrumentedStore implements CallStore {
+  readonly kind: CallStore['kind'];
+
+  constructor(
+    private readonly inner: CallStore,
+    private readonly seconds: Histogram<'op' | 'result'>,
+  ) {
+    this.kind = inner.kind;
+  }
+
+  private async time<T>(op: string, work: () => Promise<T>): Promise<T> {
+    const end = this.seconds.startTimer({ op });
+    try {
+      const value = await work();
+      end({ result: 'ok' });
+      return value;
+    } catch (err) {
+      end({ result: 'error' });
+      throw err;
+    }
+  }
+
+  getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
+    return this.time('getCall', () => this.inner.getCall(id));
+  }
+  getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
+    return this.time('getClaims', () => this.inner.getClaims(keys));
+  }
+  commitCall(commit: CallCommit): Promise<boolean> {
+    return this.time('commitCall', () => this.inner.commitCall(commit));
+  }
+  addSession(session: SessionRecord): Promise<{ first: boolean }> {
+    return this.time('addSession', () => this.inner.addSession(session));
+  }
+  getSession(id: SessionId): Promise<SessionRecord | undefined> {
+    return this.time('getSession', () => this.inner.getSession(id));
+  }
+  updateSession(session: SessionRecord): Promise<boolean> {
+    return this.time('updateSession', () => this.inner.updateSession(session));
+  }
+  removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
+    return this.time('removeSession', () => this.inner.removeSession(id));
+  }
+  sessionsOf(key: UserKey): Promise<SessionRecord[]> {
+    return this.time('sessionsOf', () => this.inner.sessionsOf(key));
+  }
+  onlineUsers(tenant: string): Promise<UserRef[]> {
+    return this.time('onlineUsers', () => this.inner.onlineUsers(tenant));
+  }
+  appendHistory(key: UserKey, entry: HistoryEntry): Promise<void> {
+    return this.time('appendHistory', () => this.inner.appendHistory(key, entry));
+  }
+  listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
+    return this.time('listHistory', () => this.inner.listHistory(key, limit, before));
+  }
+  schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {
+    return this.time('schedule', () => this.inner.schedule(kind, id, dueAt));
+  }
+  unschedule(kind: TimerKind, id: string): Promise<void> {
+    return this.time('unschedule', () => this.inner.unschedule(kind, id));
+  }
+  claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]> {
+    return this.time('claimDue', () => this.inner.claimDue(now, max, leaseMs));
+  }
+  claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null> {
+    return this.time('claimTimer', () => this.inner.claimTimer(kind, id, now, leaseMs));
+  }
+  completeTimer(timer: ClaimedTimer): Promise<void> {
+    return this.time('completeTimer', () => this.inner.completeTimer(timer));
+  }
+  beat(nodeId: string, aliveUntil: number): Promise<void> {
+    return this.time('beat', () => this.inner.beat(nodeId, aliveUntil));
+  }
+  claimDeadNodes(now: number): Promise<string[]> {
+    return this.time('claimDeadNodes', () => this.inner.claimDeadNodes(now));
+  }
+  removeNode(nodeId: string): Promise<void> {
+    return this.time('removeNode', () => this.inner.removeNode(nodeId));
+  }
+  sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
+    return this.time('sessionsOfNode', () => this.inner.sessionsOfNode(nodeId));
+  }
+  ping(): Promise<void> {
+    return this.time('ping', () => this.inner.ping());
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
