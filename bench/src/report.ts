@@ -1,0 +1,204 @@
+/** The run's report as Markdown (beside the JSON and the SVG chart). */
+import type { BenchReport } from './run.js';
+import type { Percentiles } from './stats.js';
+
+const f = (n: number | null | undefined, digits = 2) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
+const kib = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${(n / 1024).toFixed(1)} KiB`);
+const mib = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${(n / 2 ** 20).toFixed(1)} MiB`);
+const x = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}×`);
+const pct = (p: Percentiles) => `${f(p.p50)} / ${f(p.p95)} / ${f(p.p99)}`;
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function markdownReport(r: BenchReport, chartFile: string | null): string {
+  const m = r.meta;
+  const out: string[] = [];
+  out.push(`# Switchboard bench — ${m.startedAt}`);
+  out.push('');
+  out.push(
+    `\`${m.command}\` · ${f(m.durationS, 0)} s · Node ${m.node} · ${m.cores} × ${m.cpuModel} · ` +
+      (m.pinned ? `servers pinned to CPU ${m.serverCpu}, generator to CPU ${m.generatorCpu}` : 'not pinned') +
+      ` · server LOG_LEVEL=${m.logLevel} · load average ${m.loadAvgStart.map((v) => v.toFixed(2)).join(' ')} → ${m.loadAvgEnd.map((v) => v.toFixed(2)).join(' ')}` +
+      (m.quick ? ' · **quick smoke run: tiny counts, not a measurement**' : ''),
+  );
+  out.push('');
+  out.push('## Targets');
+  out.push('');
+  out.push(
+    table(
+      ['measure', 'target', 'this run', 'met'],
+      r.checks.map((c) => [c.name, c.target, c.detail ? `${c.value} (${c.detail})` : c.value, c.ok === null ? '—' : c.ok ? 'yes' : '**no**']),
+    ),
+  );
+
+  const s = r.saturation;
+  if (s) {
+    out.push('');
+    out.push(`## Saturation — closed loop, ${s.pairs} concurrent pairs, ${s.windowS} s windows after ${s.warmupS} s warm-up, targets interleaved`);
+    out.push('');
+    out.push(
+      table(
+        ['target', 'calls/s', 'server CPU ms / call', 'server CPU (% of a core)', 'generator CPU (% of a core)', 'machine CPU pressure %', 'failed calls'],
+        Object.entries(s.summary).map(([name, t]) => [
+          name,
+          f(t.callsPerSec, 0),
+          f(t.serverCpuMsPerCall, 3),
+          f(t.serverCpuPct, 0),
+          `${f(t.generatorCpuPct, 0)}${t.generatorSaturated ? ' (**saturated**)' : ''}`,
+          f(t.cpuPressurePct, 0),
+          t.failed,
+        ]),
+      ),
+    );
+    out.push('');
+    out.push('Medians over rounds. Ratios are taken round by round (each round runs every target back to back), then their median:');
+    out.push('');
+    if (s.cpuPerCallRatio) out.push(`- server CPU per call, Switchboard / bare: **${x(s.cpuPerCallRatio.median)}** (rounds: ${s.cpuPerCallRatio.perRound.map(x).join(', ')})`);
+    if (s.callsPerSecRatio) out.push(`- calls/s, Switchboard / bare: **${x(s.callsPerSecRatio.median)}** (rounds: ${s.callsPerSecRatio.perRound.map(x).join(', ')})`);
+    if (s.redisVsMemory) out.push(`- calls/s, Redis mode (2 nodes) / memory mode: **${x(s.redisVsMemory.median)}** (rounds: ${s.redisVsMemory.perRound.map(x).join(', ')})`);
+    if (s.redisCpuPerCallRatio) out.push(`- server CPU per call (both nodes), Redis mode / memory mode: **${x(s.redisCpuPerCallRatio.median)}**`);
+    const rs = s.summary['switchboard-redis'];
+    if (rs?.redisCommandsPerCall !== undefined) {
+      out.push(
+        `- Redis mode, the Redis server itself: ${f(rs.redisCommandsPerCall, 1)} commands and ${f(rs.redisCpuMsPerCall, 3)} ms of its CPU per call${r.redis?.source === 'shared' ? ' (a shared Redis: other clients count too)' : ''}`,
+      );
+      if (rs.redisCommandMix) {
+        out.push(`  - per call, by command (last window): ${Object.entries(rs.redisCommandMix).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      }
+    }
+    out.push('');
+    out.push('<details><summary>every window</summary>');
+    out.push('');
+    out.push(
+      table(
+        ['round', 'target', 'calls', 'calls/s', 'server ms/call', 'server %', 'generator %', 'CPU pressure %', 'incoming p50/p95/p99 ms', 'answer p50/p95/p99 ms', 'failed'],
+        s.windows.map((w) => [w.round, w.target, w.calls, f(w.callsPerSec, 0), f(w.serverCpuMsPerCall, 3), f(w.serverCpuPct, 0), f(w.generatorCpuPct, 0), f(w.cpuPressurePct, 0), pct(w.incoming), pct(w.answer), w.failed]),
+      ),
+    );
+    out.push('');
+    out.push('</details>');
+  }
+
+  const l = r.load;
+  if (l) {
+    out.push('');
+    out.push(
+      `## Fixed offered load — open-loop Poisson arrivals, ${l.windowS} s per point, ${l.pairs} pairs available; rates are fractions of Switchboard's saturation (${f(l.baseRate, 0)} calls/s${l.baseFrom === 'option' ? ', from --load-base' : ''}); latency from the scheduled send time`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['offered', 'target', 'completed calls/s', 'request→incoming p50 / p95 / p99 ms', 'request→answer p50 / p95 / p99 ms', 'generator send lag p99 ms', 'queued for a pair', 'server %', 'server ms/call', 'generator %', 'CPU pressure %', 'failed'],
+        l.points.map((p) => [
+          `${(p.fraction * 100).toFixed(0)}% = ${f(p.offeredRate, 0)}/s`,
+          p.target,
+          f(p.achievedRate, 0),
+          pct(p.incoming),
+          pct(p.answer),
+          f(p.sendLag.p99),
+          p.queued,
+          f(p.serverCpuPct, 0),
+          f(p.serverCpuMsPerCall, 3),
+          f(p.generatorCpuPct, 0),
+          f(p.cpuPressurePct, 0),
+          p.failed,
+        ]),
+      ),
+    );
+    out.push('');
+    for (const q of l.cpuPerCallRatios) {
+      out.push(`- at ${(q.fraction * 100).toFixed(0)}% offered load, server CPU per call Switchboard / bare: **${x(q.ratio)}**`);
+    }
+    if (chartFile) {
+      out.push('');
+      out.push(`![latency against offered load](${chartFile})`);
+    }
+  }
+
+  const i = r.idle;
+  if (i) {
+    out.push('');
+    out.push(`## Idle authenticated sessions — ${i.levels.join(' / ')} sessions, fresh process per run; per-session cost = slope over the levels`);
+    out.push('');
+    out.push(
+      table(
+        ['target', 'round', 'baseline RSS', ...i.levels.map((n) => `RSS at ${n}`), 'RSS / session', 'heap / session', 'held', 'open time'],
+        i.runs.map((run) => [
+          run.target,
+          run.round,
+          mib(run.baseline.rssBytes),
+          ...i.levels.map((n) => mib(run.points.find((p) => p.sessions === n)?.rssBytes)),
+          kib(run.rssPerSession),
+          kib(run.heapPerSession),
+          run.sessionsHeld + (run.error ? ` (${run.error})` : ''),
+          `${f(run.openSeconds, 1)} s`,
+        ]),
+      ),
+    );
+    out.push('');
+    if (i.rssRatio) out.push(`- RSS per session, Switchboard / bare: **${x(i.rssRatio.median)}** (rounds: ${i.rssRatio.perRound.map(x).join(', ')})`);
+    if (i.heapRatio) out.push(`- V8 heap per session, Switchboard / bare: **${x(i.heapRatio.median)}** (rounds: ${i.heapRatio.perRound.map(x).join(', ')})`);
+  }
+
+  const fo = r.fanout;
+  if (fo) {
+    out.push('');
+    out.push('## Presence fan-out — one user comes online; time from its connect until every watcher saw `user:online` (median of reps)');
+    out.push('');
+    out.push(
+      table(
+        ['watchers', 'target', 'all saw it, ms', 'first saw it, ms'],
+        fo.summary.map((row) => [row.watchers, row.target, f(row.allMs), f(row.firstMs)]),
+      ),
+    );
+    out.push('');
+    for (const q of fo.ratios) out.push(`- ${q.watchers} watchers, Switchboard / bare: **${x(q.ratio)}**`);
+  }
+
+  out.push('');
+  out.push('## Errors and oddities');
+  out.push('');
+  const counterRows = Object.entries(r.counters).map(([name, c]) => [
+    name,
+    c.completed,
+    c.failed,
+    c.outOfOrder,
+    c.incomplete,
+    Object.entries(c.reasons)
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ') || '—',
+  ]);
+  if (counterRows.length) out.push(table(['target', 'calls completed', 'failed', 'candidate before its offer/answer', 'ended incomplete', 'reasons'], counterRows));
+  out.push('');
+  out.push(
+    table(
+      ['server process', 'warn lines', 'error lines', 'error answers (metrics)', 'crashed'],
+      r.servers.map((p) => [
+        p.label,
+        p.warnings,
+        p.errors,
+        Object.entries(p.errorCounters)
+          .map(([k, v]) => `${k} ×${v}`)
+          .join(', ') || '—',
+        p.crashed ?? 'no',
+      ]),
+    ),
+  );
+  const samples = r.servers.flatMap((p) => p.samples.map((line) => `${p.label}: ${line}`));
+  if (samples.length) {
+    out.push('');
+    out.push('```');
+    out.push(...samples.slice(0, 20));
+    out.push('```');
+  }
+  if (r.notes.length) {
+    out.push('');
+    out.push('## Notes');
+    out.push('');
+    for (const n of r.notes) out.push(`- ${n}`);
+  }
+  out.push('');
+  return out.join('\n');
+}

@@ -1,0 +1,60 @@
+/** A target under test: one Switchboard node, two Switchboard nodes sharing Redis, or the bare relay. */
+import { openMany, openSpec } from './clients.js';
+import { Pair, type Counters } from './call.js';
+import type { ServerKind, ServerProcess } from './processes.js';
+import type { RedisHandle } from './redis.js';
+
+export type TargetName = 'switchboard' | 'bare' | 'switchboard-redis';
+
+export interface Target {
+  name: TargetName;
+  kind: ServerKind;
+  nodes: ServerProcess[];
+  /** Where callers connect. */
+  callerUrl: string;
+  /** Where callees connect (another node in Redis mode). */
+  calleeUrl: string;
+  /** Redis mode: the Redis the nodes share. */
+  redis?: RedisHandle;
+}
+
+export function makeTarget(name: TargetName, nodes: ServerProcess[], redis?: RedisHandle): Target {
+  const kind = nodes[0]!.kind;
+  return { name, kind, nodes, callerUrl: nodes[0]!.url, calleeUrl: nodes[nodes.length - 1]!.url, ...(redis ? { redis } : {}) };
+}
+
+/** CPU time (ms) of every process of the target. */
+export function targetCpuMs(t: Target): number {
+  return t.nodes.reduce((sum, n) => sum + n.cpuMs(), 0);
+}
+
+export function crashedNodes(t: Target): string[] {
+  return t.nodes.filter((n) => n.crashed).map((n) => `${n.label}: ${n.crashed}`);
+}
+
+/**
+ * Connects `count` caller/callee pairs (users c<i> and e<i>); for Switchboard each
+ * pair is its own tenant, so presence traffic stays within the pair.
+ */
+export async function connectPairs(target: Target, count: number, counters: Counters, onProgress?: (done: number) => void): Promise<Pair[]> {
+  return openMany(
+    count,
+    32,
+    async (i) => {
+      const tenant = `t${i}`;
+      const [caller, callee] = await Promise.all([
+        openSpec(target.callerUrl, target.kind, { userId: `c${i}`, tenant }),
+        openSpec(target.calleeUrl, target.kind, { userId: `e${i}`, tenant }),
+      ]);
+      return new Pair(caller, callee, `e${i}`, counters);
+    },
+    onProgress ? (d) => onProgress(d) : undefined,
+  );
+}
+
+export function closePairs(pairs: Pair[]): void {
+  for (const p of pairs) {
+    p.caller.disconnect();
+    p.callee.disconnect();
+  }
+}
