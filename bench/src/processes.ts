@@ -3,6 +3,7 @@
  * the bare relay (`bench/src/bare-relay.ts`), each its own Node process, pinned
  * to a core with `taskset` when available; CPU time and RSS read from /proc.
  */
+import { existsSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -13,7 +14,15 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SERVER_MAIN = join(ROOT, 'packages/server/src/main.ts');
+/**
+ * Switchboard runs as `npm start` runs it: the compiled `dist/main.js` (built by
+ * `npm install` / `npm run build`), not TypeScript through a loader, which would
+ * add the loader's and the transpiler's own overhead (e.g. esbuild's `__name`
+ * wrappers on every closure) to the server's CPU figures. `--server-src` runs
+ * the sources through tsx instead.
+ */
+const SERVER_DIST = join(ROOT, 'packages/server/dist/main.js');
+const SERVER_SRC = join(ROOT, 'packages/server/src/main.ts');
 const BARE_MAIN = join(ROOT, 'bench/src/bare-relay.ts');
 export const BENCH_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
@@ -113,6 +122,10 @@ export interface StartOptions {
   env?: Record<string, string>;
   cpu: number | null;
   logLevel?: string;
+  /** Extra flags for node itself (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
+  /** Run Switchboard from its TypeScript sources (tsx) instead of the built dist. */
+  fromSource?: boolean;
 }
 
 function summarise(log: LogSummary, line: string): void {
@@ -157,8 +170,10 @@ function parseMetric(text: string, name: string): number | null {
 
 async function startOnce(options: StartOptions): Promise<ServerProcess> {
   const port = await freePort();
-  const main = options.kind === 'switchboard' ? SERVER_MAIN : BARE_MAIN;
-  const child = spawnPinned(options.cpu, process.execPath, ['--conditions=source', '--import', 'tsx', main], {
+  const fromDist = options.kind === 'switchboard' && !options.fromSource && existsSync(SERVER_DIST);
+  const main = options.kind === 'switchboard' ? (fromDist ? SERVER_DIST : SERVER_SRC) : BARE_MAIN;
+  const loader = fromDist ? [] : ['--conditions=source', '--import', 'tsx'];
+  const child = spawnPinned(options.cpu, process.execPath, [...(options.nodeArgs ?? []), ...loader, main], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

@@ -87,6 +87,8 @@ export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): 
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.max(commandTimeoutMs, 5000),
+    // Commands issued in the same tick go out in one write (a call event issues several).
+    enableAutoPipelining: true,
     // Never give up reconnecting; back off to one attempt a second.
     retryStrategy: (times) => Math.min(50 * times, 1000),
   };

@@ -80,8 +80,7 @@ export class CallRunner {
 
   /** Tells whoever may see the two parties that they are busy, or available again. */
   private announceStatus(call: CallRecord, status: PresenceStatus): void {
-    this.presence?.announceStatus(call.tenant, call.caller.userId, status);
-    this.presence?.announceStatus(call.tenant, call.callee.userId, status);
+    this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status);
   }
 
   /** The call a claim names, unless it has ended or is gone (a stale claim counts as none). */

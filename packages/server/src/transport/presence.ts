@@ -40,9 +40,18 @@ export class Presence {
     this.audience(session).emit('user:offline', { userId: session.userId as UserId, lastSeen });
   }
 
-  announceStatus(tenant: string, userId: UserId, status: PresenceStatus): void {
-    const key = userKey(tenant, userId);
-    this.audience({ tenant, key }).emit('user:status', { userId, status });
+  /**
+   * Tells the users who may see the two parties of a call that each became
+   * busy or available. The parties themselves (all their devices) are left out:
+   * they know.
+   */
+  announceStatus(tenant: string, parties: [UserId, UserId], status: PresenceStatus): void {
+    const keys = parties.map((p) => userKey(tenant, p));
+    parties.forEach((userId, i) => {
+      const { io, config } = this.deps;
+      const target = config.contacts === 'all' ? rooms.tenant(tenant) : rooms.watchers(keys[i]!);
+      io.to(target).except(keys.map(rooms.user)).emit('user:status', { userId, status });
+    });
   }
 
   /** Everyone who may see `session`'s user, on every node, but that user's own devices. */

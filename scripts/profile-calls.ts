@@ -1,0 +1,94 @@
+/**
+ * Profiles the server over whole calls: starts one server process (memory
+ * mode, or Redis mode with REDIS_URL set) under `--cpu-prof`, drives
+ * `--pairs` caller/callee pairs for `--seconds`, stops it, and prints the
+ * hottest functions of the profile by self time.
+ * Usage: node --conditions=source --import tsx scripts/profile-calls.ts [seconds=8] [pairs=16] [bare]
+ */
+import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { newCounters, Pair } from '../bench/src/call.js';
+import { openSpec } from '../bench/src/clients.js';
+import { startProcess, type ServerKind } from '../bench/src/processes.js';
+
+const seconds = Number(process.argv[2] ?? 8);
+const pairCount = Number(process.argv[3] ?? 16);
+const kind: ServerKind = process.argv[4] === 'bare' ? 'bare' : 'switchboard';
+const dir = '/tmp/switchboard-prof';
+rmSync(dir, { recursive: true, force: true });
+mkdirSync(dir, { recursive: true });
+
+const server = await startProcess({
+  label: kind,
+  kind,
+  cpu: null,
+  nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  env: { ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, REDIS_PREFIX: `sbprof:${Date.now()}:` } : {}) },
+});
+const counters = newCounters();
+const pairs = await Promise.all(
+  Array.from({ length: pairCount }, async (_, i) => {
+    const caller = await openSpec(server.url, kind, { userId: `c${i}`, tenant: `t${i}` });
+    const callee = await openSpec(server.url, kind, { userId: `d${i}`, tenant: `t${i}` });
+    return new Pair(caller, callee, `d${i}`, counters);
+  }),
+);
+const cpuBefore = server.cpuMs();
+let calls = 0;
+let stop = false;
+const deadline = performance.now() + seconds * 1000;
+await Promise.all(
+  pairs.map(async (pair) => {
+    while (!stop) {
+      if ((await pair.run(performance.now())).ok) calls++;
+      if (performance.now() > deadline) stop = true;
+    }
+  }),
+);
+const cpuMs = server.cpuMs() - cpuBefore;
+console.log(`${kind}: ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${(cpuMs / calls).toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
+for (const p of pairs) {
+  p.caller.disconnect();
+  p.callee.disconnect();
+}
+await server.stop();
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+if (!file) throw new Error('no profile written');
+const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const self = new Map<number, number>();
+profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+const byFn = new Map<string, number>();
+let total = 0;
+for (const node of profile.nodes) {
+  const t = self.get(node.id) ?? 0;
+  total += t;
+  const f = node.callFrame;
+  const where = f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/\/work\/main\//, '');
+  const key = `${f.functionName || '(anonymous)'} ${where}:${f.lineNumber + 1}`;
+  byFn.set(key, (byFn.get(key) ?? 0) + t);
+}
+const idle = [...byFn.entries()].filter(([k]) => k.startsWith('(idle)')).reduce((a, [, v]) => a + v, 0);
+console.log(`busy ${(((total - idle) / total) * 100).toFixed(0)}% of the profile`);
+const categories = new Map<string, number>();
+for (const [key, t] of byFn) {
+  if (key.startsWith('(idle)')) continue;
+  const where = key.slice(key.indexOf(' ') + 1);
+  const cat = where.startsWith('packages/') || where.startsWith('bench/')
+    ? where.split('/').slice(0, 2).join('/')
+    : where.startsWith('node:') ? 'node internals'
+    : where.startsWith(':') || where === '' ? `native ${key.split(' ')[0]}`
+    : where.split('/')[0]!;
+  categories.set(cat, (categories.get(cat) ?? 0) + t);
+}
+console.log('by area:');
+for (const [cat, t] of [...categories].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${((t / (total - idle)) * 100).toFixed(1).padStart(5)}%  ${cat}`);
+console.log('hottest functions:');
+for (const [key, t] of [...byFn.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+  console.log(`${((t / (total - idle)) * 100).toFixed(1).padStart(5)}%  ${key}`);
+}
