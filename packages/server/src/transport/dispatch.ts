@@ -122,8 +122,32 @@ export class Dispatcher {
     return { callId };
   }
 
-  /** Handles one incoming event: `args` as Socket.IO hands them over, the ack callback last if any. */
-  dispatch(conn: Conn, event: string, args: unknown[]): void {
+  /**
+   * Handles one incoming event: `args` as Socket.IO hands them over, the ack callback last if any.
+   * The event name is whatever the client sent: socket.io-parser lets a number through as an event
+   * name, so it is made a string before anything looks at it (an unknown event, then).
+   */
+  dispatch(conn: Conn, rawEvent: unknown, args: unknown[]): void {
+    const event = typeof rawEvent === 'string' ? rawEvent : String(rawEvent);
+    try {
+      this.dispatchEvent(conn, event, args);
+    } catch (err) {
+      // Nothing a client sends may throw past the edge: an exception here would be uncaught.
+      // The event name is named only when it is one of ours: a client-chosen string has no place in the logs.
+      this.deps.logger.error({ err, event: this.routes.has(event) ? event : 'unknown', session: conn.session?.id }, 'event dispatch failed');
+      const last = args[args.length - 1];
+      // An ack answers once (Socket.IO ignores a second call), so this is safe even if it was already answered.
+      if (typeof last === 'function') {
+        try {
+          (last as (r: unknown) => void)({ ok: false, error: { code: 'internal', message: 'internal error' } });
+        } catch {
+          // the socket is gone
+        }
+      }
+    }
+  }
+
+  private dispatchEvent(conn: Conn, event: string, args: unknown[]): void {
     const last = args[args.length - 1];
     const ack = typeof last === 'function' ? (last as (response: unknown) => void) : undefined;
     const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0];
@@ -138,9 +162,13 @@ export class Dispatcher {
       if (verdict !== 'ok') {
         metrics.rateLimitedTotal.inc({ event: route ? event : 'unknown' });
         if (verdict === 'abusive') {
+          // Packets decoded before the cut still come through once it is closed: one log line per cut is enough.
+          if (conn.socket.disconnected) return;
           this.deps.logger.warn({ socket: conn.socket.id, session: conn.session?.id }, 'cutting a socket that ignores rate limits');
           // Cut as a lost transport: its session keeps its grace like any other, and is cut again if it goes on.
-          conn.socket.conn.close();
+          // `close(true)` discards what is still queued for it: a plain close() waits for the queue to drain,
+          // which a client that has stopped reading never lets happen.
+          conn.socket.conn.close(true);
           return;
         }
         return this.fail(conn, event, ack, payload, new SwitchboardError('rate_limited', 'too many events; slow down'));

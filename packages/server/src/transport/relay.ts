@@ -57,6 +57,8 @@ export class Relay {
     const found = await this.deps.store.getCall(payload.callId as CallId);
     if (!found) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
     const call = found.value;
+    // A call of another tenant does not exist for this session (the same sub in two tenants is two users).
+    if (call.tenant !== session.tenant) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
     const isParty = session.userId === call.caller.userId || session.userId === call.callee.userId;
     const role = call.state === 'active' ? roleOf(call, session.id) : undefined;
     if (!isParty || (call.state === 'active' && !role)) {
