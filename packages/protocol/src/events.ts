@@ -64,6 +64,8 @@ export interface CallSnapshot {
   answeredAt: number | null;
   self: PartyFlags;
   remote: PartyFlags;
+  /** An addition to the contract: the peer has lost its transport too and is inside its grace (then the caller re-offers once both are back). */
+  peerReconnecting: boolean;
 }
 
 export interface AuthSuccess {

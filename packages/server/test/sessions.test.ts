@@ -49,12 +49,31 @@ describe('sessions that outlive their socket', () => {
     assert.deepEqual(snap.peer, { id: b, name: bob.auth!.user.name });
     assert.deepEqual(snap.self, { muted: true, held: false, videoOff: false });
     assert.deepEqual(snap.remote, { muted: false, held: true, videoOff: false });
+    assert.equal(snap.peerReconnecting, false, 'the peer stayed');
     assert.ok(snap.answeredAt && snap.answeredAt >= snap.createdAt);
     assert.deepEqual(await bob.next('call:reconnected'), { callId, userId: a });
     back.socket.emit('webrtc:offer', { callId, sdp: 'v=0 ice-restart' });
     assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 ice-restart');
     bob.socket.emit('webrtc:answer', { callId, sdp: 'v=0 answer' });
     assert.equal((await back.next('webrtc:answer')).sdp, 'v=0 answer');
+  });
+
+  test('both parties lost at once: the first back learns that its peer is still away (peerReconnecting)', async () => {
+    const [a, b] = names('a', 'b');
+    const alice = await user(a!);
+    const bob = await user(b!);
+    const callId = await establish(alice, bob, b!);
+    alice.socket.io.engine.close();
+    assert.deepEqual(await bob.next('call:reconnecting'), { callId, userId: a });
+    bob.socket.io.engine.close();
+    await bob.disconnected;
+    const back = await resume(alice, a!);
+    const snap = (await back.next('reconnect:success')).calls[0]!;
+    assert.equal(snap.callId, callId);
+    assert.equal(snap.peerReconnecting, true);
+    const bobBack = await resume(bob, b!);
+    assert.equal((await bobBack.next('reconnect:success')).calls[0]!.peerReconnecting, false);
+    assert.deepEqual(await back.next('call:reconnected'), { callId, userId: b });
   });
 
   test('not back in time: the peer hears call:ended connection_lost, and the session is gone', async () => {

@@ -341,5 +341,6 @@ export function snapshotOf(call: CallRecord, sessionId: SessionId): CallSnapshot
     answeredAt: call.answeredAt,
     self: { ...self.flags },
     remote: { ...peer.flags },
+    peerReconnecting: peer.reconnecting,
   };
 }
