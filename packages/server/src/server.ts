@@ -162,7 +162,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   sweeper?.unref();
   sessions = new Sessions(deps, calls, presence, timers, gate);
   if (gate) io.engine.on('connection', (connection: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(connection, connection.remoteAddress));
-  const liveness = cluster ? new NodeLiveness(deps, (id) => sessions!.markLost(id)) : null;
+  const liveness = cluster ? new NodeLiveness(deps, (id, nodeId) => sessions!.markLost(id, nodeId)) : null;
   await liveness?.start();
   const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps), userLimiters);
 

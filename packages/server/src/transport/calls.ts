@@ -65,6 +65,10 @@ export class CallRunner {
           { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
           'call event',
         );
+        // A ring timeout is in the store before anyone hears the ring, so it fires even if this node dies right after.
+        for (const effect of t.effects) {
+          if (effect.kind === 'schedule-ring-timeout') await this.scheduleRingTimeout(effect.callId, effect.dueAt);
+        }
         this.carryOut(t.effects);
         if (event.type === 'request' && call.state === 'ringing') {
           this.notify((h) => h.started?.(call));
@@ -76,6 +80,15 @@ export class CallRunner {
       }
     }
     throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
+  }
+
+  /** Schedules a ring timeout. The call is committed already, so a store failure here is logged, not thrown. */
+  private async scheduleRingTimeout(callId: CallId, dueAt: number): Promise<void> {
+    try {
+      await this.timers.schedule('ring', callId, dueAt);
+    } catch (err) {
+      this.deps.logger.error({ err, callId }, 'could not store a ring timeout');
+    }
   }
 
   /** Tells whoever may see the two parties that they are busy, or available again. */
@@ -113,8 +126,7 @@ export class CallRunner {
           io.in(rooms.call(effect.callId)).socketsLeave(rooms.call(effect.callId));
           break;
         case 'schedule-ring-timeout':
-          this.background(this.timers.schedule('ring', effect.callId, effect.dueAt));
-          break;
+          break; // done before the effects, in `run`
         case 'cancel-ring-timeout':
           this.background(this.timers.unschedule('ring', effect.callId));
           break;

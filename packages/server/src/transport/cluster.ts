@@ -56,7 +56,7 @@ export class NodeLiveness {
 
   constructor(
     private readonly deps: Pick<Deps, 'store' | 'config' | 'logger' | 'now'>,
-    private readonly markLost: (sessionId: SessionId) => Promise<void>,
+    private readonly markLost: (sessionId: SessionId, nodeId: string) => Promise<void>,
   ) {}
 
   async start(): Promise<void> {
@@ -93,7 +93,7 @@ export class NodeLiveness {
       }
       const sessions = (await this.deps.store.sessionsOfNode(nodeId)).filter((s) => s.connected && s.nodeId === nodeId);
       this.deps.logger.warn({ deadNode: nodeId, sessions: sessions.length }, 'node declared dead; its sessions enter their grace');
-      for (const session of sessions) await this.markLost(session.id);
+      for (const session of sessions) await this.markLost(session.id, nodeId);
     }
   }
 }

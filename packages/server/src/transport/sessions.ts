@@ -221,13 +221,15 @@ export class Sessions {
 
   /**
    * A session lost its transport (its socket closed, or its node died): it
-   * enters its reconnect grace, and its call hears `call:reconnecting`.
+   * enters its reconnect grace, and its call hears `call:reconnecting`. Only
+   * if it still lives on `nodeId` (by default this node): a session that has
+   * meanwhile resumed on another node is not that node's to lose.
    */
-  async markLost(sessionId: SessionId): Promise<void> {
+  async markLost(sessionId: SessionId, nodeId: string = this.deps.config.nodeId): Promise<void> {
     await this.locks.run(sessionId, async () => {
       const session = await this.deps.store.getSession(sessionId);
-      // Gone already, in grace already, or resumed on a new socket here meanwhile.
-      if (!session || !session.connected || this.local.has(sessionId)) return;
+      // Gone already, in grace already, resumed on a new socket here, or resumed on another node.
+      if (!session || !session.connected || this.local.has(sessionId) || session.nodeId !== nodeId) return;
       const graceUntil = this.deps.now() + this.deps.config.reconnectGraceMs;
       await this.deps.store.updateSession({ ...session, connected: false, graceUntil });
       await this.timers.schedule('grace', session.id, graceUntil);
