@@ -44,7 +44,7 @@ export class CallRunner {
       const t = applyCallEvent(event, ctx);
       if (!t.ok) throw new SwitchboardError(t.code, t.message, event.callId);
       if (!t.changed || !t.call) {
-        this.carryOut(t.effects);
+        await this.carryOut(t.effects);
         return { call: t.call };
       }
       const call = t.call;
@@ -65,11 +65,7 @@ export class CallRunner {
           { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
           'call event',
         );
-        // A ring timeout is in the store before anyone hears the ring, so it fires even if this node dies right after.
-        for (const effect of t.effects) {
-          if (effect.kind === 'schedule-ring-timeout') await this.scheduleRingTimeout(effect.callId, effect.dueAt);
-        }
-        this.carryOut(t.effects);
+        await this.carryOut(t.effects);
         if (event.type === 'request' && call.state === 'ringing') {
           this.notify((h) => h.started?.(call));
           this.announceStatus(call, 'busy');
@@ -109,8 +105,12 @@ export class CallRunner {
     return this.liveCall(claim ?? null);
   }
 
-  private carryOut(effects: Effect[]): void {
+  private async carryOut(effects: Effect[]): Promise<void> {
     const { io } = this.deps;
+    // A ring timeout is in the store before anyone hears the ring, so it fires even if this node dies right after.
+    for (const effect of effects) {
+      if (effect.kind === 'schedule-ring-timeout') await this.scheduleRingTimeout(effect.callId, effect.dueAt);
+    }
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
@@ -126,7 +126,7 @@ export class CallRunner {
           io.in(rooms.call(effect.callId)).socketsLeave(rooms.call(effect.callId));
           break;
         case 'schedule-ring-timeout':
-          break; // done before the effects, in `run`
+          break; // done first, above
         case 'cancel-ring-timeout':
           this.background(this.timers.unschedule('ring', effect.callId));
           break;
