@@ -1,28 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { CONTROL_EVENTS } from '@switchboard/protocol';
-import type { SwitchboardServer } from '../src/index.js';
-import { errorCode, establish, expectOk, ring, signIn, startTestServer, type TestClient } from './helpers.js';
+import { errorCode, establish, expectOk, ring, serverSuite } from './helpers.js';
 
 describe('the rules of a call', () => {
-  let server: SwitchboardServer;
-  const clients: TestClient[] = [];
-  let n = 0;
-  /** A fresh pair of user names per test, so tests never see each other's calls. */
-  const names = (...roles: string[]) => roles.map((r) => `${r}${++n}`);
-  const user = async (id: string) => {
-    const c = await signIn(server, id);
-    clients.push(c);
-    return c;
-  };
-  before(async () => {
-    server = await startTestServer({ RING_TIMEOUT_MS: '400', RATE_LIMITS: 'off' });
-  });
-  after(async () => {
-    clients.forEach((c) => c.close());
-    await server.close();
-  });
+  const { names, user } = serverSuite({ RING_TIMEOUT_MS: '400', RATE_LIMITS: 'off' });
 
   test('calling oneself → self_call; an offline or unknown user → unavailable, and no call is made', async () => {
     const [a] = names('a');

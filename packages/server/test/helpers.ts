@@ -3,6 +3,7 @@
  * connections over loopback, and an event inbox that waits with a bounded
  * timeout (never a sleep).
  */
+import { after, before } from 'node:test';
 import { io as connect, type Socket } from 'socket.io-client';
 import type {
   AckResponse,
@@ -186,4 +187,37 @@ export function expectOk<T extends object>(ack: AckResponse<T>): asserts ack is 
 
 export function errorCode(ack: AckResponse): string | undefined {
   return ack.ok ? undefined : ack.error.code;
+}
+
+/**
+ * One real server for a `describe` block and the clients its tests sign in,
+ * all closed after it. `names()` hands out fresh user ids, so tests never see
+ * each other's calls.
+ */
+export function serverSuite(env: Record<string, string> = {}) {
+  let server: SwitchboardServer | undefined;
+  const clients: TestClient[] = [];
+  let n = 0;
+  before(async () => {
+    server = await startTestServer(env);
+  });
+  after(async () => {
+    clients.forEach((c) => c.close());
+    await server?.close();
+  });
+  const suite = {
+    get server(): SwitchboardServer {
+      if (!server) throw new Error('the suite server is not started yet');
+      return server;
+    },
+    names: (...roles: string[]) => roles.map((r) => `${r}${++n}`),
+    /** Signs `id` in; closed with the suite. */
+    user: async (id: string, options: Parameters<typeof signIn>[2] = {}) => suite.keep(await signIn(suite.server, id, options)),
+    /** Closes `client` with the suite. */
+    keep: (client: TestClient) => {
+      clients.push(client);
+      return client;
+    },
+  };
+  return suite;
 }

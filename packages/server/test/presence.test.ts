@@ -1,30 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { SwitchboardServer } from '../src/index.js';
-import { errorCode, establish, openSocket, signIn, startTestServer, tokenFor, type TestClient } from './helpers.js';
+import { describe, test } from 'node:test';
+import { errorCode, establish, openSocket, serverSuite, tokenFor } from './helpers.js';
 
 describe('presence with CONTACTS=all', () => {
-  let server: SwitchboardServer;
-  const clients: TestClient[] = [];
-  const user = async (id: string, options: Parameters<typeof signIn>[2] = {}) => {
-    const c = await signIn(server, id, options);
-    clients.push(c);
-    return c;
-  };
-  before(async () => {
-    server = await startTestServer({ RECONNECT_GRACE_MS: '300' });
-  });
-  after(async () => {
-    clients.forEach((c) => c.close());
-    await server.close();
-  });
+  const suite = serverSuite({ RECONNECT_GRACE_MS: '300' });
+  const { user, keep } = suite;
 
   test('user:list shows the visible users online, each available or busy, and not oneself', async () => {
     const amy = await user('amy');
     const ben = await user('ben');
     await amy.next('user:online', (p) => p.user.id === 'ben');
-    const cal = await signIn(server, 'cal');
-    clients.push(cal);
+    const cal = await user('cal');
     assert.deepEqual((cal.auth && (await cal.request<{ users: unknown[] }>('user:list'))) as unknown, {
       ok: true,
       users: [
@@ -86,8 +72,7 @@ describe('presence with CONTACTS=all', () => {
     fay.socket.io.engine.close();
     gil.socket.io.engine.close(); // gil does not come back: his offline marks the end of the grace
     await fay.disconnected;
-    const again = await openSocket(server, { via: 'none' });
-    clients.push(again);
+    const again = keep(await openSocket(suite.server, { via: 'none' }));
     again.socket.emit('reconnect:attempt', { token: await tokenFor('fay'), sessionId: fay.auth!.sessionId });
     await again.next('reconnect:success');
     await watcher.next('user:offline', (p) => p.userId === 'gil');
@@ -97,20 +82,7 @@ describe('presence with CONTACTS=all', () => {
 });
 
 describe('tenants and CONTACTS=claims', () => {
-  let server: SwitchboardServer;
-  const clients: TestClient[] = [];
-  const user = async (id: string, options: Parameters<typeof signIn>[2] = {}) => {
-    const c = await signIn(server, id, options);
-    clients.push(c);
-    return c;
-  };
-  before(async () => {
-    server = await startTestServer({ CONTACTS: 'claims' });
-  });
-  after(async () => {
-    clients.forEach((c) => c.close());
-    await server.close();
-  });
+  const { user } = serverSuite({ CONTACTS: 'claims' });
 
   test('a user sees and calls only their contacts; others are reported exactly as offline', async () => {
     const ann = await user('ann', { contacts: ['bob'] });

@@ -1,32 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { SwitchboardServer } from '../src/index.js';
-import { errorCode, establish, expectOk, openSocket, ring, signIn, startTestServer, tokenFor, type TestClient } from './helpers.js';
+import { describe, test } from 'node:test';
+import { errorCode, establish, expectOk, openSocket, ring, serverSuite, tokenFor, type TestClient } from './helpers.js';
 
 describe('sessions that outlive their socket', () => {
-  let server: SwitchboardServer;
-  const clients: TestClient[] = [];
-  let n = 0;
-  const names = (...roles: string[]) => roles.map((r) => `${r}${++n}`);
-  const user = async (id: string) => {
-    const c = await signIn(server, id);
-    clients.push(c);
-    return c;
-  };
+  const suite = serverSuite({ RECONNECT_GRACE_MS: '500', MAX_RECONNECT_ATTEMPTS: '3', RATE_LIMITS: 'off' });
+  const { names, user, keep } = suite;
   /** Opens a new socket and resumes `old`'s session on it. */
   const resume = async (old: TestClient, userId: string, token?: string) => {
-    const fresh = await openSocket(server, { via: 'none' });
-    clients.push(fresh);
+    const fresh = keep(await openSocket(suite.server, { via: 'none' }));
     fresh.socket.emit('reconnect:attempt', { token: token ?? (await tokenFor(userId)), sessionId: old.auth!.sessionId });
     return fresh;
   };
-  before(async () => {
-    server = await startTestServer({ RECONNECT_GRACE_MS: '500', MAX_RECONNECT_ATTEMPTS: '3', RATE_LIMITS: 'off' });
-  });
-  after(async () => {
-    clients.forEach((c) => c.close());
-    await server.close();
-  });
 
   test('a transport loss mid-call: the peer hears reconnecting; back in time, reconnected, with a snapshot, and relay goes on', async () => {
     const [a, b] = names('a', 'b');
@@ -138,8 +122,7 @@ describe('sessions that outlive their socket', () => {
     await alice.disconnected;
     const thief = await resume(alice, m!);
     assert.equal((await thief.next('reconnect:failed')).reason, 'invalid_token');
-    const forged = await openSocket(server, { via: 'none' });
-    clients.push(forged);
+    const forged = keep(await openSocket(suite.server, { via: 'none' }));
     forged.socket.emit('reconnect:attempt', { token: await tokenFor(a!), sessionId: 'no-such-session-id-000000' });
     assert.equal((await forged.next('reconnect:failed')).reason, 'session_expired');
     const bad = await resume(alice, a!, 'garbage');
