@@ -133,10 +133,13 @@ export class MemoryStore implements CallStore {
   }
 
   async sessionsOf(key: UserKey): Promise<SessionRecord[]> {
-    const ids = this.userSessions.get(key);
-    if (!ids) return [];
+    return this.recordsOf(this.userSessions.get(key));
+  }
+
+  /** The stored sessions among `ids`. */
+  private recordsOf(ids: Iterable<SessionId> | undefined): SessionRecord[] {
     const out: SessionRecord[] = [];
-    for (const id of ids) {
+    for (const id of ids ?? []) {
       const s = this.sessions.get(id);
       if (s) out.push(s);
     }
@@ -217,14 +220,7 @@ export class MemoryStore implements CallStore {
   }
 
   async sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
-    const ids = this.nodeSessions.get(nodeId);
-    if (!ids) return [];
-    const out: SessionRecord[] = [];
-    for (const id of ids) {
-      const s = this.sessions.get(id);
-      if (s) out.push(s);
-    }
-    return out;
+    return this.recordsOf(this.nodeSessions.get(nodeId));
   }
 
   async ping(): Promise<void> {}
