@@ -53,6 +53,12 @@ export interface Config {
   nodeId: string;
   /** Newest history entries kept per user. @default 200 */
   historyLimit: number;
+  /**
+   * Send `user:status` (busy / available) when a call starts or ends. Each is
+   * one packet per watcher: with CONTACTS=all that is the whole tenant, per call.
+   * @default true
+   */
+  presenceStatus: boolean;
   /** Key prefix in Redis. @default "sb:" */
   redisPrefix: string;
   /** Live sessions one user may hold on one node (devices, tabs). @default 10 */
@@ -173,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     nodeTimeoutMs: int(env, 'NODE_TIMEOUT_MS', 10_000, 500, 600_000),
     nodeId,
     historyLimit: int(env, 'HISTORY_LIMIT', 200, 1, 10_000),
+    presenceStatus: oneOf(env, 'PRESENCE_STATUS', ['on', 'off'], 'on') === 'on',
     redisPrefix: str(env, 'REDIS_PREFIX') ?? 'sb:',
     maxSessionsPerUser: int(env, 'MAX_SESSIONS_PER_USER', 10, 1, 10_000),
     maxUnauthenticatedPerAddress: int(env, 'MAX_UNAUTHENTICATED_PER_ADDRESS', 100, 1, 1_000_000),
@@ -219,6 +226,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'LOG_LEVEL', help: 'fatal, error, warn, info (default), debug, trace or silent' },
   { name: 'RATE_LIMITS', help: '"off" disables every rate limit and cap (benchmarks)' },
   { name: 'HISTORY_LIMIT', help: 'newest history records kept per user (default 200)' },
+  { name: 'PRESENCE_STATUS', help: '"on" (default): user:status busy/available to whoever may see a user; "off" for very large tenants' },
   { name: 'MAX_SESSIONS_PER_USER', help: 'live sessions one user may hold (default 10)' },
   { name: 'MAX_UNAUTHENTICATED_PER_ADDRESS', help: 'sockets from one address not signed in yet (default 100)' },
 ];

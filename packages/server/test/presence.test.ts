@@ -81,6 +81,22 @@ describe('presence with CONTACTS=all', () => {
   });
 });
 
+describe('PRESENCE_STATUS=off', () => {
+  const { user } = serverSuite({ PRESENCE_STATUS: 'off' });
+
+  test('no user:status is sent; user:list still tells busy from available', async () => {
+    const watcher = await user('wade');
+    const pia = await user('pia');
+    const ray = await user('ray');
+    await establish(pia, ray, 'ray');
+    const list = await watcher.request<{ users: { id: string; status: string }[] }>('user:list');
+    assert.ok(list.ok);
+    assert.deepEqual(list.users.filter((u) => u.id !== 'wade').map((u) => [u.id, u.status]), [['pia', 'busy'], ['ray', 'busy']]);
+    await watcher.sync();
+    assert.equal(watcher.received('user:status').length, 0);
+  });
+});
+
 describe('tenants and CONTACTS=claims', () => {
   const { user } = serverSuite({ CONTACTS: 'claims' });
 

@@ -46,6 +46,7 @@ export class Presence {
    * they know.
    */
   announceStatus(tenant: string, parties: [UserId, UserId], status: PresenceStatus): void {
+    if (!this.deps.config.presenceStatus) return;
     const keys = parties.map((p) => userKey(tenant, p));
     parties.forEach((userId, i) => {
       const { io, config } = this.deps;
