@@ -3,17 +3,8 @@
  * audio track at once, and told to the server once the call is answered —
  * and the peer's flags, as its control events report them.
  */
-import type { ControlEvent, PartyFlags } from '@switchboard/protocol';
+import { CONTROL_FLAGS, type ControlEvent, type PartyFlags } from '@switchboard/protocol';
 import type { LocalFlags } from './types.js';
-
-const REMOTE_FLAGS: Record<ControlEvent, [keyof PartyFlags, boolean]> = {
-  'call:mute': ['muted', true],
-  'call:unmute': ['muted', false],
-  'call:hold': ['held', true],
-  'call:resume': ['held', false],
-  'call:video-off': ['videoOff', true],
-  'call:video-on': ['videoOff', false],
-};
 
 /** What the server holds for a party that has sent no control yet. */
 export const NO_LOCAL_FLAGS: Readonly<LocalFlags> = Object.freeze({ muted: false, held: false });
@@ -58,7 +49,7 @@ export class Controls {
 
   /** A control event from the peer. */
   heard(event: ControlEvent): void {
-    const [flag, value] = REMOTE_FLAGS[event];
+    const [flag, value] = CONTROL_FLAGS[event];
     this.setRemote({ ...this.remote, [flag]: value });
   }
 

@@ -85,6 +85,16 @@ export const CONTROL_EVENTS = [
 ] as const;
 export type ControlEvent = (typeof CONTROL_EVENTS)[number];
 
+/** Which party flag each in-call control sets, and to what. */
+export const CONTROL_FLAGS: Readonly<Record<ControlEvent, readonly [keyof PartyFlags, boolean]>> = {
+  'call:mute': ['muted', true],
+  'call:unmute': ['muted', false],
+  'call:hold': ['held', true],
+  'call:resume': ['held', false],
+  'call:video-off': ['videoOff', true],
+  'call:video-on': ['videoOff', false],
+};
+
 export const RELAY_EVENTS = ['webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate'] as const;
 export type RelayEvent = (typeof RELAY_EVENTS)[number];
 

@@ -5,7 +5,7 @@
  * atomically, and only then carries out the effects, so a transition that
  * loses a race is simply run again on fresh state.
  */
-import type { CallId, ControlEvent, ErrorCode, PartyFlags, SessionId, UserId } from '@switchboard/protocol';
+import { CONTROL_FLAGS, type CallId, type ControlEvent, type ErrorCode, type SessionId, type UserId } from '@switchboard/protocol';
 import type {
   Actor,
   CallContext,
@@ -19,14 +19,6 @@ import type {
 } from './types.js';
 import { NO_FLAGS } from './types.js';
 
-const CONTROL_FLAGS: Record<ControlEvent, [keyof PartyFlags, boolean]> = {
-  'call:mute': ['muted', true],
-  'call:unmute': ['muted', false],
-  'call:hold': ['held', true],
-  'call:resume': ['held', false],
-  'call:video-off': ['videoOff', true],
-  'call:video-on': ['videoOff', false],
-};
 
 function fail(code: ErrorCode, message: string): Transition {
   return { ok: false, code, message };
