@@ -24,6 +24,7 @@ import { CallRunner } from './transport/calls.js';
 import { rooms, type CallHooks, type Conn, type Deps, type SbServer } from './transport/context.js';
 import { Dispatcher } from './transport/dispatch.js';
 import { Presence } from './transport/presence.js';
+import { Bindings } from './transport/bindings.js';
 import { Relay } from './transport/relay.js';
 import { Sessions } from './transport/sessions.js';
 import { DueTimers } from './transport/timers.js';
@@ -155,6 +156,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     else await sessions?.expire(id as SessionId);
   });
   calls.timers = timers;
+  const bindings = new Bindings((id) => sessions?.local.get(id));
+  calls.bindings = bindings;
   // In Redis mode every node sweeps for due timers, so a ring timeout fires even when its node is gone.
   const sweeper = cluster
     ? setInterval(() => void timers.sweep().catch((err: unknown) => logger.warn({ err }, 'timer sweep failed')), TIMER_SWEEP_MS)
@@ -164,7 +167,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   if (gate) io.engine.on('connection', (connection: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(connection, connection.remoteAddress));
   const liveness = cluster ? new NodeLiveness(deps, (id, nodeId) => sessions!.markLost(id, nodeId)) : null;
   await liveness?.start();
-  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps), userLimiters);
+  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps, bindings), userLimiters);
 
   // Disconnect handling still writing to the store; shutdown waits for it so no session is left half-lost.
   const pendingDisconnects = new Set<Promise<unknown>>();
@@ -180,8 +183,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       return;
     }
     const conn: Conn = sessions!.onConnection(socket);
+    bindings.watch(conn);
     socket.onAny((event: string, ...args: unknown[]) => dispatcher.dispatch(conn, event, args));
     socket.on('disconnect', (reason) => {
+      bindings.forget(conn);
       track(
         sessions!.onDisconnect(conn, reason).catch((err: unknown) => {
           lossFailures++;

@@ -3,11 +3,12 @@
  * machine, commit atomically (retrying on a lost race), then carry out the
  * effects — emits to session rooms, room binding, timers, history, metrics.
  */
-import type { CallId, PresenceStatus, ServerEventName } from '@switchboard/protocol';
+import type { CallId, PresenceStatus, ServerEventName, SessionId } from '@switchboard/protocol';
 import { applyCallEvent } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { ClaimWrite, HistoryEntry } from '../store/types.js';
+import type { Bindings } from './bindings.js';
 import type { CallHooks, Deps } from './context.js';
 import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
@@ -23,6 +24,7 @@ export type CallOk = { call: CallRecord | undefined };
 
 export class CallRunner {
   timers!: DueTimers;
+  bindings!: Bindings;
   presence: Presence | undefined;
 
   constructor(private readonly deps: Deps) {}
@@ -106,7 +108,6 @@ export class CallRunner {
   }
 
   private async carryOut(effects: Effect[]): Promise<void> {
-    const { io } = this.deps;
     // A ring timeout is in the store before anyone hears the ring, so it fires even if this node dies right after.
     for (const effect of effects) {
       if (effect.kind === 'schedule-ring-timeout') await this.scheduleRingTimeout(effect.callId, effect.dueAt);
@@ -114,16 +115,13 @@ export class CallRunner {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
-          (io.to(rooms.session(effect.to)).emit as (event: ServerEventName, payload: unknown) => boolean)(
-            effect.event,
-            effect.payload,
-          );
+          this.emitTo(effect.to, effect.event, effect.payload);
           break;
         case 'bind':
-          for (const s of effect.sessions) io.in(rooms.session(s)).socketsJoin(rooms.call(effect.callId));
+          this.bindings.bindSessions(effect.callId, effect.sessions);
           break;
         case 'unbind':
-          io.in(rooms.call(effect.callId)).socketsLeave(rooms.call(effect.callId));
+          this.bindings.unbindCall(effect.callId);
           break;
         case 'schedule-ring-timeout':
           break; // done first, above
@@ -139,6 +137,21 @@ export class CallRunner {
           this.background(this.recordEnded(effect.call));
           break;
       }
+    }
+  }
+
+  /**
+   * Sends to one session. In memory mode every socket is here: straight to it,
+   * or nowhere when the session is away. In Redis mode through its room, which
+   * reaches it on whichever node holds it (during a takeover, both sockets).
+   */
+  private emitTo(session: SessionId, event: ServerEventName, payload: unknown): void {
+    type Emit = (event: ServerEventName, payload: unknown) => boolean;
+    if (this.deps.store.kind === 'memory') {
+      const conn = this.bindings.localConn(session);
+      if (conn) (conn.socket.emit as Emit)(event, payload);
+    } else {
+      (this.deps.io.to(rooms.session(session)).emit as Emit)(event, payload);
     }
   }
 

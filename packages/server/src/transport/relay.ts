@@ -2,23 +2,29 @@
  * The WebRTC relay: `webrtc:*` only between the two bound sessions of an
  * active call, `from` always the sender's user id.
  *
- * A bound socket sits in its call's room (joined when the call is answered or
- * resumed, left when it ends), and remembers the peer's session after the
- * first relay checked it against the store. The hot path is then two lookups
- * and one synchronous emit to the peer's session room — which keeps a sender's
- * messages in order and, in Redis mode, goes to the one node that holds the
- * peer over a channel it has subscribed since sign-in.
+ * A socket bound to the call (see bindings.ts) relays at once: one lookup,
+ * then one synchronous emit — straight to the peer's socket when it is on
+ * this node, else to the peer's session room, which in Redis mode reaches
+ * the one node that holds it over a channel subscribed since sign-in. Either
+ * way a sender's messages stay in order. An unbound socket checks the call in
+ * the store first, and what it sends meanwhile waits behind that check.
  */
 import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
 import { roleOf } from '../calls/machine.js';
+import type { Bindings } from './bindings.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
 import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
 
 export type RelayPayload = { callId: string; sdp: string } | { callId: string; candidate: IceCandidateInit | null };
 
+type Emit = (event: RelayEvent, payload: unknown) => boolean;
+
 export class Relay {
-  constructor(private readonly deps: Deps) {}
+  constructor(
+    private readonly deps: Deps,
+    private readonly bindings: Bindings,
+  ) {}
 
   send(conn: Conn, event: RelayEvent, payload: RelayPayload): void | Promise<void> {
     if (conn.relayTail === null && this.sendNow(conn, event, payload)) return;
@@ -36,7 +42,7 @@ export class Relay {
   /** The hot path: relays at once if this socket is bound to the call, and says whether it did. */
   private sendNow(conn: Conn, event: RelayEvent, payload: RelayPayload): boolean {
     const bound = conn.bound;
-    if (bound === null || bound.callId !== payload.callId || !conn.socket.rooms.has(rooms.call(payload.callId))) return false;
+    if (bound === null || bound.callId !== payload.callId) return false;
     this.forward(conn, event, bound.peer, payload);
     return true;
   }
@@ -47,13 +53,15 @@ export class Relay {
       'sdp' in payload
         ? { callId: payload.callId as CallId, from, sdp: payload.sdp }
         : { callId: payload.callId as CallId, from, candidate: payload.candidate };
-    (conn.socket.to(rooms.session(peer)).emit as (event: RelayEvent, payload: unknown) => boolean)(event, out);
+    const local = this.bindings.localConn(peer);
+    if (local) (local.socket.emit as Emit)(event, out);
+    else if (this.deps.store.kind !== 'memory') (conn.socket.to(rooms.session(peer)).emit as Emit)(event, out);
+    // else: in memory mode a session with no socket here is away (inside its grace): nobody to tell.
   }
 
-  /** Checks the call in the store, then binds this socket to it (the room join may still be on its way from another node). */
+  /** Checks the call in the store, then binds this socket to it. */
   private async slowPath(conn: Conn, event: RelayEvent, payload: RelayPayload): Promise<void> {
     const session = conn.session as SessionInfo;
-    conn.bound = null;
     const found = await this.deps.store.getCall(payload.callId as CallId);
     if (!found) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
     const call = found.value;
@@ -66,8 +74,8 @@ export class Relay {
     }
     if (call.state !== 'active' || !role) throw new SwitchboardError('invalid_state', `the call is ${call.state}`, call.id);
     const peer = (role === 'caller' ? call.callee.sessionId : call.caller.sessionId) as SessionId;
-    void conn.socket.join(rooms.call(call.id));
-    conn.bound = { callId: call.id, peer };
+    // The call may have ended while the store was read: then it is no longer there to bind to.
+    if (!this.bindings.bind(conn, call.id, peer)) throw new SwitchboardError('invalid_state', 'the call is ended', call.id);
     this.forward(conn, event, peer, payload);
   }
 }

@@ -1,0 +1,106 @@
+/**
+ * Which local socket relays for which active call, and to which peer session.
+ *
+ * A binding is node-local state, set without a store read or a pub/sub
+ * message wherever this node already knows the answer:
+ * - when this node commits an answer or a resume (the machine's `bind`
+ *   effect), for the parties whose sockets are here;
+ * - otherwise on a socket's first relay, after `Relay` checked the call in
+ *   the store (a party on another node than the one that took the answer).
+ *
+ * A binding ends with its call, on every node, without a message of its own:
+ * - the node that commits the end (`unbind` effect) clears its local parties;
+ * - a party elsewhere is told the call ended by `call:ended`, and the packet
+ *   itself clears the binding on its way out to that socket;
+ * - a socket that goes away takes its binding with it.
+ * Calls seen ending on this node are remembered for a while, so a store read
+ * that was in flight while the call ended cannot bind to it afterwards.
+ *
+ * This replaces a Socket.IO room per call: in Redis mode each join and leave
+ * of such a room was a publish, and each room a sharded channel that every
+ * node holding a party subscribed and unsubscribed once per call.
+ */
+import type { SessionId } from '@switchboard/protocol';
+import type { Conn } from './context.js';
+
+/** How many ended call ids a node remembers (a few seconds of calls at full speed). */
+const RECENTLY_ENDED = 4096;
+
+/** The server event that tells a party its active call is over (a ringing call has no binding to end). */
+const ENDED = 'call:ended';
+
+export class Bindings {
+  /** Local sockets bound to each call (at most its two parties). */
+  private readonly byCall = new Map<string, Conn[]>();
+  private readonly ended = new Set<string>();
+
+  /** `localConn` finds the socket that carries a session on this node, if any. */
+  constructor(readonly localConn: (session: SessionId) => Conn | undefined) {}
+
+  /** Starts watching a new socket: `call:ended` clears its binding on the way out. */
+  watch(conn: Conn): void {
+    conn.socket.onAnyOutgoing((event: string, payload?: { callId?: unknown }) => {
+      if (event !== ENDED || typeof payload?.callId !== 'string') return;
+      this.remember(payload.callId);
+      if (conn.bound?.callId === payload.callId) this.clear(conn);
+    });
+  }
+
+  /** The `bind` effect: binds whichever of the call's two sessions are here, each to the other. */
+  bindSessions(callId: string, sessions: readonly SessionId[]): void {
+    const [a, b] = sessions;
+    if (a === undefined || b === undefined || this.ended.has(callId)) return;
+    const here = this.localConn(a);
+    if (here) this.bind(here, callId, b);
+    const there = this.localConn(b);
+    if (there) this.bind(there, callId, a);
+  }
+
+  /** Binds one socket (after the store said it may relay); false when the call has ended meanwhile. */
+  bind(conn: Conn, callId: string, peer: SessionId): boolean {
+    if (this.ended.has(callId) || conn.socket.disconnected) return false;
+    if (conn.bound !== null) this.clear(conn);
+    conn.bound = { callId, peer };
+    const list = this.byCall.get(callId);
+    if (list) list.push(conn);
+    else this.byCall.set(callId, [conn]);
+    return true;
+  }
+
+  /** The `unbind` effect: the call ended (committed on this node). */
+  unbindCall(callId: string): void {
+    this.remember(callId);
+    const list = this.byCall.get(callId);
+    if (!list) return;
+    this.byCall.delete(callId);
+    for (const conn of list) if (conn.bound?.callId === callId) conn.bound = null;
+  }
+
+  /** A socket went away. */
+  forget(conn: Conn): void {
+    if (conn.bound !== null) this.clear(conn);
+  }
+
+  /** Calls with a local binding (for tests and metrics). */
+  get size(): number {
+    return this.byCall.size;
+  }
+
+  private clear(conn: Conn): void {
+    const callId = conn.bound!.callId;
+    conn.bound = null;
+    const list = this.byCall.get(callId);
+    if (!list) return;
+    const rest = list.filter((c) => c !== conn);
+    if (rest.length === 0) this.byCall.delete(callId);
+    else this.byCall.set(callId, rest);
+  }
+
+  private remember(callId: string): void {
+    this.ended.add(callId);
+    if (this.ended.size > RECENTLY_ENDED) {
+      // A Set iterates in insertion order: the first is the oldest.
+      this.ended.delete(this.ended.values().next().value as string);
+    }
+  }
+}
