@@ -3,6 +3,8 @@
  * mode, or Redis mode with REDIS_URL set) under `--cpu-prof`, drives
  * `--pairs` caller/callee pairs for `--seconds`, stops it, and prints the
  * hottest functions of the profile by self time.
+ * With REDIS_URL and NODES=2, two nodes share Redis (callers on one, callees
+ * on the other, as the bench's Redis mode) and their profiles are summed.
  * Usage: node --conditions=source --import tsx scripts/profile-calls.ts [seconds=8] [pairs=16] [bare]
  */
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -18,22 +20,25 @@ const dir = '/tmp/switchboard-prof';
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
 
-const server = await startProcess({
-  label: kind,
-  kind,
-  cpu: null,
-  nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
-  env: { ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, REDIS_PREFIX: `sbprof:${Date.now()}:` } : {}) },
-});
+const redisEnv = process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, REDIS_PREFIX: `sbprof:${Date.now()}:` } : null;
+const nodeCount = redisEnv && process.env.NODES === '2' ? 2 : 1;
+const servers = await Promise.all(
+  Array.from({ length: nodeCount }, (_, n) =>
+    startProcess({ label: `${kind}-${n}`, kind, cpu: null, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv } }),
+  ),
+);
+const callerNode = servers[0]!;
+const calleeNode = servers[servers.length - 1]!;
 const counters = newCounters();
 const pairs = await Promise.all(
   Array.from({ length: pairCount }, async (_, i) => {
-    const caller = await openSpec(server.url, kind, { userId: `c${i}`, tenant: `t${i}` });
-    const callee = await openSpec(server.url, kind, { userId: `d${i}`, tenant: `t${i}` });
+    const caller = await openSpec(callerNode.url, kind, { userId: `c${i}`, tenant: `t${i}` });
+    const callee = await openSpec(calleeNode.url, kind, { userId: `d${i}`, tenant: `t${i}` });
     return new Pair(caller, callee, `d${i}`, counters);
   }),
 );
-const cpuBefore = server.cpuMs();
+const cpuOf = () => servers.reduce((sum, s) => sum + s.cpuMs(), 0);
+const cpuBefore = cpuOf();
 let calls = 0;
 let stop = false;
 const deadline = performance.now() + seconds * 1000;
@@ -45,33 +50,35 @@ await Promise.all(
     }
   }),
 );
-const cpuMs = server.cpuMs() - cpuBefore;
-console.log(`${kind}: ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${(cpuMs / calls).toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
+const cpuMs = cpuOf() - cpuBefore;
+console.log(`${kind} (${nodeCount} node${nodeCount > 1 ? 's' : ''}): ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${(cpuMs / calls).toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
 for (const p of pairs) {
   p.caller.disconnect();
   p.callee.disconnect();
 }
-await server.stop();
+await Promise.all(servers.map((s) => s.stop()));
 
 interface Node {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-if (!file) throw new Error('no profile written');
-const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
-const self = new Map<number, number>();
-profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+if (files.length === 0) throw new Error('no profile written');
 const byFn = new Map<string, number>();
 let total = 0;
-for (const node of profile.nodes) {
-  const t = self.get(node.id) ?? 0;
-  total += t;
-  const f = node.callFrame;
-  const where = f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/\/work\/main\//, '');
-  const key = `${f.functionName || '(anonymous)'} ${where}:${f.lineNumber + 1}`;
-  byFn.set(key, (byFn.get(key) ?? 0) + t);
+for (const file of files) {
+  const profile = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  for (const node of profile.nodes) {
+    const t = self.get(node.id) ?? 0;
+    total += t;
+    const f = node.callFrame;
+    const where = f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/\/work\/main\//, '');
+    const key = `${f.functionName || '(anonymous)'} ${where}:${f.lineNumber + 1}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + t);
+  }
 }
 const idle = [...byFn.entries()].filter(([k]) => k.startsWith('(idle)')).reduce((a, [, v]) => a + v, 0);
 console.log(`busy ${(((total - idle) / total) * 100).toFixed(0)}% of the profile`);

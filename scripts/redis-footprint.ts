@@ -88,7 +88,7 @@ const entries = 10_000;
 for (let i = 0; i < entries; i += 500) {
   await Promise.all(
     Array.from({ length: Math.min(500, entries - i) }, (_, j) =>
-      store.appendHistory(userKey('', `user-${(i + j) % 1000}`), {
+      store.appendHistory([{ key: userKey('', `user-${(i + j) % 1000}`), entry: {
         callId: randomUUID() as CallId,
         direction: 'outgoing',
         peer: { id: 'bob' as UserId, name: 'Bob' },
@@ -98,7 +98,7 @@ for (let i = 0; i < entries; i += 500) {
         answeredAt: now + 2000,
         endedAt: now + 60_000,
         durationMs: 58_000,
-      }),
+      } }]),
     ),
   );
 }

@@ -167,7 +167,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   if (gate) io.engine.on('connection', (connection: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(connection, connection.remoteAddress));
   const liveness = cluster ? new NodeLiveness(deps, (id, nodeId) => sessions!.markLost(id, nodeId)) : null;
   await liveness?.start();
-  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps, bindings), userLimiters);
+  const dispatcher = new Dispatcher(deps, sessions, calls, presence, new Relay(deps, bindings, calls), userLimiters);
 
   // Disconnect handling still writing to the store; shutdown waits for it so no session is left half-lost.
   const pendingDisconnects = new Set<Promise<unknown>>();
@@ -210,7 +210,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   }, SLOW_READER_CHECK_MS);
   slowReaders.unref();
 
-  registerRoutes(app, { config, store, metrics, verifier });
+  registerRoutes(app, { config, store, metrics, verifier, ...(cluster ? { busReady: () => cluster.ready() } : {}) });
   await registerSoftphone(app);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { dropPrefix, freshPrefix, sharedRedis } from './cluster/harness.js';
-import { establish, expectOk, ring, signIn, startTestServer } from './helpers.js';
+import { errorCode, establish, expectOk, ring, signIn, startTestServer } from './helpers.js';
 import type { SwitchboardServer } from '../src/index.js';
 
 async function gauge(server: SwitchboardServer, name: 'ringingCalls' | 'activeCalls'): Promise<number> {
@@ -58,6 +58,8 @@ describe('operating metrics', () => {
       const callId = await establish(alice, bob, 'bob');
       expectOk(await alice.request('call:end', { callId }));
       await bob.next('call:ended');
+      // The node ran every event of this call itself, so it never had to read the call back: a late relay does.
+      assert.equal(errorCode(await alice.request('webrtc:offer', { callId, sdp: 'v=0' })), 'invalid_state');
       const text = await (await fetch(`${server.url}/metrics`)).text();
       for (const op of ['addSession', 'getCall', 'commitCall', 'getClaims', 'sessionsOf']) {
         const count = new RegExp(`^switchboard_redis_operation_seconds_count\\{op="${op}",result="ok"\\} (\\d+)$`, 'm').exec(text);

@@ -18,8 +18,8 @@ import { NO_FLAGS, userKey } from '../src/calls/types.js';
 import type { CallRecord } from '../src/calls/types.js';
 import { describeCallStore, waitFor } from '../src/store/contract.js';
 import { MemoryStore } from '../src/store/memory-store.js';
-import { RedisStore } from '../src/store/redis-store.js';
-import type { SessionRecord } from '../src/store/types.js';
+import { failFastOptions, RedisStore } from '../src/store/redis-store.js';
+import type { HistoryAppend, SessionRecord } from '../src/store/types.js';
 
 const START_TIMEOUT_MS = 10_000;
 
@@ -173,6 +173,15 @@ function call(state: CallRecord['state']): CallRecord {
   };
 }
 
+/** The history entries of `call('ended')`, one per party. */
+function endedEntries(): HistoryAppend[] {
+  const entry = { callId: 'c1' as CallId, outcome: 'cancelled', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 } as const;
+  return [
+    { key: alice, entry: { ...entry, direction: 'outgoing', peer: { id: 'bob' as UserId, name: 'bob' } } },
+    { key: bob, entry: { ...entry, direction: 'incoming', peer: { id: 'alice' as UserId, name: 'alice' }, outcome: 'missed' } },
+  ];
+}
+
 function session(id: string, userId: string, patch: Partial<SessionRecord> = {}): SessionRecord {
   return {
     id: id as SessionId,
@@ -232,6 +241,69 @@ describe('RedisStore on a real Redis', () => {
     assert.equal(await admin.ping(), 'PONG');
   });
 
+  test('a commit with its timer, and the history of an ended call, take one round trip each, under a hash-tag prefix', async () => {
+    // Everything after the run prefix hashes by the tag `{n}`, as a Cluster deployment's prefix would.
+    const prefix = `${runPrefix}{${++stores}}:`;
+    const client = new Redis(url, { ...failFastOptions(), enableAutoPipelining: false });
+    const sent: string[] = [];
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = (command, stream) => {
+      sent.push(command.name);
+      return send(command, stream);
+    };
+    const store = new RedisStore({ client, prefix });
+    const releases = [alice, bob].map((key) => ({ op: 'release' as const, key, callId: 'c1' as CallId }));
+    try {
+      // The first use of a script on a server may cost a NOSCRIPT answer and an EVAL: load both.
+      await store.commitCall({ call: { ...call('ringing'), id: 'warm-up' as CallId }, expectVersion: 0, claims: [], ttlMs: 1000 });
+      await store.appendHistory([{ key: userKey(TENANT, 'warm-up'), entry: endedEntries()[0]!.entry }]);
+
+      sent.length = 0;
+      const claims = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
+      const ring = { op: 'schedule' as const, kind: 'ring' as const, id: 'c1', dueAt: 1_700_000_030_000 };
+      assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims, ttlMs: null, timer: ring }), true);
+      assert.deepEqual(sent, ['evalsha']);
+      assert.equal(await admin.zscore(`${prefix}timers`, 'ring:c1'), '1700000030000');
+      assert.equal(await admin.get(`${prefix}claim:${bob}`), 'c1');
+
+      sent.length = 0;
+      const unring = { op: 'unschedule' as const, kind: 'ring' as const, id: 'c1' };
+      assert.equal(await store.commitCall({ call: call('ended'), expectVersion: 1, claims: releases, ttlMs: 300_000, timer: unring }), true);
+      await store.appendHistory(endedEntries());
+      await store.appendHistory([]);
+      assert.deepEqual(sent, ['evalsha', 'evalsha'], 'one commit, one append of both entries, nothing for an empty list');
+      assert.equal(await admin.zscore(`${prefix}timers`, 'ring:c1'), null);
+      for (const key of [alice, bob]) {
+        assert.equal(await admin.zcard(`${prefix}history:${key}`), 1);
+        assert.ok((await admin.pttl(`${prefix}history:${key}`)) > 0, 'each history touched gets its retention');
+      }
+      const [forAlice] = (await store.listHistory(alice, 10, null)).calls;
+      const [forBob] = (await store.listHistory(bob, 10, null)).calls;
+      assert.deepEqual([forAlice, forBob], endedEntries().map((e) => e.entry));
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
+
+  test('a batch with several entries of one user trims that history to historyLimit once all are in', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisStore({ url, prefix, historyLimit: 3 });
+    try {
+      const [ofAlice, ofBob] = endedEntries();
+      const batch = Array.from({ length: 5 }, (_, i) => [
+        { key: alice, entry: { ...ofAlice!.entry, callId: `a${i}` as CallId } },
+        { key: bob, entry: { ...ofBob!.entry, callId: `b${i}` as CallId } },
+      ]).flat();
+      await store.appendHistory(batch);
+      assert.deepEqual((await store.listHistory(alice, 10, null)).calls.map((c) => c.callId), ['a4', 'a3', 'a2']);
+      assert.deepEqual((await store.listHistory(bob, 10, null)).calls.map((c) => c.callId), ['b4', 'b3', 'b2']);
+      assert.equal(await admin.get(`${prefix}history-seq`), '10', 'one sequence number per entry');
+    } finally {
+      await store.close();
+    }
+  });
+
   describe('key lifetimes', () => {
     test('while a call rings nothing expires; once it is over only TTL-bound keys and the two singletons remain', async () => {
       const prefix = freshPrefix();
@@ -240,8 +312,8 @@ describe('RedisStore on a real Redis', () => {
         await store.addSession(session('s1', 'alice'));
         await store.addSession(session('s2', 'bob'));
         const claims = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
-        assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims, ttlMs: null }), true);
-        await store.schedule('ring', 'c1', Date.now() + 30_000);
+        const timer = { op: 'schedule' as const, kind: 'ring' as const, id: 'c1', dueAt: Date.now() + 30_000 };
+        assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims, ttlMs: null, timer }), true);
 
         const ringing = await keysUnder(admin, prefix);
         assert.deepEqual([...ringing.keys()].sort(), [
@@ -263,8 +335,7 @@ describe('RedisStore on a real Redis', () => {
         const lease = await store.claimTimer('ring', 'c1', Date.now() + 30_000, 10_000);
         assert.ok(lease);
         await store.completeTimer(lease);
-        await store.appendHistory(alice, { callId: 'c1' as CallId, direction: 'outgoing', peer: { id: 'bob' as UserId, name: 'bob' }, outcome: 'cancelled', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 });
-        await store.appendHistory(bob, { callId: 'c1' as CallId, direction: 'incoming', peer: { id: 'alice' as UserId, name: 'alice' }, outcome: 'missed', reason: 'cancelled', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 });
+        await store.appendHistory(endedEntries());
         assert.equal((await store.removeSession('s1' as SessionId))?.last, true);
         assert.equal((await store.removeSession('s2' as SessionId))?.last, true);
 

@@ -12,6 +12,8 @@ export interface HttpDeps {
   store: CallStore;
   metrics: Metrics;
   verifier: TokenVerifier;
+  /** Redis mode: whether the cross-node pub/sub connections are up. */
+  busReady?: () => boolean;
 }
 
 /** How long `/readyz` waits for the store before calling it not ready. */
@@ -40,6 +42,8 @@ export function registerRoutes(app: FastifyInstance, deps: HttpDeps): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
+    // Cross-node delivery must be back too: a node whose pub/sub connection is still reconnecting would lose emits.
+    if (deps.busReady && !deps.busReady()) return reply.code(503).send({ status: 'not ready', store: store.kind, bus: 'reconnecting' });
     try {
       await Promise.race([
         store.ping(),

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { NO_FLAGS, userKey } from '../calls/types.js';
-import type { CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind } from './types.js';
+import type { CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from './types.js';
 
 export type StoreFactory = () => Promise<{ store: CallStore; cleanup(): Promise<void> }>;
 
@@ -285,6 +285,100 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    describe('a timer change carried by a commit', () => {
+      const now = 1_700_000_000_000;
+      const LEASE = 60_000;
+      const lease = (kind: TimerKind, id: string, leaseUntil: number): ClaimedTimer => ({ kind, id, leaseUntil });
+      const schedule = (id: string, dueAt: number, kind: TimerKind = 'ring'): TimerWrite => ({ op: 'schedule', kind, id, dueAt });
+      const unschedule = (id: string, kind: TimerKind = 'ring'): TimerWrite => ({ op: 'unschedule', kind, id });
+
+      test('a commit that schedules a timer makes it claimable by claimTimer and claimDue once due', async () => {
+        const created = await store.commitCall({
+          call: callRecord('c1'),
+          expectVersion: 0,
+          claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')],
+          ttlMs: null,
+          timer: schedule('c1', now),
+        });
+        assert.equal(created, true);
+        await store.commitCall({ call: callRecord('c2', 'carol', 'dave'), expectVersion: 0, claims: [], ttlMs: null, timer: schedule('c2', now + 1000) });
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [cid('c1'), cid('c1')], 'the claims are written alongside');
+
+        assert.equal(await store.claimTimer('ring', 'c1', now - 1, LEASE), null, 'not due yet');
+        assert.equal(await store.claimTimer('grace', 'c1', now, LEASE), null, 'of its own kind only');
+        assert.deepEqual(await store.claimTimer('ring', 'c1', now, LEASE), lease('ring', 'c1', now + LEASE));
+        assert.deepEqual(await store.claimDue(now + 999, 10, LEASE), []);
+        assert.deepEqual(await store.claimDue(now + 1000, 10, LEASE), [lease('ring', 'c2', now + 1000 + LEASE)]);
+      });
+
+      test('a commit that schedules an existing timer moves its due time, later or earlier', async () => {
+        await store.schedule('ring', 'c1', now);
+        await store.schedule('grace', 's1', now + 1000);
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null, timer: schedule('c1', now + 2000) });
+        await store.commitCall({ call: callRecord('c2'), expectVersion: 0, claims: [], ttlMs: null, timer: schedule('s1', now - 1000, 'grace') });
+        assert.equal(await store.claimTimer('ring', 'c1', now + 1999, LEASE), null);
+        assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('grace', 's1', now + LEASE)]);
+        assert.deepEqual(await store.claimDue(now + 2000, 10, LEASE), [lease('ring', 'c1', now + 2000 + LEASE)]);
+      });
+
+      test('a commit that unschedules a timer removes it; unscheduling an unknown one is harmless', async () => {
+        await store.schedule('ring', 'c1', now);
+        await store.schedule('ring', 'c2', now);
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1')], ttlMs: null });
+        const answered = callRecord('c1', 'alice', 'bob', { state: 'active' });
+        assert.equal(await store.commitCall({ call: answered, expectVersion: 1, claims: [], ttlMs: null, timer: unschedule('c1') }), true);
+        assert.equal(await store.commitCall({ call: callRecord('c3'), expectVersion: 0, claims: [], ttlMs: null, timer: unschedule('never') }), true);
+        assert.deepEqual(await store.getCall(cid('c1')), { value: answered, version: 2 });
+        assert.equal(await store.claimTimer('ring', 'c1', now + 10 * LEASE, LEASE), null);
+        assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('ring', 'c2', now + LEASE)], 'other timers stay');
+      });
+
+      test('a commit that fails leaves the timers untouched, whether its version or a claim was stale', async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('bob'), 'c1')], ttlMs: null });
+        await store.schedule('ring', 'c1', now);
+        await store.schedule('ring', 'moved', now);
+
+        const ended = callRecord('c1', 'alice', 'bob', { state: 'ended' });
+        for (const expectVersion of [0, 2]) {
+          assert.equal(await store.commitCall({ call: ended, expectVersion, claims: [], ttlMs: 60_000, timer: unschedule('c1') }), false);
+          assert.equal(await store.commitCall({ call: ended, expectVersion, claims: [], ttlMs: 60_000, timer: schedule('new', now) }), false);
+          assert.equal(await store.commitCall({ call: ended, expectVersion, claims: [], ttlMs: 60_000, timer: schedule('moved', now + 5000) }), false);
+        }
+        // The version would do (a new call) but bob's claim is not free.
+        const busy = { call: callRecord('c2', 'carol', 'bob'), expectVersion: 0, claims: [take(user('carol'), 'c2'), take(user('bob'), 'c2')], ttlMs: null };
+        assert.equal(await store.commitCall({ ...busy, timer: schedule('c2', now) }), false);
+        assert.equal(await store.commitCall({ ...busy, timer: unschedule('c1') }), false);
+
+        assert.deepEqual((await store.getCall(cid('c1')))?.version, 1);
+        assert.equal(await store.getCall(cid('c2')), undefined);
+        const due = await store.claimDue(now, 10, LEASE);
+        assert.deepEqual(byId(due), [lease('ring', 'c1', now + LEASE), lease('ring', 'moved', now + LEASE)], 'the same timers, due as they were');
+      });
+
+      test('a timer due at a non-finite time is refused, and the commit with it writes nothing', async () => {
+        for (const dueAt of [Number.NaN, Number.POSITIVE_INFINITY]) {
+          await assert.rejects(
+            store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1')], ttlMs: null, timer: schedule('c1', dueAt) }),
+            RangeError,
+          );
+        }
+        assert.equal(await store.getCall(cid('c1')), undefined);
+        assert.deepEqual(await store.getClaims([user('alice')]), [null]);
+        assert.deepEqual(await store.claimDue(now + 10 * LEASE, 10, LEASE), []);
+      });
+
+      test(`${RACERS} concurrent commits on one version, each scheduling its own timer: only the winner's is scheduled`, async () => {
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        const results = await Promise.all(
+          Array.from({ length: RACERS }, (_, i) =>
+            store.commitCall({ call: callRecord('c1', 'alice', 'bob', { endReason: `writer-${i}` }), expectVersion: 1, claims: [], ttlMs: null, timer: schedule(`t${i}`, now) }),
+          ),
+        );
+        assert.equal(count(results), 1);
+        assert.deepEqual(await store.claimDue(now, RACERS, LEASE), [lease('ring', `t${results.indexOf(true)}`, now + LEASE)]);
+      });
+    });
+
     describe('sessions and presence', () => {
       test('addSession says first only for the first session of a user; getSession returns it intact', async () => {
         const s1 = sessionRecord('s1', 'alice', { contacts: [uid('bob')], connected: true });
@@ -383,8 +477,8 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
     describe('history', () => {
       test('newest first, limited, paged with before/next to the end, per user', async () => {
         for (let i = 0; i < 7; i++) {
-          await store.appendHistory(user('alice'), historyEntry(`a${i}`, { durationMs: i * 1000, answeredAt: i % 2 ? 1_700_000_001_000 : null }));
-          if (i === 3) await store.appendHistory(user('bob'), historyEntry('b0', { direction: 'incoming' }));
+          await store.appendHistory([{ key: user('alice'), entry: historyEntry(`a${i}`, { durationMs: i * 1000, answeredAt: i % 2 ? 1_700_000_001_000 : null }) }]);
+          if (i === 3) await store.appendHistory([{ key: user('bob'), entry: historyEntry('b0', { direction: 'incoming' }) }]);
         }
         const first = await store.listHistory(user('alice'), 3, null);
         assert.deepEqual(first.calls.map((c) => c.callId), ['a6', 'a5', 'a4']);
@@ -402,8 +496,8 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       });
 
       test('keeps only the newest 200 (historyLimit) entries of each user', async () => {
-        for (let i = 0; i < 205; i++) await store.appendHistory(user('alice'), historyEntry(`a${i}`));
-        await store.appendHistory(user('bob'), historyEntry('b0'));
+        for (let i = 0; i < 205; i++) await store.appendHistory([{ key: user('alice'), entry: historyEntry(`a${i}`) }]);
+        await store.appendHistory([{ key: user('bob'), entry: historyEntry('b0') }]);
         const seen: string[] = [];
         let before: string | null = null;
         for (let pages = 0; pages < 10; pages++) {
@@ -415,6 +509,42 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.equal(before, null);
         assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => `a${204 - i}`));
         assert.equal((await store.listHistory(user('bob'), 10, null)).calls.length, 1);
+      });
+
+      test('one appendHistory call puts each entry in its own user history, in the order given, with working cursors', async () => {
+        await store.appendHistory([{ key: user('alice'), entry: historyEntry('before') }]);
+        const append = (key: UserKey, callId: string) => ({ key, entry: historyEntry(callId) });
+        await store.appendHistory([
+          append(user('alice'), 'a0'),
+          append(user('bob'), 'b0'),
+          append(user('alice'), 'a1'),
+          append(user('bob'), 'b1'),
+          append(user('alice', 'other'), 'o0'),
+          append(user('alice'), 'a2'),
+        ]);
+        await store.appendHistory([append(user('bob'), 'after')]);
+
+        const callIds = async (key: UserKey, limit: number, before: string | null) => {
+          const page = await store.listHistory(key, limit, before);
+          return { ids: page.calls.map((c) => c.callId), next: page.next };
+        };
+        const first = await callIds(user('alice'), 2, null);
+        assert.deepEqual(first.ids, ['a2', 'a1'], 'a later entry of the list is newer');
+        const second = await callIds(user('alice'), 2, first.next);
+        assert.deepEqual(second, { ids: ['a0', 'before'], next: null }, 'entries appended before the list are older');
+        const bobs = await callIds(user('bob'), 1, null);
+        assert.deepEqual(bobs.ids, ['after'], 'entries appended after the list are newer');
+        assert.deepEqual((await callIds(user('bob'), 10, bobs.next)).ids, ['b1', 'b0']);
+        assert.deepEqual((await callIds(user('alice', 'other'), 10, null)).ids, ['o0'], 'the same user id in another tenant is another history');
+        assert.deepEqual((await callIds(user('carol'), 10, null)).ids, []);
+      });
+
+      test('appending an empty list changes nothing', async () => {
+        await store.appendHistory([]);
+        assert.deepEqual(await store.listHistory(user('alice'), 10, null), { calls: [], next: null });
+        await store.appendHistory([{ key: user('alice'), entry: historyEntry('a0') }]);
+        await store.appendHistory([]);
+        assert.deepEqual(await store.listHistory(user('alice'), 10, null), { calls: [historyEntry('a0')], next: null });
       });
     });
 

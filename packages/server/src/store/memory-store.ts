@@ -1,6 +1,7 @@
 /**
  * The embedded store: one process, state in plain maps. Each method completes
- * synchronously inside its Promise, so `commitCall`'s version check is atomic.
+ * synchronously inside its Promise, so `commitCall`'s version check, and the
+ * timer change it carries, are atomic.
  */
 import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
@@ -9,6 +10,7 @@ import type {
   CallCommit,
   CallStore,
   ClaimedTimer,
+  HistoryAppend,
   HistoryEntry,
   HistoryPage,
   SessionRecord,
@@ -67,6 +69,8 @@ export class MemoryStore implements CallStore {
   }
 
   async commitCall(commit: CallCommit): Promise<boolean> {
+    const { timer } = commit;
+    if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
     const current = this.calls.get(commit.call.id);
     const live = current && (current.expiresAt === null || current.expiresAt > this.now()) ? current : undefined;
     if ((live?.version ?? 0) !== commit.expectVersion) return false;
@@ -82,6 +86,8 @@ export class MemoryStore implements CallStore {
       version: commit.expectVersion + 1,
       expiresAt: commit.ttlMs === null ? null : this.now() + commit.ttlMs,
     });
+    if (timer?.op === 'schedule') this.timers.set(`${timer.kind}:${timer.id}`, { kind: timer.kind, id: timer.id, dueAt: timer.dueAt });
+    else if (timer?.op === 'unschedule') this.timers.delete(`${timer.kind}:${timer.id}`);
     return true;
   }
 
@@ -152,11 +158,13 @@ export class MemoryStore implements CallStore {
     return [...users.values()].map((s) => ({ id: s.userId, name: s.name }));
   }
 
-  async appendHistory(key: UserKey, entry: HistoryEntry): Promise<void> {
-    let list = this.history.get(key);
-    if (!list) this.history.set(key, (list = []));
-    list.unshift({ seq: ++this.historySeq, entry });
-    if (list.length > this.historyLimit) list.length = this.historyLimit;
+  async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
+    for (const { key, entry } of entries) {
+      let list = this.history.get(key);
+      if (!list) this.history.set(key, (list = []));
+      list.unshift({ seq: ++this.historySeq, entry });
+      if (list.length > this.historyLimit) list.length = this.historyLimit;
+    }
   }
 
   async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
@@ -250,6 +258,11 @@ export class MemoryStore implements CallStore {
       if (stored.expiresAt !== null && stored.expiresAt <= now) this.calls.delete(id);
     }
   }
+}
+
+/** A commit's timer must have a finite due time; refused as the Redis store does (see there). */
+function checkDueAt(dueAt: number): void {
+  if (!Number.isFinite(dueAt)) throw new RangeError(`a timer's due time must be a finite number of ms, not ${dueAt}`);
 }
 
 /** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */

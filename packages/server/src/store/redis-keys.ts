@@ -65,7 +65,8 @@ export function redisKeys(prefix: string) {
      * A claim (claimTimer/claimDue) does not remove a member: it leases it by moving
      * its score to the lease's end, so the timer fires again if its claimer dies.
      * Members are owned by `completeTimer` (after a claim; it removes the member
-     * unless it was rescheduled meanwhile) and `unschedule`.
+     * unless it was rescheduled meanwhile) and `unschedule` (or a commit's
+     * `unschedule` timer change, see `COMMIT_CALL`).
      */
     timers: () => `${prefix}timers`,
     /**
@@ -119,23 +120,28 @@ function script(name: string, lua: string): LuaScript {
 
 /**
  * Writes a call and its claims only if the call's version and every `take`
- * claim are what the caller read.
- * KEYS[1] call, KEYS[2..] claim keys.
+ * claim are what the caller read, and with them the commit's timer change, if any.
+ * KEYS[1] call, KEYS[2] timers (passed even without a timer change), KEYS[3..] claim keys.
  * ARGV[1] expected version (0: must not exist), ARGV[2] call JSON,
- * ARGV[3] ttl ms ('' = none), then per claim: op ('take'|'release'),
+ * ARGV[3] ttl ms ('' = none), ARGV[4] timer op ('' = none, 'schedule',
+ * 'unschedule'), ARGV[5] timer member ('' = none), ARGV[6] due at ms
+ * ('' unless scheduling), then per claim from ARGV[7]: op ('take'|'release'),
  * expected holder ('' = none, '=<callId>' = that call), callId to write/release.
- * Returns 1 when written, 0 when anything read had changed.
+ * Returns 1 when written, 0 when anything read had changed (nothing written).
+ * The timer is written first of all writes: should Redis refuse its score,
+ * the script stops before anything else changed (a script's writes are not
+ * rolled back).
  */
 export const COMMIT_CALL = script(
   'commitCall',
   `
 local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
-local claims = #KEYS - 1
+local claims = #KEYS - 2
 for i = 1, claims do
-  local base = 3 + (i - 1) * 3
+  local base = 6 + (i - 1) * 3
   if ARGV[base + 1] == 'take' then
-    local held = redis.call('GET', KEYS[1 + i])
+    local held = redis.call('GET', KEYS[2 + i])
     local expect = ARGV[base + 2]
     if expect == '' then
       if held then return 0 end
@@ -144,13 +150,18 @@ for i = 1, claims do
     end
   end
 end
+if ARGV[4] == 'schedule' then
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+elseif ARGV[4] == 'unschedule' then
+  redis.call('ZREM', KEYS[2], ARGV[5])
+end
 for i = 1, claims do
-  local base = 3 + (i - 1) * 3
+  local base = 6 + (i - 1) * 3
   local callId = ARGV[base + 3]
   if ARGV[base + 1] == 'take' then
-    redis.call('SET', KEYS[1 + i], callId)
-  elseif redis.call('GET', KEYS[1 + i]) == callId then
-    redis.call('DEL', KEYS[1 + i])
+    redis.call('SET', KEYS[2 + i], callId)
+  elseif redis.call('GET', KEYS[2 + i]) == callId then
+    redis.call('DEL', KEYS[2 + i])
   end
 end
 redis.call('HSET', KEYS[1], 'v', version + 1, 'd', ARGV[2])
@@ -300,18 +311,31 @@ return 0
 );
 
 /**
- * KEYS[1] user's history, KEYS[2] history sequence.
- * ARGV[1] entry JSON, ARGV[2] entries kept, ARGV[3] retention ms.
- * One script, so a user's entries are ordered exactly as their sequence numbers.
+ * KEYS[1] history sequence, KEYS[2..] one user's history per entry (a user
+ * with several entries is passed once per entry).
+ * ARGV[1] entries kept, ARGV[2] retention ms, ARGV[3..] entry JSON, ARGV[1 + i] going to KEYS[i].
+ * Appends the entries in order, each with the next sequence number, then trims
+ * and refreshes the retention of each history touched, once. One script, so a
+ * user's entries are ordered exactly as their sequence numbers, and an ended
+ * call's entries (one per party) cost one round trip. Returns how many were appended.
  */
 export const APPEND_HISTORY = script(
   'appendHistory',
   `
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], seq, seq .. ':' .. ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return seq
+local seen, touched = {}, {}
+for i = 2, #KEYS do
+  local seq = redis.call('INCR', KEYS[1])
+  redis.call('ZADD', KEYS[i], seq, seq .. ':' .. ARGV[i + 1])
+  if not seen[KEYS[i]] then
+    seen[KEYS[i]] = true
+    touched[#touched + 1] = KEYS[i]
+  end
+end
+for _, key in ipairs(touched) do
+  redis.call('ZREMRANGEBYRANK', key, 0, -1 - tonumber(ARGV[1]))
+  redis.call('PEXPIRE', key, ARGV[2])
+end
+return #KEYS - 1
 `,
 );
 

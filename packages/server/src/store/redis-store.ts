@@ -34,6 +34,7 @@ import type {
   CallCommit,
   CallStore,
   ClaimedTimer,
+  HistoryAppend,
   HistoryEntry,
   HistoryPage,
   SessionRecord,
@@ -142,17 +143,23 @@ export class RedisStore implements CallStore {
     return held.map((c) => (c ?? null) as CallId | null);
   }
 
+  /** One script, its timer change included (see `COMMIT_CALL`). */
   async commitCall(commit: CallCommit): Promise<boolean> {
+    const { timer } = commit;
+    if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
     const args: (string | number)[] = [
       commit.expectVersion,
       JSON.stringify(commit.call),
       commit.ttlMs === null ? '' : Math.max(0, Math.ceil(commit.ttlMs)),
+      timer?.op ?? '',
+      timer ? timerMember(timer.kind, timer.id) : '',
+      timer?.op === 'schedule' ? timer.dueAt : '',
     ];
     for (const claim of commit.claims) {
       if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
       else args.push('release', '', claim.callId);
     }
-    const keys = [this.keys.call(commit.call.id), ...commit.claims.map((c) => this.keys.claim(c.key))];
+    const keys = [this.keys.call(commit.call.id), this.keys.timers(), ...commit.claims.map((c) => this.keys.claim(c.key))];
     return (await this.run(COMMIT_CALL, keys, args)) === 1;
   }
 
@@ -242,11 +249,13 @@ export class RedisStore implements CallStore {
     return Object.entries(users).map(([id, name]) => ({ id: id as UserId, name }));
   }
 
-  async appendHistory(key: UserKey, entry: HistoryEntry): Promise<void> {
+  /** One script for the whole list (see `APPEND_HISTORY`); none for an empty one. */
+  async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
+    if (entries.length === 0) return;
     await this.run(
       APPEND_HISTORY,
-      [this.keys.history(key), this.keys.historySeq()],
-      [JSON.stringify(entry), this.historyLimit, this.historyRetentionMs],
+      [this.keys.historySeq(), ...entries.map((e) => this.keys.history(e.key))],
+      [this.historyLimit, this.historyRetentionMs, ...entries.map((e) => JSON.stringify(e.entry))],
     );
   }
 
@@ -406,6 +415,15 @@ export class RedisStore implements CallStore {
       this.client.once('end', onEnd);
     });
   }
+}
+
+/**
+ * A commit's timer must have a finite due time. Both stores refuse any other
+ * before the commit is tried, alike: Redis would otherwise fail the script on
+ * a NaN score, where the memory store would keep a timer that never comes due.
+ */
+function checkDueAt(dueAt: number): void {
+  if (!Number.isFinite(dueAt)) throw new RangeError(`a timer's due time must be a finite number of ms, not ${dueAt}`);
 }
 
 /** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */

@@ -32,7 +32,23 @@ export interface CallCommit {
   claims: ClaimWrite[];
   /** Forget the call this long after the commit (set for ended calls, which linger as tombstones). */
   ttlMs: number | null;
+  /**
+   * One timer change that belongs with this transition (a ring timeout set
+   * with the call, dropped when it is answered or ends), written in the same
+   * atomic step and only if the commit succeeds: a lost race schedules
+   * nothing, and a won one cannot leave its timer unwritten. It saves the
+   * separate `schedule`/`unschedule` round trip.
+   */
+  timer?: TimerWrite;
 }
+
+/**
+ * A timer change carried by a commit; `schedule` and `unschedule` as the
+ * `CallStore` methods of those names. `dueAt` (epoch ms) must be finite.
+ */
+export type TimerWrite =
+  | { op: 'schedule'; kind: TimerKind; id: string; dueAt: number }
+  | { op: 'unschedule'; kind: TimerKind; id: string };
 
 export interface SessionRecord {
   id: SessionId;
@@ -64,6 +80,12 @@ export interface HistoryEntry {
   answeredAt: number | null;
   endedAt: number;
   durationMs: number;
+}
+
+/** One entry to append to one user's history. */
+export interface HistoryAppend {
+  key: UserKey;
+  entry: HistoryEntry;
 }
 
 export interface HistoryPage {
@@ -102,10 +124,15 @@ export interface CallStore {
   /** Users of a tenant with at least one session. */
   onlineUsers(tenant: string): Promise<UserRef[]>;
 
-  appendHistory(key: UserKey, entry: HistoryEntry): Promise<void>;
+  /**
+   * Appends each entry to its own user's history, in the order given (so a
+   * later entry is newer, and pages after it); the entries of an ended call,
+   * one per party, go in one round trip. An empty list does nothing.
+   */
+  appendHistory(entries: readonly HistoryAppend[]): Promise<void>;
   listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage>;
 
-  /** Sets (or moves) the due time of a timer. */
+  /** Sets (or moves) the due time of a timer. A call's timers can instead ride on its commit (`CallCommit.timer`). */
   schedule(kind: TimerKind, id: string, dueAt: number): Promise<void>;
   unschedule(kind: TimerKind, id: string): Promise<void>;
   /**

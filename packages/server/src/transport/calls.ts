@@ -7,11 +7,12 @@ import type { CallId, PresenceStatus, ServerEventName, SessionId } from '@switch
 import { applyCallEvent } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
-import type { ClaimWrite, HistoryEntry } from '../store/types.js';
+import type { ClaimWrite, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
 import type { CallHooks, Deps } from './context.js';
 import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import type { DueTimers } from './timers.js';
 import type { Presence } from './presence.js';
 
@@ -22,30 +23,114 @@ const MAX_COMMIT_ATTEMPTS = 16;
 
 export type CallOk = { call: CallRecord | undefined };
 
+/** How many live calls a node keeps its last known version of. */
+const RECENT_CALLS = 4096;
+
+/**
+ * The last version of each live call this node committed or read. It is a
+ * guess, never an authority: a transition computed from it commits only if the
+ * store still holds exactly that version, and one it refuses is read and run
+ * again. It saves the read before each event of a call whose previous event
+ * ran here — in Redis mode one round trip per event.
+ */
+type RingTimerEffect = Extract<Effect, { kind: 'schedule-ring-timeout' | 'cancel-ring-timeout' }>;
+
+function isRingTimerEffect(effect: Effect): effect is RingTimerEffect {
+  return effect.kind === 'schedule-ring-timeout' || effect.kind === 'cancel-ring-timeout';
+}
+
+function timerWriteOf(effect: RingTimerEffect): TimerWrite {
+  return effect.kind === 'schedule-ring-timeout'
+    ? { op: 'schedule', kind: 'ring', id: effect.callId, dueAt: effect.dueAt }
+    : { op: 'unschedule', kind: 'ring', id: effect.callId };
+}
+
+class RecentCalls {
+  private readonly calls = new Map<CallId, Versioned<CallRecord>>();
+
+  get(id: CallId): Versioned<CallRecord> | undefined {
+    return this.calls.get(id);
+  }
+
+  put(found: Versioned<CallRecord>): void {
+    const id = found.value.id;
+    const known = this.calls.get(id);
+    if (known && known.version > found.version) return;
+    this.calls.delete(id);
+    this.calls.set(id, found);
+    // A Map iterates in insertion order: the first entry is the least recently written.
+    if (this.calls.size > RECENT_CALLS) this.calls.delete(this.calls.keys().next().value as CallId);
+  }
+
+  drop(id: CallId): void {
+    this.calls.delete(id);
+  }
+}
+
 export class CallRunner {
   timers!: DueTimers;
   bindings!: Bindings;
   presence: Presence | undefined;
 
-  constructor(private readonly deps: Deps) {}
+  private readonly locks = new KeyedMutex();
+  private readonly recent = new RecentCalls();
 
-  /** Applies `event`; resolves with the call after it, or throws a `SwitchboardError`. */
-  async run(event: CallEvent, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
+  /** The store is shared between nodes (a round trip per read), not this process's memory. */
+  private readonly shared: boolean;
+
+  constructor(private readonly deps: Deps) {
+    this.shared = deps.store.kind !== 'memory';
+  }
+
+  /**
+   * Applies `event`; resolves with the call after it, or throws a `SwitchboardError`.
+   * With a shared store, events of one call run one at a time on this node:
+   * two sent together (a mute and a hangup) would otherwise race each other to
+   * the store, and one would have to read and commit again. The memory store
+   * answers within the same tick, where a lock would cost more than the rare retry.
+   */
+  run(event: CallEvent, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
+    if (!this.shared) return this.runLocked(event, log);
+    return this.locks.run(event.callId, () => this.runLocked(event, log));
+  }
+
+  private async runLocked(event: CallEvent, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
     const { store } = this.deps;
+    // With a shared store the first attempt may work from a guess (see RecentCalls); any retry reads the store.
+    let guess = this.shared;
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const stored = await store.getCall(event.callId);
-      const ctx: CallContext = { now: this.deps.now(), ringTimeoutMs: this.deps.config.ringTimeoutMs, call: stored?.value };
       const claimsRead = new Map<UserKey, CallId | null>();
-      if (event.type === 'request' && !stored) {
-        const keys = [userKey(event.tenant, event.caller.userId), userKey(event.tenant, event.callee.userId)];
-        const claims = await store.getClaims(keys);
-        keys.forEach((k, i) => claimsRead.set(k, claims[i] ?? null));
-        ctx.callerCall = await this.liveCall(claims[0] ?? null);
-        ctx.calleeCall = await this.liveCall(claims[1] ?? null);
+      const ctx: CallContext = { now: this.deps.now(), ringTimeoutMs: this.deps.config.ringTimeoutMs, call: undefined };
+      let stored: Versioned<CallRecord> | undefined;
+      let fresh = false;
+      if (guess && event.type === 'request') {
+        // A new call: guess it does not exist yet and both users are free. The commit checks exactly
+        // that (version 0, both claims empty); if either is wrong it fails and the next attempt reads.
+        for (const user of [event.caller.userId, event.callee.userId]) claimsRead.set(userKey(event.tenant, user), null);
+      } else if (guess && (stored = this.recent.get(event.callId)) !== undefined) {
+        ctx.call = stored.value;
+      } else {
+        stored = await store.getCall(event.callId);
+        fresh = true;
+        if (stored && this.shared) this.recent.put(stored);
+        ctx.call = stored?.value;
+        if (event.type === 'request' && !stored) {
+          const keys = [userKey(event.tenant, event.caller.userId), userKey(event.tenant, event.callee.userId)];
+          const claims = await store.getClaims(keys);
+          keys.forEach((k, i) => claimsRead.set(k, claims[i] ?? null));
+          ctx.callerCall = await this.liveCall(claims[0] ?? null);
+          ctx.calleeCall = await this.liveCall(claims[1] ?? null);
+        }
       }
+      guess = false;
       const t = applyCallEvent(event, ctx);
-      if (!t.ok) throw new SwitchboardError(t.code, t.message, event.callId);
+      // Only an answer from what the store holds now is final: a guess that fails or changes nothing is checked.
+      if (!t.ok) {
+        if (!fresh) continue;
+        throw new SwitchboardError(t.code, t.message, event.callId);
+      }
       if (!t.changed || !t.call) {
+        if (!fresh) continue;
         await this.carryOut(t.effects);
         return { call: t.call };
       }
@@ -56,28 +141,45 @@ export class CallRunner {
           ? { op: 'release', key, callId: call.id }
           : { op: 'take', key, expect: claimsRead.get(key) ?? null, callId: c.callId };
       });
+      const expectVersion = stored?.version ?? 0;
+      // The ring timeout is written with the call: a ringing call in the store always has its timeout.
+      const timerEffect = t.effects.find(isRingTimerEffect);
       const committed = await store.commitCall({
         call,
-        expectVersion: stored?.version ?? 0,
+        expectVersion,
         claims,
         ttlMs: call.state === 'ended' ? TOMBSTONE_MS : null,
+        ...(timerEffect ? { timer: timerWriteOf(timerEffect) } : {}),
       });
-      if (committed) {
-        this.deps.logger.info(
-          { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
-          'call event',
-        );
-        await this.carryOut(t.effects);
-        if (event.type === 'request' && call.state === 'ringing') {
-          this.notify((h) => h.started?.(call));
-          this.announceStatus(call, 'busy');
-        } else if (call.state === 'ended' && stored && stored.value.state !== 'ended') {
-          this.announceStatus(call, 'available');
-        }
-        return { call };
+      if (!committed) {
+        this.recent.drop(event.callId);
+        continue;
       }
+      if (call.state === 'ended') this.recent.drop(call.id);
+      else if (this.shared) this.recent.put({ value: call, version: expectVersion + 1 });
+      this.deps.logger.info(
+        { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
+        'call event',
+      );
+      if (timerEffect?.kind === 'schedule-ring-timeout') this.timers.arm('ring', timerEffect.callId, timerEffect.dueAt);
+      else if (timerEffect) this.timers.disarm('ring', timerEffect.callId);
+      await this.carryOut(timerEffect ? t.effects.filter((e) => e !== timerEffect) : t.effects);
+      if (event.type === 'request' && call.state === 'ringing') {
+        this.notify((h) => h.started?.(call));
+        this.announceStatus(call, 'busy');
+      } else if (call.state === 'ended' && stored && stored.value.state !== 'ended') {
+        this.announceStatus(call, 'available');
+      }
+      return { call };
     }
     throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
+  }
+
+  /** Tells this node the call as the store holds it now (a read made elsewhere, e.g. by the relay). */
+  remember(found: Versioned<CallRecord>): void {
+    if (!this.shared) return;
+    if (found.value.state === 'ended') this.recent.drop(found.value.id);
+    else this.recent.put(found);
   }
 
   /** Schedules a ring timeout. The call is committed already, so a store failure here is logged, not thrown. */
@@ -177,9 +279,10 @@ export class CallRunner {
       'call ended',
     );
     this.notify((h) => h.ended?.(call, { caller: forCaller, callee: forCallee }));
-    await Promise.all([
-      store.appendHistory(userKey(call.tenant, call.caller.userId), forCaller),
-      store.appendHistory(userKey(call.tenant, call.callee.userId), forCallee),
+    // Both records in one round trip.
+    await store.appendHistory([
+      { key: userKey(call.tenant, call.caller.userId), entry: forCaller },
+      { key: userKey(call.tenant, call.callee.userId), entry: forCallee },
     ]);
   }
 

@@ -13,6 +13,8 @@ import type { Deps } from './context.js';
 
 export interface ClusterAdapter {
   adapter: ReturnType<typeof createShardedAdapter>;
+  /** Both pub/sub connections are up (after a reconnect, the sub connection has re-sent its subscriptions). */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -24,6 +26,8 @@ export async function createClusterAdapter(redisUrl: string, prefix: string, log
     lazyConnect: true,
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
+    // Back within a second of Redis, like the store's connection (ioredis would wait up to 2 s).
+    retryStrategy: (times) => Math.min(50 * times, 1000),
     connectionName: 'switchboard-pub',
   });
   const sub = pub.duplicate({ connectionName: 'switchboard-sub' });
@@ -36,6 +40,7 @@ export async function createClusterAdapter(redisUrl: string, prefix: string, log
   await Promise.all([pub.connect(), sub.connect()]);
   return {
     adapter: createShardedAdapter(pub, sub, { channelPrefix: `${prefix}io`, subscriptionMode: 'dynamic' }),
+    ready: () => pub.status === 'ready' && sub.status === 'ready',
     async close() {
       await Promise.allSettled([pub.quit(), sub.quit()]);
     },

@@ -12,6 +12,7 @@
 import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
 import { roleOf } from '../calls/machine.js';
 import type { Bindings } from './bindings.js';
+import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
 import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
@@ -24,6 +25,7 @@ export class Relay {
   constructor(
     private readonly deps: Deps,
     private readonly bindings: Bindings,
+    private readonly calls: CallRunner,
   ) {}
 
   send(conn: Conn, event: RelayEvent, payload: RelayPayload): void | Promise<void> {
@@ -64,6 +66,7 @@ export class Relay {
     const session = conn.session as SessionInfo;
     const found = await this.deps.store.getCall(payload.callId as CallId);
     if (!found) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
+    this.calls.remember(found);
     const call = found.value;
     // A call of another tenant does not exist for this session (the same sub in two tenants is two users).
     if (call.tenant !== session.tenant) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);

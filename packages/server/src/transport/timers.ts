@@ -48,7 +48,8 @@ export class DueTimers {
     this.local.clear();
   }
 
-  private arm(kind: TimerKind, id: string, dueAt: number): void {
+  /** Arms this node's local timer for a due time already in the store (written by a call's commit, say). */
+  arm(kind: TimerKind, id: string, dueAt: number): void {
     if (this.closed) return;
     const key = `${kind}:${id}`;
     const previous = this.local.get(key);
@@ -65,7 +66,8 @@ export class DueTimers {
     this.local.set(key, timer);
   }
 
-  private disarm(kind: TimerKind, id: string): void {
+  /** Disarms this node's local timer (the store's entry is removed by whoever removes it). */
+  disarm(kind: TimerKind, id: string): void {
     const key = `${kind}:${id}`;
     const timer = this.local.get(key);
     if (timer) clearTimeout(timer);
