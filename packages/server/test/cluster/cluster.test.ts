@@ -59,6 +59,38 @@ describe('three nodes on one Redis', () => {
     assert.deepEqual(body.calls.map((c) => [c.callId, c.outcome]), [[callId, 'completed']], 'history served by any node');
   });
 
+  test('relay bindings end with the call on both nodes; events from both sides interleave; the next call binds afresh', async () => {
+    const [a, b] = names('a', 'b');
+    const alice = await on(nodes[0]!, a!);
+    const bob = await on(nodes[1]!, b!);
+    for (let round = 0; round < 2; round++) {
+      const callId = await ring(alice, [bob], b!);
+      expectOk(await bob.request('call:accept', { callId }));
+      await alice.next('call:accepted');
+      alice.socket.emit('webrtc:offer', { callId, sdp: `offer ${round}` });
+      assert.equal((await bob.next('webrtc:offer')).sdp, `offer ${round}`);
+      bob.socket.emit('webrtc:answer', { callId, sdp: `answer ${round}` });
+      assert.equal((await alice.next('webrtc:answer')).sdp, `answer ${round}`);
+      // Each node's last known version of the call goes stale as the other side acts: every event must still land.
+      for (const [actor, peer, control] of [
+        [bob, alice, 'call:mute'],
+        [alice, bob, 'call:hold'],
+        [bob, alice, 'call:unmute'],
+        [alice, bob, 'call:resume'],
+      ] as const) {
+        expectOk(await actor.request(control, { callId }));
+        assert.equal((await peer.next(control)).callId, callId);
+      }
+      // The end is committed on bob's node; alice's node hears it only through the call:ended it delivers.
+      expectOk(await bob.request('call:end', { callId }));
+      assert.equal((await alice.next('call:ended')).reason, 'hangup');
+      assert.equal(errorCode(await alice.request('webrtc:ice-candidate', { callId, candidate: null })), 'invalid_state', 'no relay after the end (remote)');
+      assert.equal(errorCode(await bob.request('webrtc:ice-candidate', { callId, candidate: null })), 'invalid_state', 'no relay after the end (local)');
+      assert.equal(bob.received('webrtc:ice-candidate').length, 0);
+      assert.equal(alice.received('webrtc:ice-candidate').length, 0);
+    }
+  });
+
   test('busy and glare across nodes, many rounds: exactly one call rings', async () => {
     for (let round = 0; round < 15; round++) {
       const [a, b] = names('a', 'b');
