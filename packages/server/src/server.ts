@@ -25,6 +25,7 @@ import { rooms, type CallHooks, type Conn, type Deps, type SbServer } from './tr
 import { Dispatcher } from './transport/dispatch.js';
 import { Presence } from './transport/presence.js';
 import { Bindings } from './transport/bindings.js';
+import { coalesceWrites } from './transport/coalesce.js';
 import { Relay } from './transport/relay.js';
 import { Sessions } from './transport/sessions.js';
 import { DueTimers } from './transport/timers.js';
@@ -182,6 +183,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       socket.conn.close();
       return;
     }
+    coalesceWrites(socket.conn);
     const conn: Conn = sessions!.onConnection(socket);
     bindings.watch(conn);
     socket.onAny((event: string, ...args: unknown[]) => dispatcher.dispatch(conn, event, args));
