@@ -4,14 +4,15 @@
  * `--pairs` caller/callee pairs for `--seconds`, stops it, and prints the
  * hottest functions of the profile by self time.
  * With REDIS_URL and NODES=2, two nodes share Redis (callers on one, callees
- * on the other, as the bench's Redis mode) and their profiles are summed.
+ * on the other, as the bench's Redis mode) and their profiles are summed;
+ * with PIN=1 the callers' node runs alone on CPU 1 and only its profile is read.
  * Usage: node --conditions=source --import tsx scripts/profile-calls.ts [seconds=8] [pairs=16] [bare]
  */
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { newCounters, Pair } from '../bench/src/call.js';
 import { openSpec } from '../bench/src/clients.js';
-import { startProcess, type ServerKind } from '../bench/src/processes.js';
+import { pinSelf, startProcess, type ServerKind } from '../bench/src/processes.js';
 
 const seconds = Number(process.argv[2] ?? 8);
 const pairCount = Number(process.argv[3] ?? 16);
@@ -24,10 +25,11 @@ const redisEnv = process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, RED
 const nodeCount = redisEnv && process.env.NODES === '2' ? 2 : 1;
 const servers = await Promise.all(
   Array.from({ length: nodeCount }, (_, n) =>
-    startProcess({ label: `${kind}-${n}`, kind, cpu: null, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv } }),
+    startProcess({ label: `${kind}-${n}`, kind, cpu: process.env.PIN ? (n === 0 ? 1 : 0) : null, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv } }),
   ),
 );
 const callerNode = servers[0]!;
+if (process.env.PIN) pinSelf(0);
 const calleeNode = servers[servers.length - 1]!;
 const counters = newCounters();
 const pairs = await Promise.all(
@@ -63,7 +65,9 @@ interface Node {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+// PIN=1: the caller's node alone on CPU 1, everything else on CPU 0, and only its profile is read
+// (two processes sharing a core charge each other's time to whatever was running when preempted).
+const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && (!process.env.PIN || f.includes(`.${callerNode.pid}.`)));
 if (files.length === 0) throw new Error('no profile written');
 const byFn = new Map<string, number>();
 let total = 0;

@@ -35,11 +35,24 @@ export class Metrics {
     buckets: [0.5, 1, 2, 3, 5, 8, 13, 21, 30, 60],
     registers: [this.registry],
   });
-  readonly eventsTotal = new Counter({
+  /**
+   * Client events are counted as plain numbers on the hot path (a labelled
+   * `inc()` hashes its labels every time) and handed to the counter when it is
+   * scraped.
+   */
+  private readonly eventCounts = new Map<string, { n: number; reported: number; inc(): void }>();
+  readonly eventsTotal: Counter<'event'> = new Counter({
     name: 'switchboard_events_total',
     help: 'Client events received, by event name',
     labelNames: ['event'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const [event, count] of this.eventCounts) {
+        if (count.n === count.reported) continue;
+        this.eventsTotal.inc({ event }, count.n - count.reported);
+        count.reported = count.n;
+      }
+    },
   });
   readonly errorsTotal = new Counter({
     name: 'switchboard_errors_total',
@@ -80,6 +93,16 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
+  }
+
+  /** The counter of one client event name: resolve it once, then `inc()` per event. */
+  eventCounter(event: string): { inc(): void } {
+    let count = this.eventCounts.get(event);
+    if (!count) {
+      const entry = { n: 0, reported: 0, inc: () => void entry.n++ };
+      this.eventCounts.set(event, (count = entry));
+    }
+    return count;
   }
 }
 

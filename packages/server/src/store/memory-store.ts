@@ -36,6 +36,10 @@ export class MemoryStore implements CallStore {
   private readonly sessions = new Map<SessionId, SessionRecord>();
   private readonly userSessions = new Map<UserKey, Set<SessionId>>();
   private readonly tenants = new Map<string, Map<UserKey, SessionRecord>>();
+  /**
+   * Each user's entries, oldest first; only the newest `historyLimit` count. Appending pushes
+   * (an unshift moves every entry), and the list is cut back once it holds twice the limit.
+   */
   private readonly history = new Map<UserKey, { seq: number; entry: HistoryEntry }[]>();
   /** Sessions by the node whose socket carries them (their `nodeId`). */
   private readonly nodeSessions = new Map<string, Set<SessionId>>();
@@ -162,19 +166,22 @@ export class MemoryStore implements CallStore {
     for (const { key, entry } of entries) {
       let list = this.history.get(key);
       if (!list) this.history.set(key, (list = []));
-      list.unshift({ seq: ++this.historySeq, entry });
-      if (list.length > this.historyLimit) list.length = this.historyLimit;
+      list.push({ seq: ++this.historySeq, entry });
+      if (list.length >= 2 * this.historyLimit) list.splice(0, list.length - this.historyLimit);
     }
   }
 
   async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
     const list = this.history.get(key) ?? [];
     const cursor = before === null ? Infinity : Number(before);
-    const start = list.findIndex((h) => h.seq < cursor);
-    if (start < 0) return { calls: [], next: null };
-    const page = list.slice(start, start + limit);
-    const more = start + limit < list.length;
-    return { calls: page.map((h) => h.entry), next: more ? String(page[page.length - 1]!.seq) : null };
+    const oldest = Math.max(0, list.length - this.historyLimit);
+    // Newest first: walk back from the end to the first entry older than the cursor.
+    let i = list.length - 1;
+    while (i >= oldest && list[i]!.seq >= cursor) i--;
+    const page: { seq: number; entry: HistoryEntry }[] = [];
+    for (; i >= oldest && page.length < limit; i--) page.push(list[i]!);
+    const more = i >= oldest;
+    return { calls: page.map((h) => h.entry), next: more && page.length > 0 ? String(page[page.length - 1]!.seq) : null };
   }
 
   async schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {

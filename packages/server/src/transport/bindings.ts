@@ -33,6 +33,9 @@ export class Bindings {
   /** Local sockets bound to each call (at most its two parties). */
   private readonly byCall = new Map<string, Conn[]>();
   private readonly ended = new Set<string>();
+  /** The same ids in a ring, oldest at `next`: evicting from a Set by iterating it gets slow as it churns. */
+  private readonly endedRing: (string | undefined)[] = new Array<string | undefined>(RECENTLY_ENDED);
+  private next = 0;
 
   /** `localConn` finds the socket that carries a session on this node, if any. */
   constructor(readonly localConn: (session: SessionId) => Conn | undefined) {}
@@ -97,10 +100,11 @@ export class Bindings {
   }
 
   private remember(callId: string): void {
+    if (this.ended.has(callId)) return;
+    const oldest = this.endedRing[this.next];
+    if (oldest !== undefined) this.ended.delete(oldest);
+    this.endedRing[this.next] = callId;
+    this.next = (this.next + 1) % RECENTLY_ENDED;
     this.ended.add(callId);
-    if (this.ended.size > RECENTLY_ENDED) {
-      // A Set iterates in insertion order: the first is the oldest.
-      this.ended.delete(this.ended.values().next().value as string);
-    }
   }
 }

@@ -157,10 +157,13 @@ export class CallRunner {
       }
       if (call.state === 'ended') this.recent.drop(call.id);
       else if (this.shared) this.recent.put({ value: call, version: expectVersion + 1 });
-      this.deps.logger.info(
-        { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
-        'call event',
-      );
+      // Checked first: the line's fields are built for every call event, and at `warn` nobody reads them.
+      if (this.deps.logger.isLevelEnabled('info')) {
+        this.deps.logger.info(
+          { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
+          'call event',
+        );
+      }
       if (timerEffect?.kind === 'schedule-ring-timeout') this.timers.arm('ring', timerEffect.callId, timerEffect.dueAt);
       else if (timerEffect) this.timers.disarm('ring', timerEffect.callId);
       await this.carryOut(timerEffect ? t.effects.filter((e) => e !== timerEffect) : t.effects);
@@ -274,10 +277,9 @@ export class CallRunner {
     };
     const forCaller: HistoryEntry = { ...common, direction: 'outgoing', peer: { id: call.callee.userId, name: call.callee.name } };
     const forCallee: HistoryEntry = { ...common, direction: 'incoming', peer: { id: call.caller.userId, name: call.caller.name } };
-    logger.info(
-      { caller: call.caller.userId, callee: call.callee.userId, tenant: call.tenant, ...common },
-      'call ended',
-    );
+    if (logger.isLevelEnabled('info')) {
+      logger.info({ caller: call.caller.userId, callee: call.callee.userId, tenant: call.tenant, ...common }, 'call ended');
+    }
     this.notify((h) => h.ended?.(call, { caller: forCaller, callee: forCallee }));
     // Both records in one round trip.
     await store.appendHistory([

@@ -45,8 +45,6 @@ function route<T>(schema: ZodType<T> | null, session: boolean, handle: (conn: Co
 
 export class Dispatcher {
   private readonly routes: Map<string, Route>;
-  /** Per-event counters resolved once: a label lookup on every event is hot-path work. */
-  private readonly eventCounters = new Map<string, { inc(): void }>();
 
   constructor(
     private readonly deps: Deps,
@@ -155,7 +153,7 @@ export class Dispatcher {
     const payload = ack ? (args.length > 1 ? args[0] : undefined) : args[0];
     const { metrics } = this.deps;
     const route = this.routes.get(event);
-    this.eventCounter(route ? event : 'unknown').inc();
+    metrics.eventCounter(route ? event : 'unknown').inc();
 
     if (conn.limiter) {
       const now = this.deps.now();
@@ -203,12 +201,6 @@ export class Dispatcher {
     } catch (err) {
       this.fail(conn, event, ack, payload, err);
     }
-  }
-
-  private eventCounter(event: string): { inc(): void } {
-    let counter = this.eventCounters.get(event);
-    if (!counter) this.eventCounters.set(event, (counter = this.deps.metrics.eventsTotal.labels({ event })));
-    return counter;
   }
 
   private fail(conn: Conn, event: string, ack: ((r: unknown) => void) | undefined, payload: unknown, err: unknown): void {
