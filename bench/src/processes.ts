@@ -168,12 +168,23 @@ function parseMetric(text: string, name: string): number | null {
   return null;
 }
 
+/**
+ * The node flags of `npm start` (root package.json), so the bench runs the
+ * built server exactly as it is started in production.
+ */
+export function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const words = (pkg.scripts?.start ?? '').split(/\s+/);
+  return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
+}
+
 async function startOnce(options: StartOptions): Promise<ServerProcess> {
   const port = await freePort();
   const fromDist = options.kind === 'switchboard' && !options.fromSource && existsSync(SERVER_DIST);
   const main = options.kind === 'switchboard' ? (fromDist ? SERVER_DIST : SERVER_SRC) : BARE_MAIN;
   const loader = fromDist ? [] : ['--conditions=source', '--import', 'tsx'];
-  const child = spawnPinned(options.cpu, process.execPath, [...(options.nodeArgs ?? []), ...loader, main], {
+  const flags = options.kind === 'switchboard' ? startFlags() : [];
+  const child = spawnPinned(options.cpu, process.execPath, [...flags, ...(options.nodeArgs ?? []), ...loader, main], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

@@ -18,7 +18,15 @@ import type {
   Versioned,
 } from './types.js';
 
-interface StoredCall extends Versioned<CallRecord> {
+/**
+ * A call as held here. A call with an expiry (an ended call's tombstone, kept
+ * for minutes) is held as its JSON: one flat string per call instead of a
+ * dozen small objects, which every major GC would otherwise walk — at a few
+ * thousand calls a second, tombstones are most of the heap.
+ */
+interface StoredCall {
+  value: CallRecord | string;
+  version: number;
   expiresAt: number | null;
 }
 
@@ -32,6 +40,9 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements CallStore {
   readonly kind = 'memory';
   private readonly calls = new Map<CallId, StoredCall>();
+  /** Tombstones in the order they were written, which with one TTL for all is the order they expire: swept from the front. */
+  private readonly expiries: { id: CallId; at: number }[] = [];
+  private expiriesHead = 0;
   private readonly claims = new Map<UserKey, CallId>();
   private readonly sessions = new Map<SessionId, SessionRecord>();
   private readonly userSessions = new Map<UserKey, Set<SessionId>>();
@@ -39,8 +50,9 @@ export class MemoryStore implements CallStore {
   /**
    * Each user's entries, oldest first; only the newest `historyLimit` count. Appending pushes
    * (an unshift moves every entry), and the list is cut back once it holds twice the limit.
+   * Entries are kept as JSON (read back only when listed), for the reason tombstones are.
    */
-  private readonly history = new Map<UserKey, { seq: number; entry: HistoryEntry }[]>();
+  private readonly history = new Map<UserKey, { seqs: number[]; entries: string[] }>();
   /** Sessions by the node whose socket carries them (their `nodeId`). */
   private readonly nodeSessions = new Map<string, Set<SessionId>>();
   private readonly timers = new Map<string, { kind: TimerKind; id: string; dueAt: number }>();
@@ -65,7 +77,8 @@ export class MemoryStore implements CallStore {
       this.calls.delete(id);
       return undefined;
     }
-    return { value: stored.value, version: stored.version };
+    const value = typeof stored.value === 'string' ? (JSON.parse(stored.value) as CallRecord) : stored.value;
+    return { value, version: stored.version };
   }
 
   async getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
@@ -85,11 +98,13 @@ export class MemoryStore implements CallStore {
       if (claim.op === 'take') this.claims.set(claim.key, claim.callId);
       else if (this.claims.get(claim.key) === claim.callId) this.claims.delete(claim.key);
     }
+    const expiresAt = commit.ttlMs === null ? null : this.now() + commit.ttlMs;
     this.calls.set(commit.call.id, {
-      value: commit.call,
+      value: expiresAt === null ? commit.call : JSON.stringify(commit.call),
       version: commit.expectVersion + 1,
-      expiresAt: commit.ttlMs === null ? null : this.now() + commit.ttlMs,
+      expiresAt,
     });
+    if (expiresAt !== null) this.expiries.push({ id: commit.call.id, at: expiresAt });
     if (timer?.op === 'schedule') this.timers.set(`${timer.kind}:${timer.id}`, { kind: timer.kind, id: timer.id, dueAt: timer.dueAt });
     else if (timer?.op === 'unschedule') this.timers.delete(`${timer.kind}:${timer.id}`);
     return true;
@@ -165,23 +180,34 @@ export class MemoryStore implements CallStore {
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
     for (const { key, entry } of entries) {
       let list = this.history.get(key);
-      if (!list) this.history.set(key, (list = []));
-      list.push({ seq: ++this.historySeq, entry });
-      if (list.length >= 2 * this.historyLimit) list.splice(0, list.length - this.historyLimit);
+      if (!list) this.history.set(key, (list = { seqs: [], entries: [] }));
+      list.seqs.push(++this.historySeq);
+      list.entries.push(JSON.stringify(entry));
+      if (list.seqs.length >= 2 * this.historyLimit) {
+        const drop = list.seqs.length - this.historyLimit;
+        list.seqs.splice(0, drop);
+        list.entries.splice(0, drop);
+      }
     }
   }
 
   async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
-    const list = this.history.get(key) ?? [];
+    const list = this.history.get(key);
+    if (!list) return { calls: [], next: null };
+    const { seqs, entries } = list;
     const cursor = before === null ? Infinity : Number(before);
-    const oldest = Math.max(0, list.length - this.historyLimit);
+    const oldest = Math.max(0, seqs.length - this.historyLimit);
     // Newest first: walk back from the end to the first entry older than the cursor.
-    let i = list.length - 1;
-    while (i >= oldest && list[i]!.seq >= cursor) i--;
-    const page: { seq: number; entry: HistoryEntry }[] = [];
-    for (; i >= oldest && page.length < limit; i--) page.push(list[i]!);
-    const more = i >= oldest;
-    return { calls: page.map((h) => h.entry), next: more && page.length > 0 ? String(page[page.length - 1]!.seq) : null };
+    let i = seqs.length - 1;
+    while (i >= oldest && seqs[i]! >= cursor) i--;
+    const calls: HistoryEntry[] = [];
+    let last = 0;
+    for (; i >= oldest && calls.length < limit; i--) {
+      calls.push(JSON.parse(entries[i]!) as HistoryEntry);
+      last = seqs[i]!;
+    }
+    const more = i >= oldest && calls.length > 0;
+    return { calls, next: more ? String(last) : null };
   }
 
   async schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {
@@ -261,8 +287,17 @@ export class MemoryStore implements CallStore {
 
   private sweepTombstones(): void {
     const now = this.now();
-    for (const [id, stored] of this.calls) {
-      if (stored.expiresAt !== null && stored.expiresAt <= now) this.calls.delete(id);
+    const queue = this.expiries;
+    // Entries expire in about the order they were written: stop at the first one still due later.
+    // (A call re-committed since has a newer entry further back; its old one finds a later expiry and is skipped.)
+    while (this.expiriesHead < queue.length && queue[this.expiriesHead]!.at <= now) {
+      const { id, at } = queue[this.expiriesHead++]!;
+      const stored = this.calls.get(id);
+      if (stored && stored.expiresAt !== null && stored.expiresAt <= now && stored.expiresAt <= at) this.calls.delete(id);
+    }
+    if (this.expiriesHead > 1024 && this.expiriesHead * 2 > queue.length) {
+      queue.splice(0, this.expiriesHead);
+      this.expiriesHead = 0;
     }
   }
 }
