@@ -18,7 +18,7 @@ import { Metrics, ringingGauge } from './metrics.js';
 import { InstrumentedStore } from './store/instrumented-store.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
-import { createClusterAdapter, NodeLiveness, type ClusterAdapter } from './transport/cluster.js';
+import { createClusterAdapter, NodeLiveness, publishToRoom, type ClusterAdapter } from './transport/cluster.js';
 import type { CallStore } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
 import { rooms, type CallHooks, type Conn, type Deps, type SbServer } from './transport/context.js';
@@ -147,7 +147,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   });
 
   const hooks = [ringingGauge(metrics), setupLog(logger), ...(options.hooks ?? [])];
-  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks };
+  const emitToSession = (session: SessionId, event: string, payload: unknown): void => {
+    const room = rooms.session(session);
+    const onError = (err: unknown) => logger.warn({ err, event }, 'publish to another node failed');
+    if (io.of('/').adapter.rooms.has(room) || !publishToRoom(io.of('/').adapter, room, event, payload, onError)) {
+      (io.to(room).emit as (event: string, payload: unknown) => boolean)(event, payload);
+    }
+  };
+  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks, emitToSession };
   const calls = new CallRunner(deps);
   const presence = new Presence(deps);
   calls.presence = presence;

@@ -247,16 +247,14 @@ export class CallRunner {
 
   /**
    * Sends to one session. In memory mode every socket is here: straight to it,
-   * or nowhere when the session is away. In Redis mode through its room, which
-   * reaches it on whichever node holds it (during a takeover, both sockets).
+   * or nowhere when the session is away. In Redis mode to wherever it is (see `Deps.emitToSession`).
    */
   private emitTo(session: SessionId, event: ServerEventName, payload: unknown): void {
-    type Emit = (event: ServerEventName, payload: unknown) => boolean;
     if (this.deps.store.kind === 'memory') {
       const conn = this.bindings.localConn(session);
-      if (conn) (conn.socket.emit as Emit)(event, payload);
+      if (conn) (conn.socket.emit as (event: ServerEventName, payload: unknown) => boolean)(event, payload);
     } else {
-      (this.deps.io.to(rooms.session(session)).emit as Emit)(event, payload);
+      this.deps.emitToSession(session, event, payload);
     }
   }
 

@@ -47,6 +47,40 @@ export async function createClusterAdapter(redisUrl: string, prefix: string, log
   };
 }
 
+/** The inter-node message of socket.io-adapter's `ClusterAdapter` for a plain broadcast (see `publishToRoom`). */
+const BROADCAST = 3; // MessageType.BROADCAST
+const EVENT = 2; // socket.io-parser PacketType.EVENT
+
+interface Publisher {
+  publishAndReturnOffset(message: { type: number; data: { packet: { type: number; data: unknown[] }; opts: { rooms: string[]; except: string[]; flags: object } } }): Promise<unknown>;
+}
+
+/**
+ * Sends an event to a room none of whose sockets is on this node, as the
+ * message `io.to(room).emit(...)` would publish, but without the local half
+ * of that broadcast: for a peer on another node, `emit` would also encode
+ * the packet and precompute its WebSocket frame here, for nobody (a relayed
+ * SDP offer is kilobytes). Returns false when the adapter cannot do it (not
+ * a cluster adapter), so the caller emits the usual way.
+ *
+ * This speaks socket.io-adapter's own inter-node message (a BROADCAST, as its
+ * `ClusterAdapter.broadcast` publishes it), which the receiving nodes deliver
+ * exactly like any broadcast; the version is pinned by the lockfile and the
+ * cluster tests relay through it. Publishes keep their order with the
+ * adapter's own: both queue on the same connection synchronously.
+ */
+export function publishToRoom(adapter: unknown, room: string, event: string, payload: unknown, onError: (err: unknown) => void): boolean {
+  const publisher = adapter as Partial<Publisher>;
+  if (typeof publisher.publishAndReturnOffset !== 'function') return false;
+  publisher
+    .publishAndReturnOffset({
+      type: BROADCAST,
+      data: { packet: { type: EVENT, data: [event, payload] }, opts: { rooms: [room], except: [], flags: {} } },
+    })
+    .catch(onError);
+  return true;
+}
+
 /**
  * Node liveness in Redis mode. Each node records "alive until now +
  * NODE_TIMEOUT_MS" a few times per timeout; every node looks for nodes past

@@ -72,6 +72,13 @@ export interface Deps {
   verifier: TokenVerifier;
   now: () => number;
   hooks: CallHooks[];
+  /**
+   * Sends an event to one session's room on whichever node holds it: through
+   * the adapter as any emit when a socket of that room is here (during a
+   * takeover a session briefly has two), else published to the other nodes
+   * only (`publishToRoom`).
+   */
+  emitToSession(session: SessionId, event: string, payload: unknown): void;
 }
 
 export function actorOf(session: SessionInfo): Actor {

@@ -14,7 +14,6 @@ import { roleOf } from '../calls/machine.js';
 import type { Bindings } from './bindings.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
-import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
 
 export type RelayPayload = { callId: string; sdp: string } | { callId: string; candidate: IceCandidateInit | null };
@@ -57,7 +56,7 @@ export class Relay {
         : { callId: payload.callId as CallId, from, candidate: payload.candidate };
     const local = this.bindings.localConn(peer);
     if (local) (local.socket.emit as Emit)(event, out);
-    else if (this.deps.store.kind !== 'memory') (conn.socket.to(rooms.session(peer)).emit as Emit)(event, out);
+    else if (this.deps.store.kind !== 'memory') this.deps.emitToSession(peer, event, out);
     // else: in memory mode a session with no socket here is away (inside its grace): nobody to tell.
   }
 
