@@ -7,11 +7,14 @@
  * `call:accept { callId }` could not be routed), dropped at `call:end`.
  *
  * Run as its own process: PORT, HOST; prints `{"msg":"bare relay listening","port":N}`.
- * HTTP: `GET /healthz` and `GET /memory` (process.memoryUsage() as JSON).
+ * HTTP: `GET /healthz`, `GET /memory` (process.memoryUsage() as JSON) and
+ * `GET /loop` (the longest event-loop delay since the last read, in ms, as
+ * Switchboard's `/metrics` reports it: a 10 ms `monitorEventLoopDelay`, reset on read).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Server, type Socket } from 'socket.io';
 
 type Payload = Record<string, unknown> & { callId?: string };
@@ -19,11 +22,17 @@ type AckFn = (response: object) => void;
 
 const calls = new Map<string, { caller: string; callee: string; answeredAt: number }>();
 
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
 const http = createServer((req, res) => {
   if (req.url === '/healthz') {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   } else if (req.url === '/memory') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(process.memoryUsage()));
+  } else if (req.url === '/loop') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ maxMs: loopDelay.max / 1e6 }));
+    loopDelay.reset();
   } else {
     res.writeHead(404).end();
   }

@@ -34,6 +34,8 @@ export interface LoadPoint {
   serverCpuMsPerCall: number;
   generatorCpuPct: number;
   cpuPressurePct: number;
+  /** The server's longest event-loop delay in the window, ms (the largest over its nodes); null if unread. */
+  eventLoopMaxMs: number | null;
 }
 
 export interface LoadResult {
@@ -79,6 +81,11 @@ export async function openLoop(target: Target, pairs: Pair[], rate: number, wind
       maybeDone();
     });
   };
+  const loopMax = async () => {
+    const read = await Promise.all(target.nodes.map((n) => n.eventLoopMaxMs()));
+    return read.some((v) => v === null) ? null : Math.max(...(read as number[]));
+  };
+  await loopMax(); // reads reset it: what comes next is this window's
   const a = snapshot(target);
   const start = a.at + 2;
   const end = start + windowMs;
@@ -102,6 +109,7 @@ export async function openLoop(target: Target, pairs: Pair[], rate: number, wind
     setTimeout(tick, 2);
   });
   const b = snapshot(target);
+  const eventLoopMaxMs = await loopMax();
   scheduling = false;
   maybeDone();
   await within(allDone, drainMs);
@@ -120,6 +128,7 @@ export async function openLoop(target: Target, pairs: Pair[], rate: number, wind
     serverCpuMsPerCall: arrivals > 0 ? d.serverCpuMs / arrivals : NaN,
     generatorCpuPct: d.generatorCpuPct,
     cpuPressurePct: d.cpuPressurePct,
+    eventLoopMaxMs,
   };
 }
 
@@ -144,7 +153,7 @@ export async function runLoad(input: LoadInput): Promise<LoadResult> {
       const r = await openLoop(target, pairs, rate, windowS * 1000, random);
       points.push({ target: target.name, fraction, offeredRate: rate, ...r });
       progress.log(
-        `  ${phase}: request→incoming p50 ${r.incoming.p50.toFixed(2)} p99 ${r.incoming.p99.toFixed(2)} ms, request→answer p99 ${r.answer.p99.toFixed(2)} ms, generator ${r.generatorCpuPct.toFixed(0)}%, CPU pressure ${r.cpuPressurePct.toFixed(0)}%${r.failed ? `, ${r.failed} failed` : ''}`,
+        `  ${phase}: request→incoming p50 ${r.incoming.p50.toFixed(2)} p99 ${r.incoming.p99.toFixed(2)} ms, request→answer p99 ${r.answer.p99.toFixed(2)} ms, server event-loop max delay ${r.eventLoopMaxMs === null ? 'n/a' : `${r.eventLoopMaxMs.toFixed(0)} ms`}, generator ${r.generatorCpuPct.toFixed(0)}%, CPU pressure ${r.cpuPressurePct.toFixed(0)}%${r.failed ? `, ${r.failed} failed` : ''}`,
       );
       await sleep(100);
     }

@@ -111,6 +111,11 @@ export interface ServerProcess {
   rssBytes(): number;
   /** V8 heap in use: `/metrics` for Switchboard, `/memory` for the bare relay. */
   heapUsedBytes(): Promise<number | null>;
+  /**
+   * The longest event-loop delay (ms) since the last call, which resets it:
+   * Switchboard's `nodejs_eventloop_lag_max_seconds` (`/metrics`), the bare relay's `/loop`.
+   */
+  eventLoopMaxMs(): Promise<number | null>;
   /** Switchboard's error answers by code and rate-limit refusals, from `/metrics`. */
   errorCounters(): Promise<Record<string, number>>;
   stop(): Promise<void>;
@@ -223,6 +228,15 @@ async function startOnce(options: StartOptions): Promise<ServerProcess> {
         }
         const text = await (await fetch(`${url}/metrics`)).text();
         return parseMetric(text, 'switchboard_process_nodejs_heap_size_used_bytes') ?? parseMetric(text, 'nodejs_heap_size_used_bytes');
+      } catch {
+        return null;
+      }
+    },
+    async eventLoopMaxMs() {
+      try {
+        if (options.kind === 'bare') return ((await (await fetch(`${url}/loop`)).json()) as { maxMs: number }).maxMs;
+        const seconds = parseMetric(await (await fetch(`${url}/metrics`)).text(), 'switchboard_process_nodejs_eventloop_lag_max_seconds');
+        return seconds === null ? null : seconds * 1000;
       } catch {
         return null;
       }

@@ -90,7 +90,7 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
     out.push('');
     out.push(
       table(
-        ['offered', 'target', 'completed calls/s', 'request→incoming p50 / p95 / p99 ms', 'request→answer p50 / p95 / p99 ms', 'generator send lag p99 ms', 'queued for a pair', 'server %', 'server ms/call', 'generator %', 'CPU pressure %', 'failed'],
+        ['offered', 'target', 'completed calls/s', 'request→incoming p50 / p95 / p99 ms', 'request→answer p50 / p95 / p99 ms', 'generator send lag p99 ms', 'queued for a pair', 'server event-loop max delay ms', 'server %', 'server ms/call', 'generator %', 'CPU pressure %', 'failed'],
         l.points.map((p) => [
           `${(p.fraction * 100).toFixed(0)}% = ${f(p.offeredRate, 0)}/s`,
           p.target,
@@ -99,6 +99,7 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
           pct(p.answer),
           f(p.sendLag.p99),
           p.queued,
+          p.eventLoopMaxMs === null ? '—' : f(p.eventLoopMaxMs, 0),
           f(p.serverCpuPct, 0),
           f(p.serverCpuMsPerCall, 3),
           f(p.generatorCpuPct, 0),

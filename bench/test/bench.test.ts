@@ -47,6 +47,8 @@ test('quick bench run: saturation, offered load, idle and fan-out for Switchboar
       positive(point?.incoming.p50, `${target} request→incoming p50`);
       positive(point?.incoming.p99, `${target} request→incoming p99`);
       positive(point?.answer.p99, `${target} request→answer p99`);
+      const loopMax = point?.eventLoopMaxMs;
+      assert.ok(typeof loopMax === 'number' && Number.isFinite(loopMax) && loopMax >= 0, `${target} event-loop max delay read (${loopMax})`);
 
       const idle = report.idle?.runs.find((r) => r.target === target);
       assert.equal(idle?.sessionsHeld, 100, `${target} holds every idle session`);
