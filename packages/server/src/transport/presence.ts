@@ -33,11 +33,13 @@ export class Presence {
   }
 
   announceOnline(session: SessionInfo): void {
-    this.audience(session).emit('user:online', { user: { id: session.userId, name: session.name } });
+    const [target, except] = this.audience(session);
+    if (this.anyoneIn(target, [except])) this.deps.io.to(target).except(except).emit('user:online', { user: { id: session.userId, name: session.name } });
   }
 
   announceOffline(session: Pick<SessionInfo, 'tenant' | 'key' | 'userId'>, lastSeen: number): void {
-    this.audience(session).emit('user:offline', { userId: session.userId as UserId, lastSeen });
+    const [target, except] = this.audience(session);
+    if (this.anyoneIn(target, [except])) this.deps.io.to(target).except(except).emit('user:offline', { userId: session.userId as UserId, lastSeen });
   }
 
   /**
@@ -48,17 +50,32 @@ export class Presence {
   announceStatus(tenant: string, parties: [UserId, UserId], status: PresenceStatus): void {
     if (!this.deps.config.presenceStatus) return;
     const keys = parties.map((p) => userKey(tenant, p));
+    const except = keys.map(rooms.user);
     parties.forEach((userId, i) => {
-      const { io, config } = this.deps;
-      const target = config.contacts === 'all' ? rooms.tenant(tenant) : rooms.watchers(keys[i]!);
-      io.to(target).except(keys.map(rooms.user)).emit('user:status', { userId, status });
+      const target = this.deps.config.contacts === 'all' ? rooms.tenant(tenant) : rooms.watchers(keys[i]!);
+      if (this.anyoneIn(target, except)) this.deps.io.to(target).except(except).emit('user:status', { userId, status });
     });
   }
 
-  /** Everyone who may see `session`'s user, on every node, but that user's own devices. */
-  private audience(session: Pick<SessionInfo, 'tenant' | 'key'>) {
-    const { io, config } = this.deps;
-    const target = config.contacts === 'all' ? rooms.tenant(session.tenant) : rooms.watchers(session.key);
-    return io.to(target).except(rooms.user(session.key));
+  /** Everyone who may see `session`'s user, on every node, but that user's own devices: the room, and the room left out. */
+  private audience(session: Pick<SessionInfo, 'tenant' | 'key'>): [string, string] {
+    const target = this.deps.config.contacts === 'all' ? rooms.tenant(session.tenant) : rooms.watchers(session.key);
+    return [target, rooms.user(session.key)];
+  }
+
+  /**
+   * Whether an emit to `target` without `except` could reach anyone. With the
+   * memory store every socket is on this node, so an announcement nobody would
+   * receive (two users alone in their tenant, say) is not even encoded; other
+   * nodes' rooms are not known here, so in Redis mode it always goes out.
+   */
+  private anyoneIn(target: string, except: string[]): boolean {
+    if (this.deps.store.kind !== 'memory') return true;
+    const local = this.deps.io.of('/').adapter.rooms;
+    const members = local.get(target);
+    if (!members) return false;
+    const left = except.map((room) => local.get(room));
+    for (const socketId of members) if (!left.some((room) => room?.has(socketId))) return true;
+    return false;
   }
 }
