@@ -28,14 +28,24 @@ export class InstrumentedStore implements CallStore {
     this.kind = inner.kind;
   }
 
+  /** The histogram's child per operation and result, resolved once (a labelled observe hashes its labels each time). */
+  private readonly children = new Map<string, { observe(value: number): void }>();
+
+  private observe(op: string, result: 'ok' | 'error', startedAt: number): void {
+    const key = `${op} ${result}`;
+    let child = this.children.get(key);
+    if (!child) this.children.set(key, (child = this.seconds.labels({ op, result })));
+    child.observe((performance.now() - startedAt) / 1000);
+  }
+
   private async time<T>(op: string, work: () => Promise<T>): Promise<T> {
-    const end = this.seconds.startTimer({ op });
+    const startedAt = performance.now();
     try {
       const value = await work();
-      end({ result: 'ok' });
+      this.observe(op, 'ok', startedAt);
       return value;
     } catch (err) {
-      end({ result: 'error' });
+      this.observe(op, 'error', startedAt);
       throw err;
     }
   }
