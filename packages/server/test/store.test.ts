@@ -199,6 +199,30 @@ function session(id: string, userId: string, patch: Partial<SessionRecord> = {})
   };
 }
 
+describe('MemoryStore tombstones', () => {
+  test('ended calls are kept as long as their TTL, but at most maxTombstones of them, the oldest forgotten first; live calls are never dropped', async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxTombstones: 3, now: () => now });
+    try {
+      const ids = ['t1', 't2', 't3', 't4', 't5'].map((id) => id as CallId);
+      const live = { ...call('ringing'), id: 'live' as CallId };
+      assert.ok(await store.commitCall({ call: live, expectVersion: 0, claims: [], ttlMs: null }));
+      for (const id of ids) {
+        assert.ok(await store.commitCall({ call: { ...call('ended'), id }, expectVersion: 0, claims: [], ttlMs: 60_000 }));
+      }
+      const kept = async () => (await Promise.all(ids.map((id) => store.getCall(id)))).map((c) => c?.value.id ?? null);
+      assert.deepEqual(await kept(), [null, null, 't3', 't4', 't5'], 'the two oldest went to make room');
+      assert.deepEqual((await store.getCall('t5' as CallId))?.value, { ...call('ended'), id: 't5' }, 'a tombstone reads back whole');
+      assert.equal((await store.getCall(live.id))?.value.state, 'ringing', 'a live call is not a tombstone');
+      now += 60_001;
+      assert.deepEqual(await kept(), [null, null, null, null, null], 'and all are gone after their TTL');
+      assert.equal((await store.getCall(live.id))?.version, 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('RedisStore on a real Redis', () => {
   const runPrefix = `sbtest:${randomBytes(8).toString('hex')}:`;
   let url = '';

@@ -35,7 +35,17 @@ export interface MemoryStoreOptions {
   historyLimit?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
+  /**
+   * Ended calls kept at most, newest first, whatever their TTL: at thousands of
+   * calls a second, five minutes of tombstones would be most of the process's
+   * heap, and every major GC (a stall of the event loop) walks it. A call
+   * forgotten early answers a late event with `call_not_found` instead of
+   * `invalid_state`. @default 20000
+   */
+  maxTombstones?: number;
 }
+
+const DEFAULT_MAX_TOMBSTONES = 20_000;
 
 export class MemoryStore implements CallStore {
   readonly kind = 'memory';
@@ -59,12 +69,14 @@ export class MemoryStore implements CallStore {
   /** Node id → alive until (epoch ms). */
   private readonly nodes = new Map<string, number>();
   private historySeq = 0;
+  private readonly maxTombstones: number;
   private readonly historyLimit: number;
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.historyLimit = options.historyLimit ?? 200;
+    this.maxTombstones = options.maxTombstones ?? DEFAULT_MAX_TOMBSTONES;
     this.now = options.now ?? Date.now;
     this.sweeper = setInterval(() => this.sweepTombstones(), 10_000);
     this.sweeper.unref();
@@ -104,7 +116,11 @@ export class MemoryStore implements CallStore {
       version: commit.expectVersion + 1,
       expiresAt,
     });
-    if (expiresAt !== null) this.expiries.push({ id: commit.call.id, at: expiresAt });
+    if (expiresAt !== null) {
+      this.expiries.push({ id: commit.call.id, at: expiresAt });
+      // Over the cap, the oldest tombstones go now rather than at their expiry.
+      while (this.expiries.length - this.expiriesHead > this.maxTombstones) this.forgetOldest(Infinity);
+    }
     if (timer?.op === 'schedule') this.timers.set(`${timer.kind}:${timer.id}`, { kind: timer.kind, id: timer.id, dueAt: timer.dueAt });
     else if (timer?.op === 'unschedule') this.timers.delete(`${timer.kind}:${timer.id}`);
     return true;
@@ -290,11 +306,19 @@ export class MemoryStore implements CallStore {
     const queue = this.expiries;
     // Entries expire in about the order they were written: stop at the first one still due later.
     // (A call re-committed since has a newer entry further back; its old one finds a later expiry and is skipped.)
-    while (this.expiriesHead < queue.length && queue[this.expiriesHead]!.at <= now) {
-      const { id, at } = queue[this.expiriesHead++]!;
-      const stored = this.calls.get(id);
-      if (stored && stored.expiresAt !== null && stored.expiresAt <= now && stored.expiresAt <= at) this.calls.delete(id);
-    }
+    while (this.expiriesHead < queue.length && queue[this.expiriesHead]!.at <= now) this.forgetOldest(now);
+  }
+
+  /**
+   * Takes the oldest entry off the expiry queue and deletes its call if it is
+   * still that tombstone (a call committed again since has a later entry) and
+   * due by `until`.
+   */
+  private forgetOldest(until: number): void {
+    const queue = this.expiries;
+    const { id, at } = queue[this.expiriesHead++]!;
+    const stored = this.calls.get(id);
+    if (stored && stored.expiresAt !== null && stored.expiresAt <= at && stored.expiresAt <= until) this.calls.delete(id);
     if (this.expiriesHead > 1024 && this.expiriesHead * 2 > queue.length) {
       queue.splice(0, this.expiriesHead);
       this.expiriesHead = 0;
