@@ -29,8 +29,8 @@ const servers = await Promise.all(
   ),
 );
 const callerNode = servers[0]!;
-if (process.env.PIN) pinSelf(0);
 const calleeNode = servers[servers.length - 1]!;
+if (process.env.PIN) pinSelf(0);
 const counters = newCounters();
 const pairs = await Promise.all(
   Array.from({ length: pairCount }, async (_, i) => {

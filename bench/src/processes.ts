@@ -177,7 +177,7 @@ function parseMetric(text: string, name: string): number | null {
  * The node flags of `npm start` (root package.json), so the bench runs the
  * built server exactly as it is started in production.
  */
-export function startFlags(): string[] {
+function startFlags(): string[] {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
   const words = (pkg.scripts?.start ?? '').split(/\s+/);
   return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];

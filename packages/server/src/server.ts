@@ -147,12 +147,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   });
 
   const hooks = [ringingGauge(metrics), setupLog(logger), ...(options.hooks ?? [])];
+  // The one way to reach a session, for call events and relays alike (see `Deps.emitToSession`).
   const emitToSession = (session: SessionId, event: string, payload: unknown): void => {
-    const room = rooms.session(session);
-    const onError = (err: unknown) => logger.warn({ err, event }, 'publish to another node failed');
-    if (io.of('/').adapter.rooms.has(room) || !publishToRoom(io.of('/').adapter, room, event, payload, onError)) {
-      (io.to(room).emit as (event: string, payload: unknown) => boolean)(event, payload);
+    type Emit = (event: string, payload: unknown) => boolean;
+    if (store.kind === 'memory') {
+      const socket = sessions?.local.get(session)?.socket;
+      if (socket) (socket.emit as Emit)(event, payload);
+      return;
     }
+    const room = rooms.session(session);
+    const { adapter } = io.of('/');
+    const onError = (err: unknown) => logger.warn({ err, event }, 'publish to another node failed');
+    if (adapter.rooms.has(room) || !publishToRoom(adapter, room, event, payload, onError)) (io.to(room).emit as Emit)(event, payload);
   };
   const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks, emitToSession };
   const calls = new CallRunner(deps);

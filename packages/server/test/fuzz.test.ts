@@ -28,7 +28,7 @@ import { SignJWT } from 'jose';
 import { CONTROL_EVENTS, ERROR_CODES, RELAY_EVENTS, type ClientToServerEvents, type ServerToClientEvents } from '@switchboard/protocol';
 import { MemoryStore, type SwitchboardServer } from '../src/index.js';
 import { TOMBSTONE_MS } from '../src/transport/calls.js';
-import { expectOk, signIn, startTestServer, TEST_SECRET, TestClient, tokenFor } from './helpers.js';
+import { CLIENT_EVENTS, expectOk, signIn, startTestServer, TEST_SECRET, TestClient, tokenFor } from './helpers.js';
 import { assertNothingLeft, MB, metricSum, recordAll, settledHeap, watchProcessErrors, type UserRef } from './hostile.js';
 
 const FUZZ_SECONDS = Number(process.env.FUZZ_SECONDS ?? 30);
@@ -95,18 +95,6 @@ interface Round {
   legitPairs: number;
 }
 
-const CLIENT_EVENTS = [
-  'auth:handshake',
-  'reconnect:attempt',
-  'user:list',
-  'call:request',
-  'call:accept',
-  'call:reject',
-  'call:cancel',
-  'call:end',
-  ...CONTROL_EVENTS,
-  ...RELAY_EVENTS,
-];
 /** Names the Socket.IO client refuses to emit: sent as hand-made packets. */
 const CLIENT_RESERVED = ['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener'];
 const ODD_EVENTS = [

@@ -12,10 +12,26 @@ import type {
   ServerEventName,
   ServerPayload,
   ServerToClientEvents,
+  ClientEventName,
 } from '@switchboard/protocol';
+import { CONTROL_EVENTS, RELAY_EVENTS } from '@switchboard/protocol';
 import { loadConfig, mintToken, startServer, type SwitchboardServer } from '../src/index.js';
 import type { MintOptions } from '../src/auth/tokens.js';
 import type { CallStore } from '../src/store/types.js';
+
+/** Every event a client may send, in the contract's order. */
+export const CLIENT_EVENTS: readonly ClientEventName[] = [
+  'auth:handshake',
+  'reconnect:attempt',
+  'user:list',
+  'call:request',
+  'call:accept',
+  'call:reject',
+  'call:cancel',
+  'call:end',
+  ...CONTROL_EVENTS,
+  ...RELAY_EVENTS,
+];
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop';
 export const WAIT_MS = 5000;

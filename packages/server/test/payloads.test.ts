@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CONTROL_EVENTS, MAX_CANDIDATE_LENGTH, MAX_SDP_LENGTH } from '@switchboard/protocol';
+import { MAX_CANDIDATE_LENGTH, MAX_SDP_LENGTH } from '@switchboard/protocol';
 import type { SwitchboardServer } from '../src/index.js';
-import { errorCode, establish, expectOk, openSocket, signIn, startTestServer, type TestClient } from './helpers.js';
+import { CLIENT_EVENTS, errorCode, establish, expectOk, openSocket, signIn, startTestServer, type TestClient } from './helpers.js';
 
 const CALL_ID = '3b2f7a4e-1c9d-4e8a-9f00-123456789abc';
 const deep = (depth: number): unknown => (depth === 0 ? 'x' : { a: deep(depth - 1) });
@@ -39,19 +39,7 @@ const SPECIFIC_BAD: Record<string, unknown[]> = {
   ],
 };
 
-const EVENTS_WITH_PAYLOAD = [
-  'auth:handshake',
-  'reconnect:attempt',
-  'call:request',
-  'call:accept',
-  'call:reject',
-  'call:cancel',
-  'call:end',
-  ...CONTROL_EVENTS,
-  'webrtc:offer',
-  'webrtc:answer',
-  'webrtc:ice-candidate',
-];
+const EVENTS_WITH_PAYLOAD = CLIENT_EVENTS.filter((event) => event !== 'user:list');
 
 describe('malformed payloads', () => {
   let server: SwitchboardServer;

@@ -17,6 +17,7 @@ import type {
   TimerKind,
   Versioned,
 } from './types.js';
+import { checkDueAt, leaseEnd } from './timer-rules.js';
 
 /**
  * A call as held here. A call with an expiry (an ended call's tombstone, kept
@@ -121,8 +122,8 @@ export class MemoryStore implements CallStore {
       // Over the cap, the oldest tombstones go now rather than at their expiry.
       while (this.expiries.length - this.expiriesHead > this.maxTombstones) this.forgetOldest(Infinity);
     }
-    if (timer?.op === 'schedule') this.timers.set(`${timer.kind}:${timer.id}`, { kind: timer.kind, id: timer.id, dueAt: timer.dueAt });
-    else if (timer?.op === 'unschedule') this.timers.delete(`${timer.kind}:${timer.id}`);
+    if (timer?.op === 'schedule') this.setTimer(timer.kind, timer.id, timer.dueAt);
+    else if (timer?.op === 'unschedule') this.dropTimer(timer.kind, timer.id);
     return true;
   }
 
@@ -227,10 +228,18 @@ export class MemoryStore implements CallStore {
   }
 
   async schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {
-    this.timers.set(`${kind}:${id}`, { kind, id, dueAt });
+    this.setTimer(kind, id, dueAt);
   }
 
   async unschedule(kind: TimerKind, id: string): Promise<void> {
+    this.dropTimer(kind, id);
+  }
+
+  private setTimer(kind: TimerKind, id: string, dueAt: number): void {
+    this.timers.set(`${kind}:${id}`, { kind, id, dueAt });
+  }
+
+  private dropTimer(kind: TimerKind, id: string): void {
     this.timers.delete(`${kind}:${id}`);
   }
 
@@ -324,15 +333,4 @@ export class MemoryStore implements CallStore {
       this.expiriesHead = 0;
     }
   }
-}
-
-/** A commit's timer must have a finite due time; refused as the Redis store does (see there). */
-function checkDueAt(dueAt: number): void {
-  if (!Number.isFinite(dueAt)) throw new RangeError(`a timer's due time must be a finite number of ms, not ${dueAt}`);
-}
-
-/** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */
-function leaseEnd(now: number, leaseMs: number): number {
-  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a timer lease must be a positive number of ms, not ${leaseMs}`);
-  return now + leaseMs;
 }

@@ -41,6 +41,7 @@ import type {
   TimerKind,
   Versioned,
 } from './types.js';
+import { checkDueAt, leaseEnd } from './timer-rules.js';
 
 export interface RedisStoreOptions {
   /** Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS); the store opens and closes its own connection. */
@@ -415,19 +416,4 @@ export class RedisStore implements CallStore {
       this.client.once('end', onEnd);
     });
   }
-}
-
-/**
- * A commit's timer must have a finite due time. Both stores refuse any other
- * before the commit is tried, alike: Redis would otherwise fail the script on
- * a NaN score, where the memory store would keep a timer that never comes due.
- */
-function checkDueAt(dueAt: number): void {
-  if (!Number.isFinite(dueAt)) throw new RangeError(`a timer's due time must be a finite number of ms, not ${dueAt}`);
-}
-
-/** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */
-function leaseEnd(now: number, leaseMs: number): number {
-  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a timer lease must be a positive number of ms, not ${leaseMs}`);
-  return now + leaseMs;
 }

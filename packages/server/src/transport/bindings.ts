@@ -38,7 +38,7 @@ export class Bindings {
   private next = 0;
 
   /** `localConn` finds the socket that carries a session on this node, if any. */
-  constructor(readonly localConn: (session: SessionId) => Conn | undefined) {}
+  constructor(private readonly localConn: (session: SessionId) => Conn | undefined) {}
 
   /** Starts watching a new socket: `call:ended` clears its binding on the way out. */
   watch(conn: Conn): void {
@@ -82,11 +82,6 @@ export class Bindings {
   /** A socket went away. */
   forget(conn: Conn): void {
     if (conn.bound !== null) this.clear(conn);
-  }
-
-  /** Calls with a local binding (for tests and metrics). */
-  get size(): number {
-    return this.byCall.size;
   }
 
   private clear(conn: Conn): void {

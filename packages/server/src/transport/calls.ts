@@ -1,16 +1,15 @@
 /**
  * Runs call events: read the call and the claims it touches, apply the pure
  * machine, commit atomically (retrying on a lost race), then carry out the
- * effects — emits to session rooms, room binding, timers, history, metrics.
+ * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
-import type { CallId, PresenceStatus, ServerEventName, SessionId } from '@switchboard/protocol';
+import type { CallId, PresenceStatus } from '@switchboard/protocol';
 import { applyCallEvent } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { ClaimWrite, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
 import type { CallHooks, Deps } from './context.js';
-import { rooms } from './context.js';
 import { SwitchboardError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { DueTimers } from './timers.js';
@@ -26,13 +25,6 @@ export type CallOk = { call: CallRecord | undefined };
 /** How many live calls a node keeps its last known version of. */
 const RECENT_CALLS = 4096;
 
-/**
- * The last version of each live call this node committed or read. It is a
- * guess, never an authority: a transition computed from it commits only if the
- * store still holds exactly that version, and one it refuses is read and run
- * again. It saves the read before each event of a call whose previous event
- * ran here — in Redis mode one round trip per event.
- */
 type RingTimerEffect = Extract<Effect, { kind: 'schedule-ring-timeout' | 'cancel-ring-timeout' }>;
 
 function isRingTimerEffect(effect: Effect): effect is RingTimerEffect {
@@ -45,6 +37,13 @@ function timerWriteOf(effect: RingTimerEffect): TimerWrite {
     : { op: 'unschedule', kind: 'ring', id: effect.callId };
 }
 
+/**
+ * The last version of each live call this node committed or read. It is a
+ * guess, never an authority: a transition computed from it commits only if the
+ * store still holds exactly that version, and one it refuses is read and run
+ * again. It saves the read before each event of a call whose previous event
+ * ran here — in Redis mode one round trip per event.
+ */
 class RecentCalls {
   private readonly calls = new Map<CallId, Versioned<CallRecord>>();
 
@@ -112,7 +111,7 @@ export class CallRunner {
       } else {
         stored = await store.getCall(event.callId);
         fresh = true;
-        if (stored && this.shared) this.recent.put(stored);
+        if (stored) this.remember(stored);
         ctx.call = stored?.value;
         if (event.type === 'request' && !stored) {
           const keys = [userKey(event.tenant, event.caller.userId), userKey(event.tenant, event.callee.userId)];
@@ -131,7 +130,7 @@ export class CallRunner {
       }
       if (!t.changed || !t.call) {
         if (!fresh) continue;
-        await this.carryOut(t.effects);
+        await this.carryOut(t.effects, false);
         return { call: t.call };
       }
       const call = t.call;
@@ -142,7 +141,8 @@ export class CallRunner {
           : { op: 'take', key, expect: claimsRead.get(key) ?? null, callId: c.callId };
       });
       const expectVersion = stored?.version ?? 0;
-      // The ring timeout is written with the call: a ringing call in the store always has its timeout.
+      // The ring timeout is written with the call (a transition has at most one timer effect):
+      // a ringing call in the store always has its timeout, even if this node dies right after.
       const timerEffect = t.effects.find(isRingTimerEffect);
       const committed = await store.commitCall({
         call,
@@ -155,8 +155,7 @@ export class CallRunner {
         this.recent.drop(event.callId);
         continue;
       }
-      if (call.state === 'ended') this.recent.drop(call.id);
-      else if (this.shared) this.recent.put({ value: call, version: expectVersion + 1 });
+      this.remember({ value: call, version: expectVersion + 1 });
       // Checked first: the line's fields are built for every call event, and at `warn` nobody reads them.
       if (this.deps.logger.isLevelEnabled('info')) {
         this.deps.logger.info(
@@ -164,9 +163,7 @@ export class CallRunner {
           'call event',
         );
       }
-      if (timerEffect?.kind === 'schedule-ring-timeout') this.timers.arm('ring', timerEffect.callId, timerEffect.dueAt);
-      else if (timerEffect) this.timers.disarm('ring', timerEffect.callId);
-      await this.carryOut(timerEffect ? t.effects.filter((e) => e !== timerEffect) : t.effects);
+      await this.carryOut(t.effects, true);
       if (event.type === 'request' && call.state === 'ringing') {
         this.notify((h) => h.started?.(call));
         this.announceStatus(call, 'busy');
@@ -185,7 +182,7 @@ export class CallRunner {
     else this.recent.put(found);
   }
 
-  /** Schedules a ring timeout. The call is committed already, so a store failure here is logged, not thrown. */
+  /** Schedules a ring timeout outside a commit; a store failure is logged, not thrown (nothing else depends on it). */
   private async scheduleRingTimeout(callId: CallId, dueAt: number): Promise<void> {
     try {
       await this.timers.schedule('ring', callId, dueAt);
@@ -212,15 +209,12 @@ export class CallRunner {
     return this.liveCall(claim ?? null);
   }
 
-  private async carryOut(effects: Effect[]): Promise<void> {
-    // A ring timeout is in the store before anyone hears the ring, so it fires even if this node dies right after.
-    for (const effect of effects) {
-      if (effect.kind === 'schedule-ring-timeout') await this.scheduleRingTimeout(effect.callId, effect.dueAt);
-    }
+  /** `committed`: the effects come with a commit, which wrote the ring timer change already. */
+  private async carryOut(effects: Effect[], committed: boolean): Promise<void> {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
-          this.emitTo(effect.to, effect.event, effect.payload);
+          this.deps.emitToSession(effect.to, effect.event, effect.payload);
           break;
         case 'bind':
           this.bindings.bindSessions(effect.callId, effect.sessions);
@@ -228,10 +222,15 @@ export class CallRunner {
         case 'unbind':
           this.bindings.unbindCall(effect.callId);
           break;
+        // A commit wrote its ring timer change with the call, and this node's local timer follows it. A
+        // transition that changed nothing (a timeout that fired a moment early, re-armed) writes it here.
         case 'schedule-ring-timeout':
-          break; // done first, above
+          if (committed) this.timers.arm('ring', effect.callId, effect.dueAt);
+          else await this.scheduleRingTimeout(effect.callId, effect.dueAt);
+          break;
         case 'cancel-ring-timeout':
-          this.background(this.timers.unschedule('ring', effect.callId));
+          if (committed) this.timers.disarm('ring', effect.callId);
+          else this.background(this.timers.unschedule('ring', effect.callId));
           break;
         case 'answered':
           this.notify((h) => h.answered?.(effect.call));
@@ -242,19 +241,6 @@ export class CallRunner {
           this.background(this.recordEnded(effect.call));
           break;
       }
-    }
-  }
-
-  /**
-   * Sends to one session. In memory mode every socket is here: straight to it,
-   * or nowhere when the session is away. In Redis mode to wherever it is (see `Deps.emitToSession`).
-   */
-  private emitTo(session: SessionId, event: ServerEventName, payload: unknown): void {
-    if (this.deps.store.kind === 'memory') {
-      const conn = this.bindings.localConn(session);
-      if (conn) (conn.socket.emit as (event: ServerEventName, payload: unknown) => boolean)(event, payload);
-    } else {
-      this.deps.emitToSession(session, event, payload);
     }
   }
 

@@ -73,10 +73,12 @@ export interface Deps {
   now: () => number;
   hooks: CallHooks[];
   /**
-   * Sends an event to one session's room on whichever node holds it: through
-   * the adapter as any emit when a socket of that room is here (during a
-   * takeover a session briefly has two), else published to the other nodes
-   * only (`publishToRoom`).
+   * Sends an event to one session. In memory mode every socket is here:
+   * straight to it, or nowhere while the session is away (inside its grace).
+   * In Redis mode to its room on whichever node holds it: through the adapter
+   * as any emit when a socket of that room is here (during a takeover a
+   * session briefly has two), else published to the other nodes only
+   * (`publishToRoom`).
    */
   emitToSession(session: SessionId, event: string, payload: unknown): void;
 }
@@ -93,7 +95,6 @@ export function logOf(session: SessionInfo): { userId: string; sessionId: string
 export const rooms = {
   session: (id: string) => `s:${id}`,
   user: (key: UserKey) => `u:${key}`,
-  call: (id: string) => `c:${id}`,
   tenant: (tenant: string) => `t:${tenant}`,
   /** Sockets that may see `key` (CONTACTS=claims). */
   watchers: (key: UserKey) => `w:${key}`,

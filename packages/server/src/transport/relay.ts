@@ -3,10 +3,10 @@
  * active call, `from` always the sender's user id.
  *
  * A socket bound to the call (see bindings.ts) relays at once: one lookup,
- * then one synchronous emit — straight to the peer's socket when it is on
- * this node, else to the peer's session room, which in Redis mode reaches
- * the one node that holds it over a channel subscribed since sign-in. Either
- * way a sender's messages stay in order. An unbound socket checks the call in
+ * then one synchronous emit to the peer's session (`Deps.emitToSession`:
+ * its socket in memory mode; in Redis mode its room, which reaches the one
+ * node that holds it over a channel subscribed since sign-in). Either way a
+ * sender's messages stay in order. An unbound socket checks the call in
  * the store first, and what it sends meanwhile waits behind that check.
  */
 import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
@@ -17,8 +17,6 @@ import type { Conn, Deps, SessionInfo } from './context.js';
 import { SwitchboardError } from './errors.js';
 
 export type RelayPayload = { callId: string; sdp: string } | { callId: string; candidate: IceCandidateInit | null };
-
-type Emit = (event: RelayEvent, payload: unknown) => boolean;
 
 export class Relay {
   constructor(
@@ -54,10 +52,7 @@ export class Relay {
       'sdp' in payload
         ? { callId: payload.callId as CallId, from, sdp: payload.sdp }
         : { callId: payload.callId as CallId, from, candidate: payload.candidate };
-    const local = this.bindings.localConn(peer);
-    if (local) (local.socket.emit as Emit)(event, out);
-    else if (this.deps.store.kind !== 'memory') this.deps.emitToSession(peer, event, out);
-    // else: in memory mode a session with no socket here is away (inside its grace): nobody to tell.
+    this.deps.emitToSession(peer, event, out);
   }
 
   /** Checks the call in the store, then binds this socket to it. */
