@@ -25,7 +25,7 @@ const redisEnv = process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, RED
 const nodeCount = redisEnv && process.env.NODES === '2' ? 2 : 1;
 const servers = await Promise.all(
   Array.from({ length: nodeCount }, (_, n) =>
-    startProcess({ label: `${kind}-${n}`, kind, cpu: process.env.PIN ? (n === 0 ? 1 : 0) : null, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv } }),
+    startProcess({ label: `${kind}-${n}`, kind, cpu: process.env.PIN ? (n === 0 ? 1 : 0) : null, nodeArgs: process.env.NOPROF ? ['--perf-basic-prof'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv } }),
   ),
 );
 const callerNode = servers[0]!;
@@ -40,7 +40,15 @@ const pairs = await Promise.all(
   }),
 );
 const cpuOf = () => servers.reduce((sum, s) => sum + s.cpuMs(), 0);
+/** Read and write syscalls of one process so far (Linux /proc/<pid>/io). */
+const syscallsOf = (pid: number): { r: number; w: number } => {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
+  return { r: field('syscr'), w: field('syscw') };
+};
 const cpuBefore = cpuOf();
+const sysBefore = servers.map((s) => syscallsOf(s.pid));
+const nodeCpuBefore = servers.map((s) => s.cpuMs());
 let calls = 0;
 let stop = false;
 const deadline = performance.now() + seconds * 1000;
@@ -54,6 +62,12 @@ await Promise.all(
 );
 const cpuMs = cpuOf() - cpuBefore;
 console.log(`${kind} (${nodeCount} node${nodeCount > 1 ? 's' : ''}): ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${(cpuMs / calls).toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
+servers.forEach((s, i) => {
+  const after = syscallsOf(s.pid);
+  const before = sysBefore[i]!;
+  const cpu = (s.cpuMs() - nodeCpuBefore[i]!) / calls;
+  console.log(`  ${s.label}: ${cpu.toFixed(3)} CPU ms, ${((after.r - before.r) / calls).toFixed(1)} read and ${((after.w - before.w) / calls).toFixed(1)} write syscalls per call`);
+});
 for (const p of pairs) {
   p.caller.disconnect();
   p.callee.disconnect();
@@ -67,6 +81,7 @@ interface Node {
 }
 // PIN=1: the caller's node alone on CPU 1, everything else on CPU 0, and only its profile is read
 // (two processes sharing a core charge each other's time to whatever was running when preempted).
+if (process.env.NOPROF) process.exit(0);
 const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && (!process.env.PIN || f.includes(`.${callerNode.pid}.`)));
 if (files.length === 0) throw new Error('no profile written');
 const byFn = new Map<string, number>();

@@ -18,8 +18,8 @@ import { Metrics, ringingGauge } from './metrics.js';
 import { InstrumentedStore } from './store/instrumented-store.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
-import { createClusterAdapter, NodeLiveness, publishToRoom, type ClusterAdapter } from './transport/cluster.js';
-import type { CallStore } from './store/types.js';
+import { createClusterAdapter, NodeLiveness, type ClusterAdapter } from './transport/cluster.js';
+import type { CallStore, Versioned } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
 import { rooms, type CallHooks, type Conn, type Deps, type SbServer } from './transport/context.js';
 import { Dispatcher } from './transport/dispatch.js';
@@ -117,7 +117,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const metrics = options.metrics ?? new Metrics();
   const store = options.store ?? createStore(config, logger, metrics);
   const cluster: ClusterAdapter | null = config.redisUrl
-    ? await createClusterAdapter(config.redisUrl, config.redisPrefix, logger)
+    ? await createClusterAdapter(config.redisUrl, config.redisPrefix, logger, rooms.session)
     : null;
   const verifier = new TokenVerifier(config);
 
@@ -148,17 +148,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   const hooks = [ringingGauge(metrics), setupLog(logger), ...(options.hooks ?? [])];
   // The one way to reach a session, for call events and relays alike (see `Deps.emitToSession`).
-  const emitToSession = (session: SessionId, event: string, payload: unknown): void => {
+  const emitToSession = (session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void => {
     type Emit = (event: string, payload: unknown) => boolean;
-    if (store.kind === 'memory') {
-      const socket = sessions?.local.get(session)?.socket;
-      if (socket) (socket.emit as Emit)(event, payload);
+    const local = sessions?.local.get(session);
+    if (!cluster) {
+      if (local) (local.socket.emit as Emit)(event, payload);
       return;
     }
-    const room = rooms.session(session);
-    const { adapter } = io.of('/');
-    const onError = (err: unknown) => logger.warn({ err, event }, 'publish to another node failed');
-    if (adapter.rooms.has(room) || !publishToRoom(adapter, room, event, payload, onError)) (io.to(room).emit as Emit)(event, payload);
+    const { mail } = cluster;
+    // Behind mail still waiting for this session, this emit waits too: one order per session.
+    if (local && !mail.pending(session)) {
+      (io.to(rooms.session(session)).emit as Emit)(event, payload);
+      return;
+    }
+    if (known) mail.tell(session, known);
+    mail.emit(session, event, payload);
   };
   const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks, emitToSession };
   const calls = new CallRunner(deps);
@@ -178,6 +182,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     : null;
   sweeper?.unref();
   sessions = new Sessions(deps, calls, presence, timers, gate);
+  if (cluster) {
+    cluster.mail.deliver = (session, items) => {
+      const conn = sessions!.local.get(session);
+      for (const item of items) {
+        if (item.kind === 'call') calls.learn(item.call, conn);
+        else if (conn) (conn.socket.emit as (event: string, payload: unknown) => boolean)(item.event, item.payload);
+      }
+    };
+  }
   if (gate) io.engine.on('connection', (connection: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(connection, connection.remoteAddress));
   const liveness = cluster ? new NodeLiveness(deps, (id, nodeId) => sessions!.markLost(id, nodeId)) : null;
   await liveness?.start();

@@ -38,11 +38,13 @@ const LEGIT_TENANT = 'soak-legit';
 const CALL_PACE_MS = 1200;
 const STEP_MS = 10_000;
 /**
- * A loose bound, not a target: measured p99 is 0.1–0.7 s with the soak alone on the 2-core development
- * machine, and up to 1.5 s with the fuzz test running beside it (the runner runs two files at once);
- * 3 s keeps that from flaking while still catching calls starved by the flood.
+ * A loose bound, not a target: measured p99 is 0.1–0.7 s with the soak alone on the first 2-core
+ * development machine, and up to 1.5 s with the fuzz test running beside it (the runner runs two files
+ * at once). A later 2-core machine, about three times slower per call (see docs/benchmarks.md), gave
+ * 2.2–3.0 s with the soak alone. 6 s keeps that from flaking while still catching calls starved by the
+ * flood (a starved call waits out its 30 s ring timeout).
  */
-const P99_BOUND_MS = 3000;
+const P99_BOUND_MS = 6000;
 const HEAP_BOUND = 50 * MB;
 
 interface AbuserSpec {

@@ -4,12 +4,12 @@
  * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
 import type { CallId, PresenceStatus } from '@switchboard/protocol';
-import { applyCallEvent } from '../calls/machine.js';
+import { applyCallEvent, roleOf } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { ClaimWrite, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
-import type { CallHooks, Deps } from './context.js';
+import type { CallHooks, Conn, Deps } from './context.js';
 import { SwitchboardError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { DueTimers } from './timers.js';
@@ -130,7 +130,7 @@ export class CallRunner {
       }
       if (!t.changed || !t.call) {
         if (!fresh) continue;
-        await this.carryOut(t.effects, false);
+        await this.carryOut(t.effects, undefined);
         return { call: t.call };
       }
       const call = t.call;
@@ -155,7 +155,8 @@ export class CallRunner {
         this.recent.drop(event.callId);
         continue;
       }
-      this.remember({ value: call, version: expectVersion + 1 });
+      const now: Versioned<CallRecord> = { value: call, version: expectVersion + 1 };
+      this.remember(now);
       // Checked first: the line's fields are built for every call event, and at `warn` nobody reads them.
       if (this.deps.logger.isLevelEnabled('info')) {
         this.deps.logger.info(
@@ -163,7 +164,7 @@ export class CallRunner {
           'call event',
         );
       }
-      await this.carryOut(t.effects, true);
+      await this.carryOut(t.effects, now);
       if (event.type === 'request' && call.state === 'ringing') {
         this.notify((h) => h.started?.(call));
         this.announceStatus(call, 'busy');
@@ -180,6 +181,25 @@ export class CallRunner {
     if (!this.shared) return;
     if (found.value.state === 'ended') this.recent.drop(found.value.id);
     else this.recent.put(found);
+  }
+
+  /**
+   * What another node told this one of a call, with an event for a session
+   * here (`conn`, if it is still here): a version to guess the call's next
+   * event from and, for a party of the active call, the relay binding that
+   * lets its first offer go without a store read. A binding made from an old
+   * version is undone like any other: the call's `call:ended` clears it on
+   * its way out, and an ended call is never bound again.
+   */
+  learn(found: Versioned<CallRecord>, conn: Conn | undefined): void {
+    this.remember(found);
+    const call = found.value;
+    const session = conn?.session;
+    if (!conn || !session || call.state !== 'active' || conn.bound?.callId === call.id) return;
+    const role = roleOf(call, session.id);
+    if (!role) return;
+    const peer = role === 'caller' ? call.callee.sessionId : call.caller.sessionId;
+    if (peer) this.bindings.bind(conn, call.id, peer);
   }
 
   /** Schedules a ring timeout outside a commit; a store failure is logged, not thrown (nothing else depends on it). */
@@ -209,12 +229,15 @@ export class CallRunner {
     return this.liveCall(claim ?? null);
   }
 
-  /** `committed`: the effects come with a commit, which wrote the ring timer change already. */
-  private async carryOut(effects: Effect[], committed: boolean): Promise<void> {
+  /**
+   * `committed`: the call as the commit these effects come with wrote it (ring
+   * timer change included), or undefined when nothing was committed.
+   */
+  private async carryOut(effects: Effect[], committed: Versioned<CallRecord> | undefined): Promise<void> {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
-          this.deps.emitToSession(effect.to, effect.event, effect.payload);
+          this.deps.emitToSession(effect.to, effect.event, effect.payload, committed);
           break;
         case 'bind':
           this.bindings.bindSessions(effect.callId, effect.sessions);

@@ -3,22 +3,57 @@
  * adapter (Redis 7 sharded pub/sub). With `subscriptionMode: "dynamic"` every
  * room gets its own channel, subscribed only by the nodes that hold a socket in
  * it — so an emit to one session's room reaches one node, not all of them,
- * which is what one-to-one call traffic wants.
+ * which is what one-to-one call traffic wants. Events for one session held
+ * by another node go on that same channel as the node's own session mail
+ * (session-mail.ts), batched per tick, beside the adapter's messages.
  */
 import { createShardedAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
 import type { Deps } from './context.js';
+import { MAIL_MARK, SessionMail } from './session-mail.js';
 
 export interface ClusterAdapter {
   adapter: ReturnType<typeof createShardedAdapter>;
+  /** Messages to sessions on other nodes, on the same channels as the adapter's own. */
+  mail: SessionMail;
   /** Both pub/sub connections are up (after a reconnect, the sub connection has re-sent its subscriptions). */
   ready(): boolean;
   close(): Promise<void>;
 }
 
-export async function createClusterAdapter(redisUrl: string, prefix: string, logger: Logger): Promise<ClusterAdapter> {
+/**
+ * The two members of `@socket.io/redis-adapter`'s sharded adapter that the
+ * session mail uses: the channel of a room, and the handler of every message
+ * on a subscribed channel. Both are private in its typings; the version is
+ * pinned by the lockfile, checked when the adapter is made, and the cluster
+ * tests run every cross-node event through them.
+ */
+interface ShardedInternals {
+  dynamicChannel(room: string): string;
+  onRawMessage(raw: Buffer, channel: Buffer): void;
+}
+
+function internalsOf(adapter: unknown): ShardedInternals {
+  const found = adapter as Partial<ShardedInternals>;
+  if (typeof found.dynamicChannel !== 'function' || typeof found.onRawMessage !== 'function') {
+    throw new Error('this @socket.io/redis-adapter version lacks dynamicChannel/onRawMessage; see transport/cluster.ts');
+  }
+  return found as ShardedInternals;
+}
+
+/**
+ * `sessionRoom` names a session's room: the adapter subscribes its channel on
+ * the node holding the session (`subscriptionMode: "dynamic"`), and the
+ * session mail publishes there.
+ */
+export async function createClusterAdapter(
+  redisUrl: string,
+  prefix: string,
+  logger: Logger,
+  sessionRoom: (session: SessionId) => string,
+): Promise<ClusterAdapter> {
   // Unlike the store's client, these keep an offline queue: a publish made
   // during a short outage goes out when Redis is back instead of failing.
   // Publishes made in the same tick go out in one write.
@@ -38,47 +73,39 @@ export async function createClusterAdapter(redisUrl: string, prefix: string, log
     client.on('error', (err: Error) => logger.warn({ err: err.message, client: name }, 'redis adapter connection error'));
   }
   await Promise.all([pub.connect(), sub.connect()]);
+  // The adapter of the main namespace, once Socket.IO has made it.
+  let root: ShardedInternals | undefined;
+  const onPublishError = (err: unknown) => logger.warn({ err }, 'publish to another node failed');
+  const mail = new SessionMail(
+    {
+      publish(session, data) {
+        if (!root) throw new Error('no adapter yet');
+        pub.spublish(root.dynamicChannel(sessionRoom(session)), data).catch(onPublishError);
+      },
+    },
+    (err) => logger.warn({ err }, 'unreadable session message from another node'),
+  );
+  const sharded = createShardedAdapter(pub, sub, { channelPrefix: `${prefix}io`, subscriptionMode: 'dynamic' });
+  // Socket.IO calls it with `new`: a function returning the adapter it made, as the sharded factory is.
+  const adapter: typeof sharded = function (nsp: { name: string }) {
+    const made = sharded(nsp);
+    if (nsp.name === '/') {
+      const internals = internalsOf(made);
+      const decode = internals.onRawMessage.bind(made);
+      // Ours start with `[`; the adapter's own are JSON objects or MessagePack maps.
+      internals.onRawMessage = (raw, channel) => (raw[0] === MAIL_MARK ? mail.receive(raw) : decode(raw, channel));
+      root = internals;
+    }
+    return made;
+  };
   return {
-    adapter: createShardedAdapter(pub, sub, { channelPrefix: `${prefix}io`, subscriptionMode: 'dynamic' }),
+    adapter,
+    mail,
     ready: () => pub.status === 'ready' && sub.status === 'ready',
     async close() {
       await Promise.allSettled([pub.quit(), sub.quit()]);
     },
   };
-}
-
-/** The inter-node message of socket.io-adapter's `ClusterAdapter` for a plain broadcast (see `publishToRoom`). */
-const BROADCAST = 3; // MessageType.BROADCAST
-const EVENT = 2; // socket.io-parser PacketType.EVENT
-
-interface Publisher {
-  publishAndReturnOffset(message: { type: number; data: { packet: { type: number; data: unknown[] }; opts: { rooms: string[]; except: string[]; flags: object } } }): Promise<unknown>;
-}
-
-/**
- * Sends an event to a room none of whose sockets is on this node, as the
- * message `io.to(room).emit(...)` would publish, but without the local half
- * of that broadcast: for a peer on another node, `emit` would also encode
- * the packet and precompute its WebSocket frame here, for nobody (a relayed
- * SDP offer is kilobytes). Returns false when the adapter cannot do it (not
- * a cluster adapter), so the caller emits the usual way.
- *
- * This speaks socket.io-adapter's own inter-node message (a BROADCAST, as its
- * `ClusterAdapter.broadcast` publishes it), which the receiving nodes deliver
- * exactly like any broadcast; the version is pinned by the lockfile and the
- * cluster tests relay through it. Publishes keep their order with the
- * adapter's own: both queue on the same connection synchronously.
- */
-export function publishToRoom(adapter: unknown, room: string, event: string, payload: unknown, onError: (err: unknown) => void): boolean {
-  const publisher = adapter as Partial<Publisher>;
-  if (typeof publisher.publishAndReturnOffset !== 'function') return false;
-  publisher
-    .publishAndReturnOffset({
-      type: BROADCAST,
-      data: { packet: { type: EVENT, data: [event, payload] }, opts: { rooms: [room], except: [], flags: {} } },
-    })
-    .catch(onError);
-  return true;
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Actor, CallRecord, UserKey } from '../calls/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { CallStore, HistoryEntry } from '../store/types.js';
+import type { CallStore, HistoryEntry, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export type SbServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -75,12 +75,13 @@ export interface Deps {
   /**
    * Sends an event to one session. In memory mode every socket is here:
    * straight to it, or nowhere while the session is away (inside its grace).
-   * In Redis mode to its room on whichever node holds it: through the adapter
-   * as any emit when a socket of that room is here (during a takeover a
-   * session briefly has two), else published to the other nodes only
-   * (`publishToRoom`).
+   * In Redis mode to its room: through the adapter as any emit when a socket
+   * of that room is here (during a takeover a session briefly has two), else
+   * as session mail (session-mail.ts) to the node that holds it. `known` is
+   * what this node knows of the call the event is about; the mail carries it
+   * along, so that node can run the call's next event without a store read.
    */
-  emitToSession(session: SessionId, event: string, payload: unknown): void;
+  emitToSession(session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void;
 }
 
 export function actorOf(session: SessionInfo): Actor {

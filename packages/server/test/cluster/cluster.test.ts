@@ -91,6 +91,39 @@ describe('three nodes on one Redis', () => {
     }
   });
 
+  test('a call across two nodes reads no call from the store: each node learns it from the events the other sends', async () => {
+    const [a, b] = names('a', 'b');
+    const alice = await on(nodes[0]!, a!);
+    const bob = await on(nodes[1]!, b!);
+    const callReads = async () => {
+      const counts = await Promise.all(
+        nodes.slice(0, 2).map(async (node) => {
+          const text = await (await fetch(`${node.url}/metrics`)).text();
+          const line = text.split('\n').find((l) => l.startsWith('switchboard_redis_operation_seconds_count{op="getCall"'));
+          return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+        }),
+      );
+      return counts;
+    };
+    const before = await callReads();
+    const callId = await ring(alice, [bob], b!);
+    // Bob's node heard of the call with call:incoming, so the accept commits without reading it first.
+    expectOk(await bob.request('call:accept', { callId }));
+    await alice.next('call:accepted');
+    // Alice's node heard the answer with call:accepted: her first offer relays without a store check.
+    alice.socket.emit('webrtc:offer', { callId, sdp: 'v=0 offer' });
+    assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 offer');
+    bob.socket.emit('webrtc:answer', { callId, sdp: 'v=0 answer' });
+    assert.equal((await alice.next('webrtc:answer')).sdp, 'v=0 answer');
+    expectOk(await alice.request('call:mute', { callId }));
+    await bob.next('call:mute');
+    expectOk(await bob.request('call:hold', { callId }));
+    await alice.next('call:hold');
+    expectOk(await alice.request('call:end', { callId }));
+    assert.equal((await bob.next('call:ended')).reason, 'hangup');
+    assert.deepEqual(await callReads(), before, 'no node read the call record');
+  });
+
   test('busy and glare across nodes, many rounds: exactly one call rings', async () => {
     for (let round = 0; round < 15; round++) {
       const [a, b] = names('a', 'b');

@@ -1,0 +1,74 @@
+/**
+ * Session mail (Redis mode's messages to sessions on other nodes): what one
+ * tick sends a session goes out as one message, in order, and arrives as it
+ * was sent. The transport here hands messages straight back, as Redis would
+ * to the node holding the session; the cluster tests run it over Redis.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { SessionId } from '@switchboard/protocol';
+import type { CallRecord } from '../src/calls/types.js';
+import { MAIL_MARK, SessionMail, type MailItem } from '../src/transport/session-mail.js';
+
+const A = 'session-a' as SessionId;
+const B = 'session-b' as SessionId;
+
+function mailbox() {
+  const published: { session: SessionId; data: string }[] = [];
+  const delivered: { session: SessionId; items: MailItem[] }[] = [];
+  const bad: unknown[] = [];
+  const mail = new SessionMail({ publish: (session, data) => published.push({ session, data }) }, (err) => bad.push(err));
+  mail.deliver = (session, items) => delivered.push({ session, items });
+  const nextTick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+  return { mail, published, delivered, bad, nextTick };
+}
+
+const call = { id: 'call-1', state: 'active' } as unknown as CallRecord;
+
+test('what one tick sends a session goes out as one message per session, in order, after the tick', async () => {
+  const { mail, published, nextTick } = mailbox();
+  mail.emit(A, 'webrtc:offer', { sdp: 'v=0' });
+  mail.emit(B, 'call:incoming', { callId: 'c' });
+  mail.emit(A, 'webrtc:ice-candidate', { candidate: null });
+  assert.equal(published.length, 0, 'nothing is published within the tick');
+  assert.ok(mail.pending(A) && mail.pending(B));
+  await nextTick();
+  assert.deepEqual(published.map((p) => p.session), [A, B]);
+  assert.equal(published[0]!.data.charCodeAt(0), MAIL_MARK);
+  assert.deepEqual(JSON.parse(published[0]!.data), [A, [0, 'webrtc:offer', { sdp: 'v=0' }], [0, 'webrtc:ice-candidate', { candidate: null }]]);
+  assert.ok(!mail.pending(A), 'the outbox is empty once sent');
+  mail.emit(A, 'call:ended', { callId: 'c' });
+  await nextTick();
+  assert.equal(published.length, 3, 'a later tick is a new message');
+});
+
+test('a call version goes once per message, before the events that follow it, and arrives decoded', async () => {
+  const { mail, published, delivered, nextTick } = mailbox();
+  mail.tell(A, { version: 2, value: call });
+  mail.emit(A, 'call:accepted', { callId: 'call-1' });
+  mail.tell(A, { version: 2, value: call });
+  mail.emit(A, 'call:answered', { callId: 'call-1' });
+  mail.tell(A, { version: 3, value: call });
+  await nextTick();
+  assert.equal(published.length, 1);
+  mail.receive(Buffer.from(published[0]!.data));
+  assert.deepEqual(delivered, [
+    {
+      session: A,
+      items: [
+        { kind: 'call', call: { version: 2, value: call } },
+        { kind: 'emit', event: 'call:accepted', payload: { callId: 'call-1' } },
+        { kind: 'emit', event: 'call:answered', payload: { callId: 'call-1' } },
+        { kind: 'call', call: { version: 3, value: call } },
+      ],
+    },
+  ]);
+});
+
+test('a message that is not ours to read is reported and delivers nothing', () => {
+  const { mail, delivered, bad } = mailbox();
+  mail.receive(Buffer.from('[not json'));
+  mail.receive(Buffer.from('[1,2]'));
+  assert.equal(delivered.length, 0);
+  assert.equal(bad.length, 2);
+});
