@@ -164,7 +164,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (known) mail.tell(session, known);
     mail.emit(session, event, payload);
   };
-  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks, emitToSession };
+  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks, emitToSession, mail: cluster?.mail };
   const calls = new CallRunner(deps);
   const presence = new Presence(deps);
   calls.presence = presence;
@@ -183,12 +183,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   sweeper?.unref();
   sessions = new Sessions(deps, calls, presence, timers, gate);
   if (cluster) {
-    cluster.mail.deliver = (session, items) => {
-      const conn = sessions!.local.get(session);
-      for (const item of items) {
-        if (item.kind === 'call') calls.learn(item.call, conn);
-        else if (conn) (conn.socket.emit as (event: string, payload: unknown) => boolean)(item.event, item.payload);
-      }
+    type Emit = (event: string, payload: unknown) => boolean;
+    cluster.mail.deliver = {
+      session(session, items) {
+        const conn = sessions!.local.get(session);
+        for (const item of items) {
+          if (item.kind === 'call') calls.learn(item.call, conn);
+          else if (conn) (conn.socket.emit as Emit)(item.event, item.payload);
+        }
+      },
+      room(room, entries) {
+        for (const [except, event, payload] of entries) (io.local.to(room).except(except).emit as Emit)(event, payload);
+      },
     };
   }
   if (gate) io.engine.on('connection', (connection: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(connection, connection.remoteAddress));

@@ -1,26 +1,35 @@
 /**
- * Session mail (Redis mode's messages to sessions on other nodes): what one
- * tick sends a session goes out as one message, in order, and arrives as it
- * was sent. The transport here hands messages straight back, as Redis would
+ * Session mail (Redis mode's messages to sessions and rooms on other nodes):
+ * what one tick sends a session or announces to a room goes out as one
+ * message, in order, and arrives as it was sent. The transport here hands messages straight back, as Redis would
  * to the node holding the session; the cluster tests run it over Redis.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SessionId } from '@switchboard/protocol';
 import type { CallRecord } from '../src/calls/types.js';
-import { MAIL_MARK, SessionMail, type MailItem } from '../src/transport/session-mail.js';
+import { MAIL_MARK, SessionMail, type MailItem, type RoomEntry } from '../src/transport/session-mail.js';
 
 const A = 'session-a' as SessionId;
 const B = 'session-b' as SessionId;
 
-function mailbox() {
+function mailbox(origin = 'node-1') {
   const published: { session: SessionId; data: string }[] = [];
+  const toRooms: { room: string; data: string }[] = [];
   const delivered: { session: SessionId; items: MailItem[] }[] = [];
+  const announced: { room: string; entries: RoomEntry[] }[] = [];
   const bad: unknown[] = [];
-  const mail = new SessionMail({ publish: (session, data) => published.push({ session, data }) }, (err) => bad.push(err));
-  mail.deliver = (session, items) => delivered.push({ session, items });
+  const mail = new SessionMail(
+    { publish: (session, data) => published.push({ session, data }), publishToRoom: (room, data) => toRooms.push({ room, data }) },
+    origin,
+    (err) => bad.push(err),
+  );
+  mail.deliver = {
+    session: (session, items) => delivered.push({ session, items }),
+    room: (room, entries) => announced.push({ room, entries }),
+  };
   const nextTick = () => new Promise<void>((resolve) => process.nextTick(resolve));
-  return { mail, published, delivered, bad, nextTick };
+  return { mail, published, toRooms, delivered, announced, bad, nextTick };
 }
 
 const call = { id: 'call-1', state: 'active' } as unknown as CallRecord;
@@ -71,4 +80,31 @@ test('a message that is not ours to read is reported and delivers nothing', () =
   mail.receive(Buffer.from('[1,2]'));
   assert.equal(delivered.length, 0);
   assert.equal(bad.length, 2);
+});
+
+test('announcements to a room within a tick are one message in order; other nodes hear it, the sender does not', async () => {
+  const { mail, toRooms, nextTick } = mailbox('node-1');
+  mail.announce('t:acme', ['u:acme:a'], 'user:online', { user: { id: 'a', name: 'A' } });
+  mail.announce('t:acme', ['u:acme:a', 'u:acme:b'], 'user:status', { userId: 'a', status: 'busy' });
+  mail.announce('t:other', [], 'user:offline', { userId: 'c', lastSeen: 1 });
+  mail.announce('t:acme', ['u:acme:a'], 'user:offline', { userId: 'a', lastSeen: 2 });
+  await nextTick();
+  assert.deepEqual(toRooms.map((m) => m.room), ['t:acme', 't:other']);
+  const elsewhere = mailbox('node-2');
+  mail.deliver = { session: () => assert.fail('not a session message'), room: () => assert.fail('the sender hears its own message') };
+  for (const { data } of toRooms) {
+    elsewhere.mail.receive(Buffer.from(data));
+    mail.receive(Buffer.from(data));
+  }
+  assert.deepEqual(elsewhere.announced, [
+    {
+      room: 't:acme',
+      entries: [
+        [['u:acme:a'], 'user:online', { user: { id: 'a', name: 'A' } }],
+        [['u:acme:a', 'u:acme:b'], 'user:status', { userId: 'a', status: 'busy' }],
+        [['u:acme:a'], 'user:offline', { userId: 'a', lastSeen: 2 }],
+      ],
+    },
+    { room: 't:other', entries: [[[], 'user:offline', { userId: 'c', lastSeen: 1 }]] },
+  ]);
 });

@@ -7,6 +7,7 @@
  * by another node go on that same channel as the node's own session mail
  * (session-mail.ts), batched per tick, beside the adapter's messages.
  */
+import { randomUUID } from 'node:crypto';
 import { createShardedAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { SessionId } from '@switchboard/protocol';
@@ -76,13 +77,13 @@ export async function createClusterAdapter(
   // The adapter of the main namespace, once Socket.IO has made it.
   let root: ShardedInternals | undefined;
   const onPublishError = (err: unknown) => logger.warn({ err }, 'publish to another node failed');
+  const publish = (room: string, data: string) => {
+    if (!root) throw new Error('no adapter yet');
+    pub.spublish(root.dynamicChannel(room), data).catch(onPublishError);
+  };
   const mail = new SessionMail(
-    {
-      publish(session, data) {
-        if (!root) throw new Error('no adapter yet');
-        pub.spublish(root.dynamicChannel(sessionRoom(session)), data).catch(onPublishError);
-      },
-    },
+    { publish: (session, data) => publish(sessionRoom(session), data), publishToRoom: publish },
+    randomUUID(),
     (err) => logger.warn({ err }, 'unreadable session message from another node'),
   );
   const sharded = createShardedAdapter(pub, sub, { channelPrefix: `${prefix}io`, subscriptionMode: 'dynamic' });

@@ -17,6 +17,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { CallStore, HistoryEntry, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { SessionMail } from './session-mail.js';
 
 export type SbServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type SbSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -82,6 +83,8 @@ export interface Deps {
    * along, so that node can run the call's next event without a store read.
    */
   emitToSession(session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void;
+  /** Redis mode: messages to sessions and rooms on other nodes (session-mail.ts). Undefined with one node. */
+  mail: SessionMail | undefined;
 }
 
 export function actorOf(session: SessionInfo): Actor {

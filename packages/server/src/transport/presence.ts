@@ -3,7 +3,9 @@
  * tenant and, with CONTACTS=claims, B is in A's contacts. A user A may not see
  * is, to A, exactly an offline one.
  */
-import type { PresenceStatus, PresenceUser, UserId } from '@switchboard/protocol';
+import type { PresenceStatus, PresenceUser, ServerToClientEvents, UserId } from '@switchboard/protocol';
+
+type Emit = (event: string, payload: unknown) => boolean;
 import { userKey } from '../calls/types.js';
 import type { Deps, SbSocket, SessionInfo } from './context.js';
 import { rooms } from './context.js';
@@ -34,12 +36,12 @@ export class Presence {
 
   announceOnline(session: SessionInfo): void {
     const [target, except] = this.audience(session);
-    if (this.anyoneIn(target, [except])) this.deps.io.to(target).except(except).emit('user:online', { user: { id: session.userId, name: session.name } });
+    this.announce(target, [except], 'user:online', { user: { id: session.userId, name: session.name } });
   }
 
   announceOffline(session: Pick<SessionInfo, 'tenant' | 'key' | 'userId'>, lastSeen: number): void {
     const [target, except] = this.audience(session);
-    if (this.anyoneIn(target, [except])) this.deps.io.to(target).except(except).emit('user:offline', { userId: session.userId as UserId, lastSeen });
+    this.announce(target, [except], 'user:offline', { userId: session.userId as UserId, lastSeen });
   }
 
   /**
@@ -53,7 +55,7 @@ export class Presence {
     const except = keys.map(rooms.user);
     parties.forEach((userId, i) => {
       const target = this.deps.config.contacts === 'all' ? rooms.tenant(tenant) : rooms.watchers(keys[i]!);
-      if (this.anyoneIn(target, except)) this.deps.io.to(target).except(except).emit('user:status', { userId, status });
+      this.announce(target, except, 'user:status', { userId, status });
     });
   }
 
@@ -64,13 +66,30 @@ export class Presence {
   }
 
   /**
-   * Whether an emit to `target` without `except` could reach anyone. With the
-   * memory store every socket is on this node, so an announcement nobody would
-   * receive (two users alone in their tenant, say) is not even encoded; other
-   * nodes' rooms are not known here, so in Redis mode it always goes out.
+   * Tells the sockets of `target`, on every node, but those in any room of
+   * `except`. With the memory store every socket is here, so an announcement
+   * nobody would receive (two users alone in their tenant, say) is not even
+   * encoded. In Redis mode this node's sockets hear it at once and the other
+   * nodes' by the session mail, which sends what one tick announces to one
+   * room as one message.
    */
+  private announce<E extends 'user:online' | 'user:offline' | 'user:status'>(
+    target: string,
+    except: string[],
+    event: E,
+    payload: Parameters<ServerToClientEvents[E]>[0],
+  ): void {
+    const { io, mail } = this.deps;
+    if (!mail) {
+      if (this.anyoneIn(target, except)) (io.to(target).except(except).emit as Emit)(event, payload);
+      return;
+    }
+    if (this.anyoneIn(target, except)) (io.local.to(target).except(except).emit as Emit)(event, payload);
+    mail.announce(target, except, event, payload);
+  }
+
+  /** Whether an emit to `target` without `except` could reach a socket of this node. */
   private anyoneIn(target: string, except: string[]): boolean {
-    if (this.deps.store.kind !== 'memory') return true;
     const local = this.deps.io.of('/').adapter.rooms;
     const members = local.get(target);
     if (!members) return false;

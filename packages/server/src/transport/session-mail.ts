@@ -1,5 +1,5 @@
 /**
- * Redis mode: what this node sends to sessions held by other nodes.
+ * Redis mode: what this node sends to sessions and rooms held by other nodes.
  *
  * Everything sent to one session within a tick travels as one sharded
  * publish, in order, on that session's channel — the channel the Socket.IO
@@ -15,9 +15,18 @@
  * A guess is only ever a guess: a commit from a stale one is refused by the
  * store and read again.
  *
+ * Presence announcements to a room (a tenant, a user's watchers) go the same
+ * way: what one tick announces to one room is one publish on that room's
+ * channel, in order (the two parties of a call turning busy together are one
+ * message). The sending node delivers to its own sockets
+ * itself, so it skips its own message when it hears it back.
+ *
  * Wire format (JSON, so the first byte is `[`, which the adapter's own
- * messages never start with): `[sessionId, ...items]`, an item being
- * `[0, event, payload]` or `[1, version, callRecord]`.
+ * messages never start with):
+ * - to a session: `[sessionId, ...items]`, an item being `[0, event, payload]`
+ *   or `[1, version, callRecord]`;
+ * - to a room: `[0, origin, room, ...[except, event, payload]]`, `except` the
+ *   rooms whose sockets are left out.
  */
 import type { SessionId } from '@switchboard/protocol';
 import type { CallRecord } from '../calls/types.js';
@@ -32,23 +41,39 @@ export type MailItem = { kind: 'emit'; event: string; payload: unknown } | { kin
 
 type WireItem = [typeof EMIT, string, unknown] | [typeof CALL, number, CallRecord];
 
+const ROOM_MESSAGE = 0;
+
+/** One announcement to a room: the rooms left out, the event, its payload. */
+export type RoomEntry = [except: string[], event: string, payload: unknown];
+
 export interface MailTransport {
   /** Publishes one encoded message on the channel of `session`. */
   publish(session: SessionId, data: string): void;
+  /** Publishes one encoded message on the channel of `room`. */
+  publishToRoom(room: string, data: string): void;
+}
+
+export interface MailReceiver {
+  session(session: SessionId, items: MailItem[]): void;
+  /** Events for this node's sockets in `room`, each but those in any of its `except` rooms. */
+  room(room: string, entries: RoomEntry[]): void;
 }
 
 export class SessionMail {
   private outbox = new Map<SessionId, unknown[]>();
+  private roomOutbox = new Map<string, unknown[]>();
   private scheduled = false;
   private readonly flush = () => this.flushNow();
 
+  /** `origin` names this node in its room messages. */
   constructor(
     private readonly transport: MailTransport,
+    private readonly origin: string,
     private readonly onBadMessage: (err: unknown) => void,
   ) {}
 
-  /** Someone to hand each arriving message's items to; set once the node's sessions exist. */
-  deliver: (session: SessionId, items: MailItem[]) => void = () => undefined;
+  /** Who takes each arriving message; set once the node's sessions exist. */
+  deliver: MailReceiver = { session: () => undefined, room: () => undefined };
 
   /** Whether something for `session` still waits to go out this tick. */
   pending(session: SessionId): boolean {
@@ -67,6 +92,15 @@ export class SessionMail {
     this.queue(session, [CALL, call.version, call.value]);
   }
 
+  /** Announces `event` to the sockets of `room` on other nodes, but those in any of `except`. */
+  announce(room: string, except: readonly string[], event: string, payload: unknown): void {
+    const entry: RoomEntry = [[...except], event, payload];
+    const queued = this.roomOutbox.get(room);
+    if (queued) queued.push(entry);
+    else this.roomOutbox.set(room, [ROOM_MESSAGE, this.origin, room, entry]);
+    this.schedule();
+  }
+
   /** Decodes and delivers one message of ours (`raw[0] === MAIL_MARK`). */
   receive(raw: Buffer): void {
     let wire: unknown;
@@ -76,8 +110,12 @@ export class SessionMail {
       this.onBadMessage(err);
       return;
     }
+    if (Array.isArray(wire) && wire[0] === ROOM_MESSAGE && typeof wire[2] === 'string') {
+      if (wire[1] !== this.origin) this.deliver.room(wire[2], wire.slice(3) as RoomEntry[]);
+      return;
+    }
     if (!Array.isArray(wire) || typeof wire[0] !== 'string') {
-      this.onBadMessage(new Error('a session message without a session'));
+      this.onBadMessage(new Error('a message to neither a session nor a room'));
       return;
     }
     const items: MailItem[] = [];
@@ -86,13 +124,17 @@ export class SessionMail {
       if (item[0] === EMIT) items.push({ kind: 'emit', event: item[1], payload: item[2] });
       else if (item[0] === CALL) items.push({ kind: 'call', call: { version: item[1], value: item[2] } });
     }
-    this.deliver(wire[0] as SessionId, items);
+    this.deliver.session(wire[0] as SessionId, items);
   }
 
   private queue(session: SessionId, item: WireItem): void {
     const items = this.outbox.get(session);
     if (items) items.push(item);
     else this.outbox.set(session, [session, item]);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true;
       // After the current callback and its promise jobs: a burst read from one socket goes out as one message.
@@ -102,8 +144,10 @@ export class SessionMail {
 
   private flushNow(): void {
     this.scheduled = false;
-    const outbox = this.outbox;
+    const { outbox, roomOutbox } = this;
     this.outbox = new Map();
+    this.roomOutbox = new Map();
     for (const [session, message] of outbox) this.transport.publish(session, JSON.stringify(message));
+    for (const [room, message] of roomOutbox) this.transport.publishToRoom(room, JSON.stringify(message));
   }
 }

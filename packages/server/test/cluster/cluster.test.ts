@@ -124,6 +124,38 @@ describe('three nodes on one Redis', () => {
     assert.deepEqual(await callReads(), before, 'no node read the call record');
   });
 
+  test('presence across nodes: a watcher on a third node hears online, busy, available and offline in order; the parties hear no status of theirs', async () => {
+    const [a, b, c] = names('a', 'b', 'c');
+    const carol = await on(nodes[2]!, c!);
+    const heard: string[] = [];
+    carol.socket.onAny((event: string, p: { userId?: string; user?: { id: string }; status?: string }) => {
+      const who = p?.userId ?? p?.user?.id;
+      if (who === a || who === b) heard.push(`${event} ${who}${p.status ? ` ${p.status}` : ''}`);
+    });
+    const alice = await on(nodes[0]!, a!);
+    await carol.next('user:online', (p) => p.user.id === a);
+    const bob = await on(nodes[1]!, b!);
+    await carol.next('user:online', (p) => p.user.id === b);
+    const callId = await ring(alice, [bob], b!);
+    await carol.next('user:status', (p) => p.userId === b && p.status === 'busy');
+    expectOk(await bob.request('call:accept', { callId }));
+    expectOk(await alice.request('call:end', { callId }));
+    await carol.next('user:status', (p) => p.userId === b && p.status === 'available');
+    bob.close();
+    await carol.next('user:offline', (p) => p.userId === b);
+    assert.deepEqual(heard, [
+      `user:online ${a}`,
+      `user:online ${b}`,
+      `user:status ${a} busy`,
+      `user:status ${b} busy`,
+      `user:status ${a} available`,
+      `user:status ${b} available`,
+      `user:offline ${b}`,
+    ]);
+    await alice.sync();
+    assert.deepEqual(alice.received('user:status').filter((p) => p.userId === a || p.userId === b), [], 'the parties hear no status of their own call');
+  });
+
   test('busy and glare across nodes, many rounds: exactly one call rings', async () => {
     for (let round = 0; round < 15; round++) {
       const [a, b] = names('a', 'b');
