@@ -539,6 +539,26 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual((await callIds(user('carol'), 10, null)).ids, []);
       });
 
+      test('history records carried by a commit are written with it, in order, after earlier ones, and only if it succeeds', async () => {
+        await store.appendHistory([{ key: user('alice'), entry: historyEntry('before') }]);
+        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')], ttlMs: null });
+        const ended = { ...callRecord('c1'), state: 'ended' as const };
+        const records = [
+          { key: user('alice'), entry: historyEntry('c1') },
+          { key: user('bob'), entry: historyEntry('c1', { direction: 'incoming' }) },
+        ];
+        const commit = (expectVersion: number) =>
+          store.commitCall({ call: ended, expectVersion, claims: [release(user('alice'), 'c1'), release(user('bob'), 'c1')], ttlMs: 60_000, history: records });
+        assert.equal(await commit(5), false, 'a commit that loses its race');
+        assert.deepEqual((await store.listHistory(user('bob'), 10, null)).calls, [], '... writes no history');
+        assert.equal(await commit(1), true);
+        assert.deepEqual((await store.listHistory(user('alice'), 10, null)).calls.map((c) => c.callId), ['c1', 'before']);
+        assert.deepEqual((await store.listHistory(user('bob'), 10, null)).calls, [historyEntry('c1', { direction: 'incoming' })]);
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [null, null], 'the claims were released by the same commit');
+        await store.appendHistory([{ key: user('alice'), entry: historyEntry('after') }]);
+        assert.deepEqual((await store.listHistory(user('alice'), 10, null)).calls.map((c) => c.callId), ['after', 'c1', 'before']);
+      });
+
       test('appending an empty list changes nothing', async () => {
         await store.appendHistory([]);
         assert.deepEqual(await store.listHistory(user('alice'), 10, null), { calls: [], next: null });

@@ -124,6 +124,7 @@ export class MemoryStore implements CallStore {
     }
     if (timer?.op === 'schedule') this.setTimer(timer.kind, timer.id, timer.dueAt);
     else if (timer?.op === 'unschedule') this.dropTimer(timer.kind, timer.id);
+    if (commit.history) this.append(commit.history);
     return true;
   }
 
@@ -195,6 +196,10 @@ export class MemoryStore implements CallStore {
   }
 
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
+    this.append(entries);
+  }
+
+  private append(entries: readonly HistoryAppend[]): void {
     for (const { key, entry } of entries) {
       let list = this.history.get(key);
       if (!list) this.history.set(key, (list = { seqs: [], entries: [] }));

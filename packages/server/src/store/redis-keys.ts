@@ -118,15 +118,45 @@ function script(name: string, lua: string): LuaScript {
   return { name, lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
+/*
+ * History appending, shared by `COMMIT_CALL` and `APPEND_HISTORY`: one entry
+ * per key from KEYS[firstKey..], its JSON at ARGV[firstArg..], each under the
+ * next number of `seqKey`; then each history touched is cut to its newest
+ * `limit` entries and its retention (ms) refreshed, once. One script, so a
+ * user's entries are ordered exactly as their sequence numbers.
+ */
+const HISTORY = `
+local function appendHistory(seqKey, firstKey, firstArg, limit, retention)
+  local seen, touched = {}, {}
+  for i = firstKey, #KEYS do
+    local seq = redis.call('INCR', seqKey)
+    redis.call('ZADD', KEYS[i], seq, seq .. ':' .. ARGV[firstArg + i - firstKey])
+    if not seen[KEYS[i]] then
+      seen[KEYS[i]] = true
+      touched[#touched + 1] = KEYS[i]
+    end
+  end
+  for _, key in ipairs(touched) do
+    redis.call('ZREMRANGEBYRANK', key, 0, -1 - tonumber(limit))
+    redis.call('PEXPIRE', key, retention)
+  end
+  return #KEYS - firstKey + 1
+end
+`;
+
 /**
  * Writes a call and its claims only if the call's version and every `take`
- * claim are what the caller read, and with them the commit's timer change, if any.
- * KEYS[1] call, KEYS[2] timers (passed even without a timer change), KEYS[3..] claim keys.
+ * claim are what the caller read, and with them the commit's timer change and
+ * history records, if any.
+ * KEYS[1] call, KEYS[2] timers, KEYS[3] history sequence (both passed even
+ * when unused), KEYS[4..3+n] the n claim keys, then one history key per record.
  * ARGV[1] expected version (0: must not exist), ARGV[2] call JSON,
  * ARGV[3] ttl ms ('' = none), ARGV[4] timer op ('' = none, 'schedule',
  * 'unschedule'), ARGV[5] timer member ('' = none), ARGV[6] due at ms
- * ('' unless scheduling), then per claim from ARGV[7]: op ('take'|'release'),
- * expected holder ('' = none, '=<callId>' = that call), callId to write/release.
+ * ('' unless scheduling), ARGV[7] n, ARGV[8] history limit, ARGV[9] history
+ * retention ms, then per claim from ARGV[10]: op ('take'|'release'),
+ * expected holder ('' = none, '=<callId>' = that call), callId to write/release;
+ * then one HistoryEntry JSON per history key.
  * Returns 1 when written, 0 when anything read had changed (nothing written).
  * The timer is written first of all writes: should Redis refuse its score,
  * the script stops before anything else changed (a script's writes are not
@@ -134,14 +164,14 @@ function script(name: string, lua: string): LuaScript {
  */
 export const COMMIT_CALL = script(
   'commitCall',
-  `
+  `${HISTORY}
 local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
-local claims = #KEYS - 2
+local claims = tonumber(ARGV[7])
 for i = 1, claims do
-  local base = 6 + (i - 1) * 3
+  local base = 9 + (i - 1) * 3
   if ARGV[base + 1] == 'take' then
-    local held = redis.call('GET', KEYS[2 + i])
+    local held = redis.call('GET', KEYS[3 + i])
     local expect = ARGV[base + 2]
     if expect == '' then
       if held then return 0 end
@@ -156,12 +186,12 @@ elseif ARGV[4] == 'unschedule' then
   redis.call('ZREM', KEYS[2], ARGV[5])
 end
 for i = 1, claims do
-  local base = 6 + (i - 1) * 3
+  local base = 9 + (i - 1) * 3
   local callId = ARGV[base + 3]
   if ARGV[base + 1] == 'take' then
-    redis.call('SET', KEYS[2 + i], callId)
-  elseif redis.call('GET', KEYS[2 + i]) == callId then
-    redis.call('DEL', KEYS[2 + i])
+    redis.call('SET', KEYS[3 + i], callId)
+  elseif redis.call('GET', KEYS[3 + i]) == callId then
+    redis.call('DEL', KEYS[3 + i])
   end
 end
 redis.call('HSET', KEYS[1], 'v', version + 1, 'd', ARGV[2])
@@ -170,6 +200,7 @@ if ARGV[3] == '' then
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
+appendHistory(KEYS[3], 4 + claims, 10 + claims * 3, ARGV[8], ARGV[9])
 return 1
 `,
 );
@@ -316,26 +347,14 @@ return 0
  * ARGV[1] entries kept, ARGV[2] retention ms, ARGV[3..] entry JSON, ARGV[1 + i] going to KEYS[i].
  * Appends the entries in order, each with the next sequence number, then trims
  * and refreshes the retention of each history touched, once. One script, so a
- * user's entries are ordered exactly as their sequence numbers, and an ended
- * call's entries (one per party) cost one round trip. Returns how many were appended.
+ * user's entries are ordered exactly as their sequence numbers (a call's own
+ * records usually ride on the commit that ends it instead, see `COMMIT_CALL`).
+ * Returns how many were appended.
  */
 export const APPEND_HISTORY = script(
   'appendHistory',
-  `
-local seen, touched = {}, {}
-for i = 2, #KEYS do
-  local seq = redis.call('INCR', KEYS[1])
-  redis.call('ZADD', KEYS[i], seq, seq .. ':' .. ARGV[i + 1])
-  if not seen[KEYS[i]] then
-    seen[KEYS[i]] = true
-    touched[#touched + 1] = KEYS[i]
-  end
-end
-for _, key in ipairs(touched) do
-  redis.call('ZREMRANGEBYRANK', key, 0, -1 - tonumber(ARGV[1]))
-  redis.call('PEXPIRE', key, ARGV[2])
-end
-return #KEYS - 1
+  `${HISTORY}
+return appendHistory(KEYS[1], 2, 3, ARGV[1], ARGV[2])
 `,
 );
 

@@ -155,12 +155,23 @@ export class RedisStore implements CallStore {
       timer?.op ?? '',
       timer ? timerMember(timer.kind, timer.id) : '',
       timer?.op === 'schedule' ? timer.dueAt : '',
+      commit.claims.length,
+      this.historyLimit,
+      this.historyRetentionMs,
     ];
     for (const claim of commit.claims) {
       if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
       else args.push('release', '', claim.callId);
     }
-    const keys = [this.keys.call(commit.call.id), this.keys.timers(), ...commit.claims.map((c) => this.keys.claim(c.key))];
+    const history = commit.history ?? [];
+    for (const { entry } of history) args.push(JSON.stringify(entry));
+    const keys = [
+      this.keys.call(commit.call.id),
+      this.keys.timers(),
+      this.keys.historySeq(),
+      ...commit.claims.map((c) => this.keys.claim(c.key)),
+      ...history.map((h) => this.keys.history(h.key)),
+    ];
     return (await this.run(COMMIT_CALL, keys, args)) === 1;
   }
 

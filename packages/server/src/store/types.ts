@@ -40,6 +40,13 @@ export interface CallCommit {
    * separate `schedule`/`unschedule` round trip.
    */
   timer?: TimerWrite;
+  /**
+   * The history records of the call this commit ends, appended in the same
+   * atomic step (as `appendHistory` would) and only if the commit succeeds:
+   * an ended call always has its history, a lost race writes none, and the
+   * separate round trip is saved.
+   */
+  history?: HistoryAppend[];
 }
 
 /**

@@ -7,7 +7,7 @@ import type { CallId, PresenceStatus } from '@switchboard/protocol';
 import { applyCallEvent, roleOf } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
-import type { ClaimWrite, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
+import type { ClaimWrite, HistoryAppend, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
 import type { CallHooks, Conn, Deps } from './context.js';
 import { SwitchboardError } from './errors.js';
@@ -35,6 +35,30 @@ function timerWriteOf(effect: RingTimerEffect): TimerWrite {
   return effect.kind === 'schedule-ring-timeout'
     ? { op: 'schedule', kind: 'ring', id: effect.callId, dueAt: effect.dueAt }
     : { op: 'unschedule', kind: 'ring', id: effect.callId };
+}
+
+/** Both parties' history records of an ended call. */
+interface EndedHistory {
+  caller: HistoryAppend;
+  callee: HistoryAppend;
+}
+
+function historyOf(call: CallRecord, now: number): EndedHistory {
+  const outcome = call.outcome ?? 'failed';
+  const endedAt = call.endedAt ?? now;
+  const common = {
+    callId: call.id,
+    outcome,
+    reason: call.endReason ?? outcome,
+    createdAt: call.createdAt,
+    answeredAt: call.answeredAt,
+    endedAt,
+    durationMs: call.answeredAt === null ? 0 : Math.max(0, endedAt - call.answeredAt),
+  };
+  return {
+    caller: { key: userKey(call.tenant, call.caller.userId), entry: { ...common, direction: 'outgoing', peer: { id: call.callee.userId, name: call.callee.name } } },
+    callee: { key: userKey(call.tenant, call.callee.userId), entry: { ...common, direction: 'incoming', peer: { id: call.caller.userId, name: call.caller.name } } },
+  };
 }
 
 /**
@@ -130,7 +154,7 @@ export class CallRunner {
       }
       if (!t.changed || !t.call) {
         if (!fresh) continue;
-        await this.carryOut(t.effects, undefined);
+        await this.carryOut(t.effects, undefined, undefined);
         return { call: t.call };
       }
       const call = t.call;
@@ -144,12 +168,16 @@ export class CallRunner {
       // The ring timeout is written with the call (a transition has at most one timer effect):
       // a ringing call in the store always has its timeout, even if this node dies right after.
       const timerEffect = t.effects.find(isRingTimerEffect);
+      // So are both parties' history records of a call this transition ends.
+      const ended = t.effects.find((e): e is Extract<Effect, { kind: 'ended' }> => e.kind === 'ended');
+      const history = ended ? historyOf(ended.call, this.deps.now()) : undefined;
       const committed = await store.commitCall({
         call,
         expectVersion,
         claims,
         ttlMs: call.state === 'ended' ? TOMBSTONE_MS : null,
         ...(timerEffect ? { timer: timerWriteOf(timerEffect) } : {}),
+        ...(history ? { history: [history.caller, history.callee] } : {}),
       });
       if (!committed) {
         this.recent.drop(event.callId);
@@ -164,7 +192,7 @@ export class CallRunner {
           'call event',
         );
       }
-      await this.carryOut(t.effects, now);
+      await this.carryOut(t.effects, now, history);
       if (event.type === 'request' && call.state === 'ringing') {
         this.notify((h) => h.started?.(call));
         this.announceStatus(call, 'busy');
@@ -231,9 +259,10 @@ export class CallRunner {
 
   /**
    * `committed`: the call as the commit these effects come with wrote it (ring
-   * timer change included), or undefined when nothing was committed.
+   * timer change included), or undefined when nothing was committed;
+   * `history`: the records that commit wrote, if it ended the call.
    */
-  private async carryOut(effects: Effect[], committed: Versioned<CallRecord> | undefined): Promise<void> {
+  private async carryOut(effects: Effect[], committed: Versioned<CallRecord> | undefined, history: EndedHistory | undefined): Promise<void> {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
@@ -261,38 +290,26 @@ export class CallRunner {
           this.deps.metrics.callSetupSeconds.observe(effect.setupMs / 1000);
           break;
         case 'ended':
-          this.background(this.recordEnded(effect.call));
+          this.background(this.recordEnded(effect.call, history));
           break;
       }
     }
   }
 
-  private async recordEnded(call: CallRecord): Promise<void> {
+  /** Metrics, the log line and hooks of an ended call; its history too, unless its commit wrote it (`stored`). */
+  private async recordEnded(call: CallRecord, stored: EndedHistory | undefined): Promise<void> {
     const { metrics, store, logger } = this.deps;
     if (call.answeredAt !== null) metrics.activeCalls.dec();
-    const outcome = call.outcome ?? 'failed';
-    metrics.callsTotal.inc({ outcome });
-    const endedAt = call.endedAt ?? this.deps.now();
-    const common = {
-      callId: call.id,
-      outcome,
-      reason: call.endReason ?? outcome,
-      createdAt: call.createdAt,
-      answeredAt: call.answeredAt,
-      endedAt,
-      durationMs: call.answeredAt === null ? 0 : Math.max(0, endedAt - call.answeredAt),
-    };
-    const forCaller: HistoryEntry = { ...common, direction: 'outgoing', peer: { id: call.callee.userId, name: call.callee.name } };
-    const forCallee: HistoryEntry = { ...common, direction: 'incoming', peer: { id: call.caller.userId, name: call.caller.name } };
+    const history = stored ?? historyOf(call, this.deps.now());
+    const { entry } = history.caller;
+    metrics.callsTotal.inc({ outcome: entry.outcome });
     if (logger.isLevelEnabled('info')) {
+      const { direction: _direction, peer: _peer, ...common } = entry;
       logger.info({ caller: call.caller.userId, callee: call.callee.userId, tenant: call.tenant, ...common }, 'call ended');
     }
-    this.notify((h) => h.ended?.(call, { caller: forCaller, callee: forCallee }));
+    this.notify((h) => h.ended?.(call, { caller: entry, callee: history.callee.entry }));
     // Both records in one round trip.
-    await store.appendHistory([
-      { key: userKey(call.tenant, call.caller.userId), entry: forCaller },
-      { key: userKey(call.tenant, call.callee.userId), entry: forCallee },
-    ]);
+    if (!stored) await store.appendHistory([history.caller, history.callee]);
   }
 
   /** Tells every hook; a hook that throws is logged, never allowed to disturb signalling. */
