@@ -13,7 +13,9 @@ export interface BenchOptions {
   rounds: number;
   /** Saturation: concurrent pairs in the closed loop. */
   pairs: number;
+  /** Saturation warm-up: at least `warmupS`, then until the server's CPU per call settles, at most `warmupMaxS`. */
   warmupS: number;
+  warmupMaxS: number;
   windowS: number;
   /** Fixed load: offered rates as fractions of Switchboard's saturation. */
   loads: number[];
@@ -40,6 +42,7 @@ export const FULL: Omit<BenchOptions, 'modes' | 'quick' | 'outDir' | 'quiet' | '
   rounds: 3,
   pairs: 32,
   warmupS: 2,
+  warmupMaxS: 20,
   windowS: 4,
   loads: [0.25, 0.5, 0.75],
   loadWindowS: 6,
@@ -55,6 +58,7 @@ export const QUICK: typeof FULL = {
   rounds: 1,
   pairs: 4,
   warmupS: 0.3,
+  warmupMaxS: 0.3,
   windowS: 1,
   loads: [0.25, 0.5],
   loadWindowS: 0.7,
@@ -73,6 +77,7 @@ const HELP = `npm run bench -- [flags]
   --rounds N              saturation rounds, each A B (C) interleaved
   --pairs N               concurrent pairs in the saturation closed loop
   --warmup S, --window S  saturation warm-up and window length, seconds
+  --warmup-max S          longest warm-up: past --warmup, it goes on in 1 s steps until the server's CPU ms per call stops falling (default 20; --quick 0.3)
   --loads f,f             offered loads as fractions of Switchboard's saturation
   --load-window S         seconds per offered-load point
   --load-pairs N          pairs available to the open loop
@@ -109,6 +114,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       rounds: { type: 'string' },
       pairs: { type: 'string' },
       warmup: { type: 'string' },
+      'warmup-max': { type: 'string' },
       window: { type: 'string' },
       loads: { type: 'string' },
       'load-window': { type: 'string' },
@@ -136,6 +142,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     rounds: Math.round(num(values.rounds, 'rounds', base.rounds)),
     pairs: Math.round(num(values.pairs, 'pairs', base.pairs)),
     warmupS: num(values.warmup, 'warmup', base.warmupS),
+    warmupMaxS: Math.max(num(values['warmup-max'], 'warmup-max', base.warmupMaxS), num(values.warmup, 'warmup', base.warmupS)),
     windowS: num(values.window, 'window', base.windowS),
     loads: values.loads ? nums(values.loads, 'loads') : base.loads,
     loadWindowS: num(values['load-window'], 'load-window', base.loadWindowS),

@@ -36,7 +36,9 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
   const s = r.saturation;
   if (s) {
     out.push('');
-    out.push(`## Saturation — closed loop, ${s.pairs} concurrent pairs, ${s.windowS} s windows after ${s.warmupS} s warm-up, targets interleaved`);
+    const warmed = Object.entries(s.warmups ?? {}).map(([t, w]) => `${t} ${w.seconds.toFixed(0)} s`);
+    const warmup = warmed.length > 0 ? `a warm-up until CPU per call settles (${warmed.join(', ')})` : `${s.warmupS} s warm-up`;
+    out.push(`## Saturation — closed loop, ${s.pairs} concurrent pairs, ${s.windowS} s windows after ${warmup}, targets interleaved`);
     out.push('');
     out.push(
       table(

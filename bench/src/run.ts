@@ -143,7 +143,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           ...(redisTarget ? [{ target: redisTarget, pairs: pairsOf.get('switchboard-redis')! }] : []),
         ];
         if (satTargets.length > 1 || has('saturation')) {
-          saturation = await runSaturation({ targets: satTargets, rounds: options.rounds, windowS: options.windowS, warmupS: options.warmupS, progress });
+          saturation = await runSaturation({ targets: satTargets, rounds: options.rounds, windowS: options.windowS, warmupS: options.warmupS, warmupMaxS: options.warmupMaxS, progress });
         }
         if (has('load')) {
           let baseRate = saturation?.summary.switchboard?.callsPerSec ?? options.loadBase ?? NaN;

@@ -59,10 +59,19 @@ export interface RatioSummary {
   median: number;
 }
 
+/** How a target's warm-up went. */
+export interface WarmUp {
+  seconds: number;
+  firstCpuMsPerCall: number;
+  lastCpuMsPerCall: number;
+}
+
 export interface SaturationResult {
   pairs: number;
   windowS: number;
+  /** The least warm-up; each target's own is in `warmups`. */
   warmupS: number;
+  warmups?: Partial<Record<TargetName, WarmUp>>;
   windows: SaturationWindow[];
   summary: Partial<Record<TargetName, TargetSummary>>;
   /** Switchboard / bare, per round and their median. */
@@ -144,14 +153,45 @@ export interface SaturationInput {
   rounds: number;
   windowS: number;
   warmupS: number;
+  warmupMaxS: number;
   progress: Progress;
 }
 
+/** A warm-up step after the minimum; settled when CPU per call falls by less than this from one step to the next. */
+const WARMUP_STEP_MS = 1000;
+const SETTLED = 0.05;
+
+/**
+ * Drives calls for at least `minS`, then in 1 s steps until the server's CPU
+ * per call stops falling (the JIT has compiled what it will; two processes
+ * sharing one pinned core take longer), for at most `maxS`. Every target gets
+ * the same rule, so each is measured in its steady state. Returns how long it
+ * took and the CPU per call of the first and last step.
+ */
+async function warmUp(target: Target, pairs: Pair[], minS: number, maxS: number): Promise<WarmUp> {
+  const first = await closedLoop(target, pairs, minS * 1000);
+  let spentMs = first.elapsedMs;
+  let last = first.serverCpuMsPerCall;
+  while (spentMs + WARMUP_STEP_MS <= maxS * 1000) {
+    const step = await closedLoop(target, pairs, WARMUP_STEP_MS);
+    spentMs += step.elapsedMs;
+    const now = step.serverCpuMsPerCall;
+    const settled = !(now < last * (1 - SETTLED));
+    last = now;
+    if (settled) break;
+  }
+  return { seconds: spentMs / 1000, firstCpuMsPerCall: first.serverCpuMsPerCall, lastCpuMsPerCall: last };
+}
+
 export async function runSaturation(input: SaturationInput): Promise<SaturationResult> {
-  const { targets, rounds, windowS, warmupS, progress } = input;
+  const { targets, rounds, windowS, warmupS, warmupMaxS, progress } = input;
+  const warmups: Partial<Record<TargetName, WarmUp>> = {};
   for (const { target, pairs } of targets) {
     progress.update(`saturation: warm-up ${target.name}`);
-    await closedLoop(target, pairs, warmupS * 1000);
+    const w = (warmups[target.name] = await warmUp(target, pairs, warmupS, warmupMaxS));
+    if (warmupMaxS > warmupS) {
+      progress.log(`  saturation: warm-up ${target.name}: ${w.seconds.toFixed(0)} s, server CPU ms per call ${w.firstCpuMsPerCall.toFixed(3)} → ${w.lastCpuMsPerCall.toFixed(3)}`);
+    }
     await sleep(100);
   }
   const windows: SaturationWindow[] = [];
@@ -168,7 +208,8 @@ export async function runSaturation(input: SaturationInput): Promise<SaturationR
       await sleep(100);
     }
   }
-  return summariseSaturation(windows, targets[0]?.pairs.length ?? 0, windowS, warmupS);
+  const summary = summariseSaturation(windows, targets[0]?.pairs.length ?? 0, windowS, warmupS);
+  return warmupMaxS > warmupS ? { ...summary, warmups } : summary;
 }
 
 function perRound(windows: SaturationWindow[], a: TargetName, b: TargetName, pick: (w: SaturationWindow) => number): RatioSummary | null {
