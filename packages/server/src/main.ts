@@ -5,6 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig, maskUrl, type Config } from './config.js';
 import { createLogger } from './logger.js';
@@ -74,6 +75,21 @@ export async function probeRedis(url: string, timeoutMs = REDIS_PROBE_TIMEOUT_MS
   }
 }
 
+/**
+ * Turns off V8's allocation-site pretenuring for this process. V8 allocates
+ * straight into the old generation the objects of any allocation site whose
+ * objects it has seen survive a scavenge; under call load that misfires on
+ * short-lived per-message objects (the WebSocket receiver's frame lists among
+ * them), which then fill the old generation with garbage and bring on the
+ * mark-compacts whose 25–50 ms pauses make the latency tail. Without it, at
+ * 450 calls/s, half as much reaches the old generation and half as many
+ * mark-compacts run (docs/benchmarks.md). A process that embeds
+ * `startServer` can pass `--no-allocation-site-pretenuring` to node itself.
+ */
+function tuneGarbageCollector(): void {
+  setFlagsFromString('--no-allocation-site-pretenuring');
+}
+
 function fail(code: number, message: string): never {
   process.stderr.write(`switchboard: ${message}\n`);
   process.exit(code);
@@ -86,6 +102,7 @@ function fail(code: number, message: string): never {
  * Redis does not answer, 1 when the server cannot start; after a drain, 0.
  */
 export async function serve(env: Record<string, string | undefined> = process.env): Promise<SwitchboardServer> {
+  tuneGarbageCollector();
   let config: Config;
   try {
     config = loadConfig(env);
