@@ -310,6 +310,36 @@ describe('RedisStore on a real Redis', () => {
     }
   });
 
+  test("a user's sessions are read in one round trip, and a prefix SORT's pattern cannot express reads them in two, alike", async () => {
+    for (const [prefix, expected] of [
+      [freshPrefix(), ['sort_ro']],
+      [`${runPrefix}*${++stores}:`, ['smembers', 'mget']],
+    ] as const) {
+      const client = new Redis(url, { ...failFastOptions(), enableAutoPipelining: false });
+      const sent: string[] = [];
+      const send = client.sendCommand.bind(client);
+      client.sendCommand = (command, stream) => {
+        sent.push(command.name.toLowerCase());
+        return send(command, stream);
+      };
+      const store = new RedisStore({ client, prefix });
+      try {
+        const records = [session('s1', 'alice'), session('s2', 'alice', { connected: false, graceUntil: 1_700_000_060_000 }), session('s3', 'bob')];
+        for (const r of records) await store.addSession(r);
+        await client.del(`${prefix}session:s2`);
+        sent.length = 0;
+        const found = await store.sessionsOf(alice);
+        assert.deepEqual(sent.slice(0, expected.length), expected, prefix);
+        assert.deepEqual(found, [records[0]], 'the records the set still names, without the expired one');
+        assert.deepEqual(await client.smembers(`${prefix}user-sessions:${alice}`), ['s1'], 'the expired member is pruned');
+        assert.deepEqual(await store.sessionsOf(userKey(TENANT, 'nobody')), []);
+      } finally {
+        await store.close();
+        await client.quit();
+      }
+    }
+  });
+
   test('a batch with several entries of one user trims that history to historyLimit once all are in', async () => {
     const prefix = freshPrefix();
     const store = new RedisStore({ url, prefix, historyLimit: 3 });

@@ -6,7 +6,7 @@
  * queue, a per-command timeout — so the transport answers `internal` instead
  * of hanging, and the client reconnects by itself when Redis returns.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, ReplyError, type RedisOptions } from 'ioredis';
 import type { CallId, SessionId, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
@@ -105,6 +105,8 @@ export class RedisStore implements CallStore {
   private readonly historyRetentionMs: number;
   private readonly sessionSafetyMs: number;
   private readonly commandTimeoutMs: number;
+  /** `SORT ... GET` pattern of a session key, or null where it cannot be used (see `membersWithRecords`). */
+  private sessionPattern: string | null;
   private everReady = false;
   private readonly onReady = () => {
     this.everReady = true;
@@ -123,6 +125,8 @@ export class RedisStore implements CallStore {
       this.client.on('error', onError);
     }
     this.keys = redisKeys(options.prefix ?? DEFAULT_PREFIX);
+    const pattern = this.keys.session('*' as SessionId);
+    this.sessionPattern = pattern.indexOf('*') === pattern.length - 1 && !pattern.includes('->') ? pattern : null;
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.historyRetentionMs = options.historyRetentionMs ?? DEFAULT_HISTORY_RETENTION_MS;
     this.sessionSafetyMs = options.sessionSafetyMs ?? DEFAULT_SESSION_SAFETY_MS;
@@ -238,9 +242,8 @@ export class RedisStore implements CallStore {
   }
 
   async sessionsOf(key: UserKey): Promise<SessionRecord[]> {
-    const ids = await this.membersOf(key);
+    const [ids, raw] = await this.membersWithRecords(key);
     if (ids.length === 0) return [];
-    const raw = await this.client.mget(ids.map(this.keys.session));
     const found: SessionRecord[] = [];
     const missing: SessionId[] = [];
     raw.forEach((r, i) => (r === null ? missing.push(ids[i]!) : found.push(JSON.parse(r) as SessionRecord)));
@@ -382,6 +385,36 @@ export class RedisStore implements CallStore {
       was = String(result[1]);
     }
     throw new Error(`the session moved between nodes ${NODE_GUESSES} times during one write`);
+  }
+
+  /**
+   * A user's session ids, each with its stored record (null when its key has
+   * expired). One round trip where Redis allows it: `SORT_RO <set> BY nosort
+   * GET # GET <prefix>session:*` reads the set and every record it names. A
+   * prefix the pattern cannot express (with `*` or `->`), or a Redis that
+   * refuses the command (an ACL without read access to every key, which SORT's
+   * GET needs), gets SMEMBERS then MGET, and the second case for good.
+   */
+  private async membersWithRecords(user: UserKey): Promise<[SessionId[], (string | null)[]]> {
+    if (this.sessionPattern !== null) {
+      await this.whenReady();
+      try {
+        const flat = (await this.client.call('SORT_RO', this.keys.userSessions(user), 'BY', 'nosort', 'GET', '#', 'GET', this.sessionPattern)) as (string | null)[];
+        const ids: SessionId[] = [];
+        const raw: (string | null)[] = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          ids.push(flat[i] as SessionId);
+          raw.push(flat[i + 1] ?? null);
+        }
+        return [ids, raw];
+      } catch (err) {
+        if (!(err instanceof ReplyError)) throw err;
+        // Refused for good (an ACL, a Redis without SORT_RO, cluster mode); anything else just this once.
+        if (/^(NOPERM|ERR unknown command|ERR .*(denied|not allowed))/.test((err as Error).message)) this.sessionPattern = null;
+      }
+    }
+    const ids = await this.membersOf(user);
+    return [ids, ids.length === 0 ? [] : await this.client.mget(ids.map(this.keys.session))];
   }
 
   private async membersOf(user: UserKey): Promise<SessionId[]> {
