@@ -17,7 +17,7 @@ import { MAIL_MARK, SessionMail } from './session-mail.js';
 
 export interface ClusterAdapter {
   adapter: ReturnType<typeof createShardedAdapter>;
-  /** Messages to sessions on other nodes, on the same channels as the adapter's own. */
+  /** Messages to sessions and rooms on other nodes, on the same channels as the adapter's own. */
   mail: SessionMail;
   /** Both pub/sub connections are up (after a reconnect, the sub connection has re-sent its subscriptions). */
   ready(): boolean;
