@@ -54,6 +54,21 @@ export class Metrics {
       }
     },
   });
+  /** Redis mode: the session mail's messages, counted as plain numbers and handed over at scrape (as `eventCounts`). */
+  private readonly mailCounts = new Map<string, { direction: string; kind: string; n: number; reported: number }>();
+  readonly crossNodeMessages: Counter<'direction' | 'kind'> = new Counter({
+    name: 'switchboard_cross_node_messages_total',
+    help: 'Redis mode: session-mail messages published to other nodes (out) and received (in), by kind: session, room, or unreadable',
+    labelNames: ['direction', 'kind'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const count of this.mailCounts.values()) {
+        if (count.n === count.reported) continue;
+        this.crossNodeMessages.inc({ direction: count.direction, kind: count.kind }, count.n - count.reported);
+        count.reported = count.n;
+      }
+    },
+  });
   readonly errorsTotal = new Counter({
     name: 'switchboard_errors_total',
     help: 'Error answers sent, by code',
@@ -93,6 +108,14 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
+  }
+
+  /** Counts one session-mail message. */
+  countMail(direction: 'out' | 'in', kind: 'session' | 'room' | 'unreadable'): void {
+    const key = `${direction} ${kind}`;
+    let count = this.mailCounts.get(key);
+    if (!count) this.mailCounts.set(key, (count = { direction, kind, n: 0, reported: 0 }));
+    count.n++;
   }
 
   /** The counter of one client event name: resolve it once, then `inc()` per event. */

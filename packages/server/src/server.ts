@@ -117,7 +117,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const metrics = options.metrics ?? new Metrics();
   const store = options.store ?? createStore(config, logger, metrics);
   const cluster: ClusterAdapter | null = config.redisUrl
-    ? await createClusterAdapter(config.redisUrl, config.redisPrefix, logger, rooms.session)
+    ? await createClusterAdapter(config.redisUrl, config.redisPrefix, logger, rooms.session, metrics)
     : null;
   const verifier = new TokenVerifier(config);
 

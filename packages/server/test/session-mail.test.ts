@@ -19,17 +19,19 @@ function mailbox(origin = 'node-1') {
   const delivered: { session: SessionId; items: MailItem[] }[] = [];
   const announced: { room: string; entries: RoomEntry[] }[] = [];
   const bad: unknown[] = [];
+  const counted: string[] = [];
   const mail = new SessionMail(
     { publish: (session, data) => published.push({ session, data }), publishToRoom: (room, data) => toRooms.push({ room, data }) },
     origin,
     (err) => bad.push(err),
+    (direction, kind) => counted.push(`${direction} ${kind}`),
   );
   mail.deliver = {
     session: (session, items) => delivered.push({ session, items }),
     room: (room, entries) => announced.push({ room, entries }),
   };
   const nextTick = () => new Promise<void>((resolve) => process.nextTick(resolve));
-  return { mail, published, toRooms, delivered, announced, bad, nextTick };
+  return { mail, published, toRooms, delivered, announced, bad, counted, nextTick };
 }
 
 const call = { id: 'call-1', state: 'active' } as unknown as CallRecord;
@@ -75,11 +77,25 @@ test('a call version goes once per message, before the events that follow it, an
 });
 
 test('a message that is not ours to read is reported and delivers nothing', () => {
-  const { mail, delivered, bad } = mailbox();
+  const { mail, delivered, bad, counted } = mailbox();
   mail.receive(Buffer.from('[not json'));
   mail.receive(Buffer.from('[1,2]'));
   assert.equal(delivered.length, 0);
   assert.equal(bad.length, 2);
+  assert.deepEqual(counted, ['in unreadable', 'in unreadable']);
+});
+
+test('every message sent and received is counted by direction and kind', async () => {
+  const { mail, published, toRooms, counted, nextTick } = mailbox();
+  mail.emit(A, 'call:incoming', { callId: 'c' });
+  mail.emit(A, 'call:ended', { callId: 'c' });
+  mail.emit(B, 'call:incoming', { callId: 'c' });
+  mail.announce('t:acme', [], 'user:status', { userId: 'a', status: 'busy' });
+  await nextTick();
+  assert.deepEqual(counted, ['out session', 'out session', 'out room']);
+  mail.receive(Buffer.from(published[0]!.data));
+  mail.receive(Buffer.from(toRooms[0]!.data));
+  assert.deepEqual(counted.slice(3), ['in session', 'in room']);
 });
 
 test('announcements to a room within a tick are one message in order; other nodes hear it, the sender does not', async () => {

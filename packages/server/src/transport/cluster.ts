@@ -12,6 +12,7 @@ import { createShardedAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import type { Deps } from './context.js';
 import { MAIL_MARK, SessionMail } from './session-mail.js';
 
@@ -54,6 +55,7 @@ export async function createClusterAdapter(
   prefix: string,
   logger: Logger,
   sessionRoom: (session: SessionId) => string,
+  metrics?: Pick<Metrics, 'countMail'>,
 ): Promise<ClusterAdapter> {
   // Unlike the store's client, these keep an offline queue: a publish made
   // during a short outage goes out when Redis is back instead of failing.
@@ -85,6 +87,7 @@ export async function createClusterAdapter(
     { publish: (session, data) => publish(sessionRoom(session), data), publishToRoom: publish },
     randomUUID(),
     (err) => logger.warn({ err }, 'unreadable session message from another node'),
+    metrics ? (direction, kind) => metrics.countMail(direction, kind) : undefined,
   );
   const sharded = createShardedAdapter(pub, sub, { channelPrefix: `${prefix}io`, subscriptionMode: 'dynamic' });
   // Socket.IO calls it with `new`: a function returning the adapter it made, as the sharded factory is.

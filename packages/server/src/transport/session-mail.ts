@@ -65,11 +65,12 @@ export class SessionMail {
   private scheduled = false;
   private readonly flush = () => this.flushNow();
 
-  /** `origin` names this node in its room messages. */
+  /** `origin` names this node in its room messages; `count` hears of every message sent and received. */
   constructor(
     private readonly transport: MailTransport,
     private readonly origin: string,
     private readonly onBadMessage: (err: unknown) => void,
+    private readonly count: (direction: 'out' | 'in', kind: 'session' | 'room' | 'unreadable') => void = () => undefined,
   ) {}
 
   /** Who takes each arriving message; set once the node's sessions exist. */
@@ -107,17 +108,21 @@ export class SessionMail {
     try {
       wire = JSON.parse(raw.toString());
     } catch (err) {
+      this.count('in', 'unreadable');
       this.onBadMessage(err);
       return;
     }
     if (Array.isArray(wire) && wire[0] === ROOM_MESSAGE && typeof wire[2] === 'string') {
+      this.count('in', 'room');
       if (wire[1] !== this.origin) this.deliver.room(wire[2], wire.slice(3) as RoomEntry[]);
       return;
     }
     if (!Array.isArray(wire) || typeof wire[0] !== 'string') {
+      this.count('in', 'unreadable');
       this.onBadMessage(new Error('a message to neither a session nor a room'));
       return;
     }
+    this.count('in', 'session');
     const items: MailItem[] = [];
     for (let i = 1; i < wire.length; i++) {
       const item = wire[i] as WireItem;
@@ -147,7 +152,13 @@ export class SessionMail {
     const { outbox, roomOutbox } = this;
     this.outbox = new Map();
     this.roomOutbox = new Map();
-    for (const [session, message] of outbox) this.transport.publish(session, JSON.stringify(message));
-    for (const [room, message] of roomOutbox) this.transport.publishToRoom(room, JSON.stringify(message));
+    for (const [session, message] of outbox) {
+      this.count('out', 'session');
+      this.transport.publish(session, JSON.stringify(message));
+    }
+    for (const [room, message] of roomOutbox) {
+      this.count('out', 'room');
+      this.transport.publishToRoom(room, JSON.stringify(message));
+    }
   }
 }

@@ -122,6 +122,13 @@ describe('three nodes on one Redis', () => {
     expectOk(await alice.request('call:end', { callId }));
     assert.equal((await bob.next('call:ended')).reason, 'hangup');
     assert.deepEqual(await callReads(), before, 'no node read the call record');
+    for (const node of nodes.slice(0, 2)) {
+      const text = await (await fetch(`${node.url}/metrics`)).text();
+      for (const direction of ['out', 'in']) {
+        const line = new RegExp(`^switchboard_cross_node_messages_total\\{direction="${direction}",kind="session"\\} (\\d+)$`, 'm').exec(text);
+        assert.ok(line && Number(line[1]) > 0, `${node.url} counts session mail ${direction}`);
+      }
+    }
   });
 
   test('presence across nodes: a watcher on a third node hears online, busy, available and offline in order; the parties hear no status of theirs', async () => {
