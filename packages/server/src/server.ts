@@ -101,6 +101,9 @@ function setupLog(logger: Logger): CallHooks {
   };
 }
 
+/** An emit of any event name and payload (the typed maps know only the protocol's own pairs). */
+type Emit = (event: string, payload: unknown) => boolean;
+
 /** Headroom over the largest legal message for Socket.IO framing. */
 const FRAME_OVERHEAD_BYTES = 1024;
 
@@ -149,7 +152,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const hooks = [ringingGauge(metrics), setupLog(logger), ...(options.hooks ?? [])];
   // The one way to reach a session, for call events and relays alike (see `Deps.emitToSession`).
   const emitToSession = (session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void => {
-    type Emit = (event: string, payload: unknown) => boolean;
     const local = sessions?.local.get(session);
     if (!cluster) {
       if (local) (local.socket.emit as Emit)(event, payload);
@@ -183,7 +185,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   sweeper?.unref();
   sessions = new Sessions(deps, calls, presence, timers, gate);
   if (cluster) {
-    type Emit = (event: string, payload: unknown) => boolean;
     cluster.mail.deliver = {
       session(session, items) {
         const conn = sessions!.local.get(session);
