@@ -135,14 +135,15 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   if (values.help) return 'help';
   const base = values.quick ? QUICK : FULL;
   const modes = values.modes ? list(values.modes) : [...MODES];
+  const warmupS = num(values.warmup, 'warmup', base.warmupS);
   for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode "${m}" (${MODES.join(', ')})`);
   return {
     quick: !!values.quick,
     modes: modes as Mode[],
     rounds: Math.round(num(values.rounds, 'rounds', base.rounds)),
     pairs: Math.round(num(values.pairs, 'pairs', base.pairs)),
-    warmupS: num(values.warmup, 'warmup', base.warmupS),
-    warmupMaxS: Math.max(num(values['warmup-max'], 'warmup-max', base.warmupMaxS), num(values.warmup, 'warmup', base.warmupS)),
+    warmupS,
+    warmupMaxS: Math.max(num(values['warmup-max'], 'warmup-max', base.warmupMaxS), warmupS),
     windowS: num(values.window, 'window', base.windowS),
     loads: values.loads ? nums(values.loads, 'loads') : base.loads,
     loadWindowS: num(values['load-window'], 'load-window', base.loadWindowS),

@@ -35,39 +35,21 @@ export class Metrics {
     buckets: [0.5, 1, 2, 3, 5, 8, 13, 21, 30, 60],
     registers: [this.registry],
   });
-  /**
-   * Client events are counted as plain numbers on the hot path (a labelled
-   * `inc()` hashes its labels every time) and handed to the counter when it is
-   * scraped.
-   */
-  private readonly eventCounts = new Map<string, { n: number; reported: number; inc(): void }>();
+  private readonly eventCounts = new PlainCounts<'event'>();
   readonly eventsTotal: Counter<'event'> = new Counter({
     name: 'switchboard_events_total',
     help: 'Client events received, by event name',
     labelNames: ['event'] as const,
     registers: [this.registry],
-    collect: () => {
-      for (const [event, count] of this.eventCounts) {
-        if (count.n === count.reported) continue;
-        this.eventsTotal.inc({ event }, count.n - count.reported);
-        count.reported = count.n;
-      }
-    },
+    collect: () => this.eventCounts.handTo(this.eventsTotal),
   });
-  /** Redis mode: the session mail's messages, counted as plain numbers and handed over at scrape (as `eventCounts`). */
-  private readonly mailCounts = new Map<string, { direction: string; kind: string; n: number; reported: number }>();
+  private readonly mailCounts = new PlainCounts<'direction' | 'kind'>();
   readonly crossNodeMessages: Counter<'direction' | 'kind'> = new Counter({
     name: 'switchboard_cross_node_messages_total',
     help: 'Redis mode: session-mail messages published to other nodes (out) and received (in), by kind: session, room, or unreadable',
     labelNames: ['direction', 'kind'] as const,
     registers: [this.registry],
-    collect: () => {
-      for (const count of this.mailCounts.values()) {
-        if (count.n === count.reported) continue;
-        this.crossNodeMessages.inc({ direction: count.direction, kind: count.kind }, count.n - count.reported);
-        count.reported = count.n;
-      }
-    },
+    collect: () => this.mailCounts.handTo(this.crossNodeMessages),
   });
   readonly errorsTotal = new Counter({
     name: 'switchboard_errors_total',
@@ -112,20 +94,39 @@ export class Metrics {
 
   /** Counts one session-mail message. */
   countMail(direction: 'out' | 'in', kind: 'session' | 'room' | 'unreadable'): void {
-    const key = `${direction} ${kind}`;
-    let count = this.mailCounts.get(key);
-    if (!count) this.mailCounts.set(key, (count = { direction, kind, n: 0, reported: 0 }));
-    count.n++;
+    this.mailCounts.of(`${direction} ${kind}`, { direction, kind }).inc();
   }
 
   /** The counter of one client event name: resolve it once, then `inc()` per event. */
   eventCounter(event: string): { inc(): void } {
-    let count = this.eventCounts.get(event);
+    return this.eventCounts.of(event, { event });
+  }
+}
+
+/**
+ * Counts kept as plain numbers on a hot path (a labelled `inc()` hashes its
+ * labels every time), handed to their prom-client counter when it is scraped.
+ */
+class PlainCounts<L extends string> {
+  private readonly counts = new Map<string, { labels: Record<L, string>; n: number; reported: number; inc(): void }>();
+
+  /** The count of one label set, under `key` (a string naming it). */
+  of(key: string, labels: Record<L, string>): { inc(): void } {
+    let count = this.counts.get(key);
     if (!count) {
-      const entry = { n: 0, reported: 0, inc: () => void entry.n++ };
-      this.eventCounts.set(event, (count = entry));
+      const entry = { labels, n: 0, reported: 0, inc: () => void entry.n++ };
+      this.counts.set(key, (count = entry));
     }
     return count;
+  }
+
+  /** Adds what was counted since the last scrape to `counter`. */
+  handTo(counter: Counter<L>): void {
+    for (const count of this.counts.values()) {
+      if (count.n === count.reported) continue;
+      counter.inc(count.labels, count.n - count.reported);
+      count.reported = count.n;
+    }
   }
 }
 

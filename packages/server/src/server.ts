@@ -21,7 +21,7 @@ import { RedisStore } from './store/redis-store.js';
 import { createClusterAdapter, NodeLiveness, type ClusterAdapter } from './transport/cluster.js';
 import type { CallStore, Versioned } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
-import { rooms, type CallHooks, type Conn, type Deps, type SbServer } from './transport/context.js';
+import { rooms, type CallHooks, type Conn, type Deps, type SbServer, type UntypedEmit as Emit } from './transport/context.js';
 import { Dispatcher } from './transport/dispatch.js';
 import { Presence } from './transport/presence.js';
 import { Bindings } from './transport/bindings.js';
@@ -100,9 +100,6 @@ function setupLog(logger: Logger): CallHooks {
       ),
   };
 }
-
-/** An emit of any event name and payload (the typed maps know only the protocol's own pairs). */
-type Emit = (event: string, payload: unknown) => boolean;
 
 /** Headroom over the largest legal message for Socket.IO framing. */
 const FRAME_OVERHEAD_BYTES = 1024;

@@ -58,6 +58,16 @@ describe('write coalescing', () => {
     return client;
   }
 
+  /** A fresh TCP socket under a fake Engine.IO connection of `transport`, coalescing, just flushed. */
+  async function flushed(transport: 'websocket' | 'polling') {
+    const tcp = await fresh();
+    const seen = countWrites(tcp);
+    const conn = engineConn(tcp, transport);
+    coalesceWrites(conn);
+    conn.emit('flush');
+    return { tcp, seen, conn };
+  }
+
   async function receivedText(length: number): Promise<string> {
     const deadline = Date.now() + 5000;
     while (Buffer.concat(received).length < length) {
@@ -68,11 +78,7 @@ describe('write coalescing', () => {
   }
 
   test('frames written after a flush in one tick go out in one writev, in order', async () => {
-    const tcp = await fresh();
-    const seen = countWrites(tcp);
-    const conn = engineConn(tcp, 'websocket');
-    coalesceWrites(conn);
-    conn.emit('flush');
+    const { tcp, seen, conn } = await flushed('websocket');
     const frames = ['offer;', 'ice-1;', 'ice-2;', 'ice-3;', 'ice-4;'];
     for (const frame of frames) tcp.write(frame);
     assert.equal(seen.single + seen.vectored.length, 0, 'nothing is written while corked');
@@ -88,11 +94,7 @@ describe('write coalescing', () => {
   });
 
   test('a polling transport is not corked', async () => {
-    const tcp = await fresh();
-    const seen = countWrites(tcp);
-    const conn = engineConn(tcp, 'polling');
-    coalesceWrites(conn);
-    conn.emit('flush');
+    const { tcp, seen } = await flushed('polling');
     tcp.write('a;');
     assert.equal(seen.single, 1, 'written at once');
     assert.equal(await receivedText(2), 'a;');

@@ -217,7 +217,8 @@ function cancel(call: CallRecord, by: Actor, now: number): Transition {
   return finish(call, now, 'cancelled', 'cancelled', by.userId, cancelDevices(call, 'cancelled'));
 }
 
-function peerOf(call: CallRecord, role: Role): Party {
+/** The other party of `role`. */
+export function peerOf(call: CallRecord, role: Role): Party {
   return role === 'caller' ? call.callee : call.caller;
 }
 

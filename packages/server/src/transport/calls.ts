@@ -4,7 +4,7 @@
  * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
 import type { CallId, PresenceStatus } from '@switchboard/protocol';
-import { applyCallEvent, roleOf } from '../calls/machine.js';
+import { applyCallEvent, peerOf, roleOf } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { ClaimWrite, HistoryAppend, TimerWrite, Versioned } from '../store/types.js';
@@ -226,7 +226,7 @@ export class CallRunner {
     if (!conn || !session || call.state !== 'active' || conn.bound?.callId === call.id) return;
     const role = roleOf(call, session.id);
     if (!role) return;
-    const peer = role === 'caller' ? call.callee.sessionId : call.caller.sessionId;
+    const peer = peerOf(call, role).sessionId;
     if (peer) this.bindings.bind(conn, call.id, peer);
   }
 

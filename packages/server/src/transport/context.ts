@@ -19,6 +19,9 @@ import type { CallStore, HistoryEntry, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { SessionMail } from './session-mail.js';
 
+/** An emit of any event name and payload (the typed maps know only the protocol's own pairs). */
+export type UntypedEmit = (event: string, payload: unknown) => boolean;
+
 export type SbServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type SbSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 

@@ -4,10 +4,8 @@
  * is, to A, exactly an offline one.
  */
 import type { PresenceStatus, PresenceUser, ServerToClientEvents, UserId } from '@switchboard/protocol';
-
-type Emit = (event: string, payload: unknown) => boolean;
 import { userKey } from '../calls/types.js';
-import type { Deps, SbSocket, SessionInfo } from './context.js';
+import type { Deps, SbSocket, SessionInfo, UntypedEmit } from './context.js';
 import { rooms } from './context.js';
 
 export class Presence {
@@ -67,11 +65,10 @@ export class Presence {
 
   /**
    * Tells the sockets of `target`, on every node, but those in any room of
-   * `except`. With the memory store every socket is here, so an announcement
-   * nobody would receive (two users alone in their tenant, say) is not even
-   * encoded. In Redis mode this node's sockets hear it at once and the other
-   * nodes' by the session mail, which sends what one tick announces to one
-   * room as one message.
+   * `except`: this node's at once — not even encoding an announcement none of
+   * them would receive (two users alone in their tenant, say) — and in Redis
+   * mode the other nodes' by the session mail, which sends what one tick
+   * announces to one room as one message.
    */
   private announce<E extends 'user:online' | 'user:offline' | 'user:status'>(
     target: string,
@@ -79,13 +76,8 @@ export class Presence {
     event: E,
     payload: Parameters<ServerToClientEvents[E]>[0],
   ): void {
-    const { io, mail } = this.deps;
-    if (!mail) {
-      if (this.anyoneIn(target, except)) (io.to(target).except(except).emit as Emit)(event, payload);
-      return;
-    }
-    if (this.anyoneIn(target, except)) (io.local.to(target).except(except).emit as Emit)(event, payload);
-    mail.announce(target, except, event, payload);
+    if (this.anyoneIn(target, except)) (this.deps.io.local.to(target).except(except).emit as UntypedEmit)(event, payload);
+    this.deps.mail?.announce(target, except, event, payload);
   }
 
   /** Whether an emit to `target` without `except` could reach a socket of this node. */

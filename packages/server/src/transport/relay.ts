@@ -10,7 +10,7 @@
  * the store first, and what it sends meanwhile waits behind that check.
  */
 import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
-import { roleOf } from '../calls/machine.js';
+import { peerOf, roleOf } from '../calls/machine.js';
 import type { Bindings } from './bindings.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
@@ -70,7 +70,7 @@ export class Relay {
       throw new SwitchboardError('forbidden', 'this session is not bound to the call', call.id);
     }
     if (call.state !== 'active' || !role) throw new SwitchboardError('invalid_state', `the call is ${call.state}`, call.id);
-    const peer = (role === 'caller' ? call.callee.sessionId : call.caller.sessionId) as SessionId;
+    const peer = peerOf(call, role).sessionId as SessionId;
     // The call may have ended while the store was read: then it is no longer there to bind to.
     if (!this.bindings.bind(conn, call.id, peer)) throw new SwitchboardError('invalid_state', 'the call is ended', call.id);
     this.forward(conn, event, peer, payload);
