@@ -5,7 +5,9 @@
  * hottest functions of the profile by self time.
  * With REDIS_URL and NODES=2, two nodes share Redis (callers on one, callees
  * on the other, as the bench's Redis mode) and their profiles are summed;
- * with PIN=1 the callers' node runs alone on CPU 1 and only its profile is read.
+ * with PIN=1 the callers' node runs alone on CPU 1 and only its profile is read;
+ * with PIN=bench every node runs on CPU 1 and the generator on CPU 0, as in `npm run bench`.
+ * WARMUP=s drives calls for that long before measuring (default 0).
  * Usage: node --conditions=source --import tsx scripts/profile-calls.ts [seconds=8] [pairs=16] [bare]
  */
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -25,7 +27,7 @@ const redisEnv = process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, RED
 const nodeCount = redisEnv && process.env.NODES === '2' ? 2 : 1;
 const servers = await Promise.all(
   Array.from({ length: nodeCount }, (_, n) =>
-    startProcess({ label: `${kind}-${n}`, kind, cpu: process.env.PIN ? (n === 0 ? 1 : 0) : null, nodeArgs: process.env.NOPROF ? ['--perf-basic-prof'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv } }),
+    startProcess({ label: `${kind}-${n}`, kind, cpu: process.env.PIN === 'bench' ? 1 : process.env.PIN ? (n === 0 ? 1 : 0) : null, nodeArgs: process.env.NOPROF ? ['--perf-basic-prof'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv, ...(process.env.SERVER_ENV ? Object.fromEntries(process.env.SERVER_ENV.split(",").map((kv) => kv.split("=") as [string, string])) : {}) } }),
   ),
 );
 const callerNode = servers[0]!;
@@ -46,20 +48,21 @@ const syscallsOf = (pid: number): { r: number; w: number } => {
   const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
   return { r: field('syscr'), w: field('syscw') };
 };
+/** Drives every pair in a closed loop until `until`; the number of calls that succeeded. */
+async function drive(until: number): Promise<number> {
+  let done = 0;
+  await Promise.all(
+    pairs.map(async (pair) => {
+      while (performance.now() < until) if ((await pair.run(performance.now())).ok) done++;
+    }),
+  );
+  return done;
+}
+await drive(performance.now() + Number(process.env.WARMUP ?? 0) * 1000);
 const cpuBefore = cpuOf();
 const sysBefore = servers.map((s) => syscallsOf(s.pid));
 const nodeCpuBefore = servers.map((s) => s.cpuMs());
-let calls = 0;
-let stop = false;
-const deadline = performance.now() + seconds * 1000;
-await Promise.all(
-  pairs.map(async (pair) => {
-    while (!stop) {
-      if ((await pair.run(performance.now())).ok) calls++;
-      if (performance.now() > deadline) stop = true;
-    }
-  }),
-);
+const calls = await drive(performance.now() + seconds * 1000);
 const cpuMs = cpuOf() - cpuBefore;
 console.log(`${kind} (${nodeCount} node${nodeCount > 1 ? 's' : ''}): ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${(cpuMs / calls).toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
 servers.forEach((s, i) => {

@@ -191,7 +191,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         }
       },
       room(room, entries) {
-        for (const [except, event, payload] of entries) (io.local.to(room).except(except).emit as Emit)(event, payload);
+        for (const [except, event, payload] of entries) presence.tellLocal(room, except, event, payload);
       },
     };
   }

@@ -76,8 +76,17 @@ export class Presence {
     event: E,
     payload: Parameters<ServerToClientEvents[E]>[0],
   ): void {
-    if (this.anyoneIn(target, except)) (this.deps.io.local.to(target).except(except).emit as UntypedEmit)(event, payload);
+    this.tellLocal(target, except, event, payload);
     this.deps.mail?.announce(target, except, event, payload);
+  }
+
+  /**
+   * Tells this node's sockets of `target` but those in any room of `except`;
+   * an announcement none of them would receive is not even encoded. Also how
+   * an announcement from another node reaches this node's sockets.
+   */
+  tellLocal(target: string, except: string[], event: string, payload: unknown): void {
+    if (this.anyoneIn(target, except)) (this.deps.io.local.to(target).except(except).emit as UntypedEmit)(event, payload);
   }
 
   /** Whether an emit to `target` without `except` could reach a socket of this node. */
