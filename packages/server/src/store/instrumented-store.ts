@@ -8,6 +8,7 @@ import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import type { Histogram } from 'prom-client';
 import type {
+  Audience,
   CallCommit,
   CallStore,
   ClaimedTimer,
@@ -58,6 +59,10 @@ export class InstrumentedStore implements CallStore {
   }
   commitCall(commit: CallCommit): Promise<boolean> {
     return this.time('commitCall', () => this.inner.commitCall(commit));
+  }
+  /** Timed as `commitCall`: the same write, with a count. */
+  commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null> {
+    return this.time('commitCall', () => this.inner.commitCallCounting(commit, audience));
   }
   addSession(session: SessionRecord): Promise<{ first: boolean }> {
     return this.time('addSession', () => this.inner.addSession(session));

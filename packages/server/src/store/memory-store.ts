@@ -7,6 +7,7 @@ import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type {
+  Audience,
   CallCommit,
   CallStore,
   ClaimedTimer,
@@ -99,6 +100,20 @@ export class MemoryStore implements CallStore {
   }
 
   async commitCall(commit: CallCommit): Promise<boolean> {
+    return this.commit(commit);
+  }
+
+  async commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null> {
+    if (!this.commit(commit)) return null;
+    const online = this.tenants.get(audience.tenant);
+    if (!online) return 0;
+    const left = new Set(audience.users.map((u) => userKey(audience.tenant, u)));
+    let others = 0;
+    for (const key of online.keys()) if (!left.has(key)) others++;
+    return others;
+  }
+
+  private commit(commit: CallCommit): boolean {
     const { timer } = commit;
     if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
     const current = this.calls.get(commit.call.id);

@@ -31,6 +31,7 @@ import {
   UPDATE_SESSION,
 } from './redis-keys.js';
 import type {
+  Audience,
   CallCommit,
   CallStore,
   ClaimedTimer,
@@ -150,6 +151,16 @@ export class RedisStore implements CallStore {
 
   /** One script, its timer change included (see `COMMIT_CALL`). */
   async commitCall(commit: CallCommit): Promise<boolean> {
+    return (await this.commit(commit, null)) !== null;
+  }
+
+  /** The same script, counting at its end. */
+  commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null> {
+    return this.commit(commit, audience);
+  }
+
+  /** Null when not written; else the count of others online, 0 when none was asked for. */
+  private async commit(commit: CallCommit, audience: Audience | null): Promise<number | null> {
     const { timer } = commit;
     if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
     const args: (string | number)[] = [
@@ -163,6 +174,11 @@ export class RedisStore implements CallStore {
       this.historyLimit,
       this.historyRetentionMs,
     ];
+    if (audience === null) args.push('');
+    else {
+      const users = [...new Set(audience.users)];
+      args.push(users.length, ...users);
+    }
     for (const claim of commit.claims) {
       if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
       else args.push('release', '', claim.callId);
@@ -173,10 +189,14 @@ export class RedisStore implements CallStore {
       this.keys.call(commit.call.id),
       this.keys.timers(),
       this.keys.historySeq(),
+      this.keys.online(audience?.tenant ?? commit.call.tenant),
       ...commit.claims.map((c) => this.keys.claim(c.key)),
       ...history.map((h) => this.keys.history(h.key)),
     ];
-    return (await this.run(COMMIT_CALL, keys, args)) === 1;
+    const result = await this.run(COMMIT_CALL, keys, args);
+    if (result === 1) return 0;
+    if (Array.isArray(result) && result[0] === 1 && typeof result[1] === 'number') return result[1];
+    return null;
   }
 
   async addSession(session: SessionRecord): Promise<{ first: boolean }> {

@@ -7,7 +7,7 @@ import type { CallId, PresenceStatus } from '@switchboard/protocol';
 import { applyCallEvent, peerOf, roleOf } from '../calls/machine.js';
 import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
-import type { ClaimWrite, HistoryAppend, TimerWrite, Versioned } from '../store/types.js';
+import type { CallCommit, ClaimWrite, HistoryAppend, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
 import type { CallHooks, Conn, Deps } from './context.js';
 import { SwitchboardError } from './errors.js';
@@ -171,14 +171,25 @@ export class CallRunner {
       // So are both parties' history records of a call this transition ends.
       const ended = t.effects.find((e): e is Extract<Effect, { kind: 'ended' }> => e.kind === 'ended');
       const history = ended ? historyOf(ended.call, this.deps.now()) : undefined;
-      const committed = await store.commitCall({
+      const commit: CallCommit = {
         call,
         expectVersion,
         claims,
         ttlMs: call.state === 'ended' ? TOMBSTONE_MS : null,
         ...(timerEffect ? { timer: timerWriteOf(timerEffect) } : {}),
         ...(history ? { history: [history.caller, history.callee] } : {}),
-      });
+      };
+      // The parties turn busy when a call starts ringing, available when it ends.
+      const status: PresenceStatus | null =
+        event.type === 'request' && call.state === 'ringing' ? 'busy' : call.state === 'ended' && stored && stored.value.state !== 'ended' ? 'available' : null;
+      // Whether anyone on another node might hear that: the commit counts who else is online.
+      let othersOnline = 1;
+      let committed: boolean;
+      if (status && this.presence?.reachesOtherNodes()) {
+        const counted = await store.commitCallCounting(commit, { tenant: call.tenant, users: [call.caller.userId, call.callee.userId] });
+        committed = counted !== null;
+        othersOnline = counted ?? 0;
+      } else committed = await store.commitCall(commit);
       if (!committed) {
         this.recent.drop(event.callId);
         continue;
@@ -193,12 +204,8 @@ export class CallRunner {
         );
       }
       await this.carryOut(t.effects, now, history);
-      if (event.type === 'request' && call.state === 'ringing') {
-        this.notify((h) => h.started?.(call));
-        this.announceStatus(call, 'busy');
-      } else if (call.state === 'ended' && stored && stored.value.state !== 'ended') {
-        this.announceStatus(call, 'available');
-      }
+      if (event.type === 'request' && call.state === 'ringing') this.notify((h) => h.started?.(call));
+      if (status) this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, othersOnline > 0);
       return { call };
     }
     throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
@@ -237,11 +244,6 @@ export class CallRunner {
     } catch (err) {
       this.deps.logger.error({ err, callId }, 'could not store a ring timeout');
     }
-  }
-
-  /** Tells whoever may see the two parties that they are busy, or available again. */
-  private announceStatus(call: CallRecord, status: PresenceStatus): void {
-    this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status);
   }
 
   /** The call a claim names, unless it has ended or is gone (a stale claim counts as none). */

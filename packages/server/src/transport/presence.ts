@@ -43,17 +43,29 @@ export class Presence {
   }
 
   /**
+   * Whether a status announcement could be sent to other nodes (Redis mode,
+   * statuses on): then the call's commit counts who else is online, so that
+   * `announceStatus` knows whether to.
+   */
+  reachesOtherNodes(): boolean {
+    return this.deps.config.presenceStatus && this.deps.mail !== undefined;
+  }
+
+  /**
    * Tells the users who may see the two parties of a call that each became
    * busy or available. The parties themselves (all their devices) are left out:
-   * they know.
+   * they know. With `othersOnline` false (the call's commit found no other user
+   * of the tenant online; see `CallStore.commitCallCounting`) nobody on
+   * another node could hear it, and it is not published.
    */
-  announceStatus(tenant: string, parties: [UserId, UserId], status: PresenceStatus): void {
+  announceStatus(tenant: string, parties: [UserId, UserId], status: PresenceStatus, othersOnline = true): void {
     if (!this.deps.config.presenceStatus) return;
     const keys = parties.map((p) => userKey(tenant, p));
     const except = keys.map(rooms.user);
     parties.forEach((userId, i) => {
       const target = this.deps.config.contacts === 'all' ? rooms.tenant(tenant) : rooms.watchers(keys[i]!);
-      this.announce(target, except, 'user:status', { userId, status });
+      if (othersOnline) this.announce(target, except, 'user:status', { userId, status });
+      else this.tellLocal(target, except, 'user:status', { userId, status });
     });
   }
 

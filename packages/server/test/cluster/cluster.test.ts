@@ -14,8 +14,8 @@ describe('three nodes on one Redis', () => {
   const prefix = freshPrefix();
   let nodes: NodeProcess[] = [];
   const clients: TestClient[] = [];
-  const on = async (node: NodeProcess, userId: string) => {
-    const c = await signIn(node, userId);
+  const on = async (node: NodeProcess, userId: string, tenant?: string) => {
+    const c = await signIn(node, userId, tenant === undefined ? {} : { tenant });
     clients.push(c);
     return c;
   };
@@ -161,6 +161,44 @@ describe('three nodes on one Redis', () => {
     ]);
     await alice.sync();
     assert.deepEqual(alice.received('user:status').filter((p) => p.userId === a || p.userId === b), [], 'the parties hear no status of their own call');
+  });
+
+  test('a call between the only two users of a tenant publishes no status; once a third is online, it hears busy and available', async () => {
+    const tenant = `pair-${names('t')[0]}`;
+    const [a, b, c] = names('a', 'b', 'c');
+    const roomMessagesOut = async () => {
+      let sum = 0;
+      for (const node of nodes) {
+        const text = await (await fetch(`${node.url}/metrics`)).text();
+        const line = /^switchboard_cross_node_messages_total\{direction="out",kind="room"\} (\d+)$/m.exec(text);
+        sum += line ? Number(line[1]) : 0;
+      }
+      return sum;
+    };
+    const alice = await on(nodes[0]!, a!, tenant);
+    const bob = await on(nodes[1]!, b!, tenant);
+    await alice.next('user:online', (p) => p.user.id === b);
+    const alone = await roomMessagesOut();
+    const first = await ring(alice, [bob], b!);
+    expectOk(await bob.request('call:accept', { callId: first }));
+    expectOk(await alice.request('call:end', { callId: first }));
+    await bob.next('call:ended');
+    assert.equal(await roomMessagesOut(), alone, 'no node published a status nobody else online could hear');
+
+    const carol = await on(nodes[2]!, c!, tenant);
+    const heard: string[] = [];
+    carol.socket.on('user:status', (p: { userId: string; status: string }) => heard.push(`${p.userId} ${p.status}`));
+    await alice.next('user:online', (p) => p.user.id === c);
+    await bob.next('user:online', (p) => p.user.id === c);
+    const watched = await roomMessagesOut();
+    const second = await ring(alice, [bob], b!);
+    await carol.next('user:status', (p) => p.userId === b && p.status === 'busy');
+    expectOk(await bob.request('call:accept', { callId: second }));
+    expectOk(await bob.request('call:end', { callId: second }));
+    await carol.next('user:status', (p) => p.userId === a && p.status === 'available');
+    await carol.next('user:status', (p) => p.userId === b && p.status === 'available');
+    assert.deepEqual(heard, [`${a} busy`, `${b} busy`, `${a} available`, `${b} available`]);
+    assert.ok((await roomMessagesOut()) > watched, 'with a third user online the statuses were published');
   });
 
   test('busy and glare across nodes, many rounds: exactly one call rings', async () => {
