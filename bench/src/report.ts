@@ -87,7 +87,9 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
   if (l) {
     out.push('');
     out.push(
-      `## Fixed offered load — open-loop Poisson arrivals, ${l.windowS} s per point, ${l.pairs} pairs available; rates are fractions of Switchboard's saturation (${f(l.baseRate, 0)} calls/s${l.baseFrom === 'option' ? ', from --load-base' : ''}); latency from the scheduled send time`,
+      `## Fixed offered load — open-loop Poisson arrivals, ${l.windowS} s per point, ${l.pairs} pairs available; rates are fractions of Switchboard's saturation (${f(l.baseRate, 0)} calls/s${l.baseFrom === 'option' ? ', from --load-base' : ''}); latency from the scheduled send time${
+        l.warmups ? `; each server first warmed until CPU per call settled (${Object.entries(l.warmups).map(([t, w]) => `${t} ${w.seconds.toFixed(0)} s`).join(', ')})` : ''
+      }`,
     );
     out.push('');
     out.push(

@@ -166,6 +166,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
             windowS: options.loadWindowS,
             random: rng(options.seed),
             progress,
+            ...(saturation ? {} : { warmUp: { pairs: options.pairs, minS: options.warmupS, maxS: options.warmupMaxS } }),
           });
         }
         for (const t of [memory, bareTarget, ...(redisTarget ? [redisTarget] : [])]) {

@@ -168,7 +168,7 @@ const SETTLED = 0.05;
  * the same rule, so each is measured in its steady state. Returns how long it
  * took and the CPU per call of the first and last step.
  */
-async function warmUp(target: Target, pairs: Pair[], minS: number, maxS: number): Promise<WarmUp> {
+export async function warmUp(target: Target, pairs: Pair[], minS: number, maxS: number): Promise<WarmUp> {
   const first = await closedLoop(target, pairs, minS * 1000);
   let spentMs = first.elapsedMs;
   let last = first.serverCpuMsPerCall;

@@ -77,3 +77,23 @@ test('quick bench run: saturation, offered load, idle and fan-out for Switchboar
     rmSync(outDir, { recursive: true, force: true });
   }
 });
+
+test('offered load alone first warms each server, and the report says so', async () => {
+  const outDir = mkdtempSync(join(tmpdir(), 'sb-bench-'));
+  try {
+    const report = await runBench(
+      quickOptions({ modes: ['load'], quiet: true, pin: false, pairs: 3, warmupS: 0.2, warmupMaxS: 0.2, loads: [0.5], loadWindowS: 0.5, loadPairs: 6, loadBase: 40, outDir }),
+    );
+    assert.equal(report.saturation, null, 'no saturation run');
+    for (const target of ['switchboard', 'bare'] as const) {
+      const warmed = report.load?.warmups?.[target];
+      positive(warmed?.seconds, `${target} warm-up seconds`);
+      positive(warmed?.lastCpuMsPerCall, `${target} CPU per call at the end of its warm-up`);
+      positive(report.load?.points.find((p) => p.target === target)?.calls, `${target} calls at offered load`);
+    }
+    const written = writeResults(report, outDir);
+    assert.match(readFileSync(written.markdown, 'utf8'), /each server first warmed until CPU per call settled \(switchboard \d+ s, bare \d+ s\)/);
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+});
