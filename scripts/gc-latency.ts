@@ -6,7 +6,8 @@
  * reached the old generation per call (its growth from one scavenge to the
  * next), and the longest event-loop stalls with the GCs inside them.
  * HEAP=1 also samples, over the window, the allocations a scavenge did not
- * collect, and prints where they were made. SERVER_ENV=K=V,… passes settings.
+ * collect, and prints where they were made. SERVER_ENV=K=V,… passes settings,
+ * NODE_FLAGS='--flag …' node flags to the server.
  * Usage: node --conditions=source --import tsx scripts/gc-latency.ts [rate=1320] [seconds=10] [warmup=12]
  */
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -27,7 +28,7 @@ const heap = process.env.HEAP === '1';
 const dir = mkdtempSync(join(tmpdir(), 'sb-gc-'));
 const env = Object.fromEntries((process.env.SERVER_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const watch = new URL('./gc-watch.mjs', import.meta.url).pathname;
-const server = await startProcess({ label: 'switchboard', kind: 'switchboard', cpu: 1, nodeArgs: ['--import', watch], env: { ...env, GC_WATCH_DIR: dir } });
+const server = await startProcess({ label: 'switchboard', kind: 'switchboard', cpu: 1, nodeArgs: [...(process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean), '--import', watch], env: { ...env, GC_WATCH_DIR: dir } });
 pinSelf(0);
 const counters = newCounters();
 const pairs = await Promise.all(
