@@ -67,6 +67,13 @@ function historyOf(call: CallRecord, now: number): EndedHistory {
   };
 }
 
+/** The status a committed transition gives the call's parties: busy when it starts ringing, available when it ends. */
+function statusChangeOf(event: CallEvent, call: CallRecord, stored: Versioned<CallRecord> | undefined): PresenceStatus | null {
+  if (event.type === 'request' && call.state === 'ringing') return 'busy';
+  if (call.state === 'ended' && stored && stored.value.state !== 'ended') return 'available';
+  return null;
+}
+
 /**
  * The last version of each live call this node committed or read. It is a
  * guess, never an authority: a transition computed from it commits only if the
@@ -185,17 +192,8 @@ export class CallRunner {
         ...(timerEffect ? { timer: timerWriteOf(timerEffect) } : {}),
         ...(history ? { history: [history.caller, history.callee] } : {}),
       };
-      // The parties turn busy when a call starts ringing, available when it ends.
-      const status: PresenceStatus | null =
-        event.type === 'request' && call.state === 'ringing' ? 'busy' : call.state === 'ended' && stored && stored.value.state !== 'ended' ? 'available' : null;
-      // Whether anyone on another node might hear that: the commit counts who else is online.
-      let othersOnline = 1;
-      let committed: boolean;
-      if (status && this.presence?.reachesOtherNodes()) {
-        const counted = await store.commitCallCounting(commit, { tenant: call.tenant, users: [call.caller.userId, call.callee.userId] });
-        committed = counted !== null;
-        othersOnline = counted ?? 0;
-      } else committed = await store.commitCall(commit);
+      const status = statusChangeOf(event, call, stored);
+      const committed = await this.commit(commit, status);
       if (!committed) {
         this.recent.drop(event.callId);
         continue;
@@ -211,7 +209,7 @@ export class CallRunner {
       }
       await this.carryOut(t.effects, now, history);
       if (event.type === 'request' && call.state === 'ringing') this.notify((h) => h.started?.(call));
-      if (status) this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, othersOnline > 0);
+      if (status) this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };
     }
     throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
@@ -250,6 +248,20 @@ export class CallRunner {
     } catch (err) {
       this.deps.logger.error({ err, callId }, 'could not store a ring timeout');
     }
+  }
+
+  /**
+   * Commits a transition. One that changes the parties' status, where the
+   * status could go to other nodes, also counts in the same step who else in
+   * the tenant is online (see `CallStore.commitCallCounting`). Null when not
+   * committed; `othersOnline` is true unless counted and none.
+   */
+  private async commit(commit: CallCommit, status: PresenceStatus | null): Promise<{ othersOnline: boolean } | null> {
+    const { store } = this.deps;
+    if (!status || !this.presence?.reachesOtherNodes()) return (await store.commitCall(commit)) ? { othersOnline: true } : null;
+    const { call } = commit;
+    const others = await store.commitCallCounting(commit, { tenant: call.tenant, users: [call.caller.userId, call.callee.userId] });
+    return others === null ? null : { othersOnline: others > 0 };
   }
 
   /** The call a claim names, unless it has ended or is gone (a stale claim counts as none). */
