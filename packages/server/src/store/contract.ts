@@ -559,11 +559,10 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual((await store.listHistory(user('alice'), 10, null)).calls.map((c) => c.callId), ['after', 'c1', 'before']);
       });
 
-      test('commitCallCounting commits as commitCall does and counts the online users of the tenant other than the audience', async () => {
-        const audience = { tenant: TENANT, users: [uid('alice'), uid('bob')] };
+      test("commitCallCounting commits as commitCall does and counts the online users of the tenant other than the call's parties", async () => {
         const ringing = callRecord('c1');
         const claims = [take(user('alice'), 'c1'), take(user('bob'), 'c1')];
-        assert.equal(await store.commitCallCounting({ call: ringing, expectVersion: 0, claims, ttlMs: null }, audience), 0, 'nobody online at all');
+        assert.equal(await store.commitCallCounting({ call: ringing, expectVersion: 0, claims, ttlMs: null }), 0, 'nobody online at all');
         assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [cid('c1'), cid('c1')], 'written as commitCall writes');
         assert.equal((await store.getCall(cid('c1')))?.version, 1);
         await store.addSession(sessionRecord('a1', 'alice'));
@@ -571,19 +570,18 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         await store.addSession(sessionRecord('b1', 'bob'));
         await store.addSession(sessionRecord('x1', 'xavier', { tenant: 'other' }));
         const active = { ...ringing, state: 'active' as const };
-        assert.equal(await store.commitCallCounting({ call: active, expectVersion: 1, claims: [], ttlMs: null }, audience), 0, "the parties' own sessions, and another tenant's users, are not counted");
+        assert.equal(await store.commitCallCounting({ call: active, expectVersion: 1, claims: [], ttlMs: null }), 0, "the parties' own sessions, and another tenant's users, are not counted");
         await store.addSession(sessionRecord('c1', 'carol'));
         await store.addSession(sessionRecord('c2', 'carol'));
         await store.addSession(sessionRecord('d1', 'dave', { connected: false, graceUntil: 1_700_000_060_000 }));
         const muted = { ...active, caller: { ...active.caller, flags: { ...active.caller.flags, muted: true } } };
-        assert.equal(await store.commitCallCounting({ call: muted, expectVersion: 2, claims: [], ttlMs: null }, audience), 2, 'each other user once, one in its grace too');
-        assert.equal(await store.commitCallCounting({ call: muted, expectVersion: 2, claims: [], ttlMs: null }, audience), null, 'a stale version: nothing written, no count');
+        assert.equal(await store.commitCallCounting({ call: muted, expectVersion: 2, claims: [], ttlMs: null }), 2, 'each other user once, one in its grace too');
+        assert.equal(await store.commitCallCounting({ call: muted, expectVersion: 2, claims: [], ttlMs: null }), null, 'a stale version: nothing written, no count');
         assert.equal((await store.getCall(cid('c1')))?.version, 3);
-        const self = { tenant: TENANT, users: [uid('carol'), uid('carol')] };
-        assert.equal(await store.commitCallCounting({ call: callRecord('c2', 'carol', 'carol'), expectVersion: 0, claims: [], ttlMs: null }, self), 3, 'a user named twice is left out once');
+        assert.equal(await store.commitCallCounting({ call: callRecord('c2', 'carol', 'carol'), expectVersion: 0, claims: [], ttlMs: null }), 3, 'a user calling themself is left out once');
         const ended = { ...muted, state: 'ended' as const };
         const history = [{ key: user('alice'), entry: historyEntry('c1') }];
-        const counted = await store.commitCallCounting({ call: ended, expectVersion: 3, claims: [release(user('alice'), 'c1'), release(user('bob'), 'c1')], ttlMs: 60_000, history }, audience);
+        const counted = await store.commitCallCounting({ call: ended, expectVersion: 3, claims: [release(user('alice'), 'c1'), release(user('bob'), 'c1')], ttlMs: 60_000, history });
         assert.equal(counted, 2, 'with claims released and history written in the same step');
         assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [null, null]);
         assert.deepEqual((await store.listHistory(user('alice'), 10, null)).calls.map((c) => c.callId), ['c1']);

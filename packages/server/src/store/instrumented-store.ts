@@ -8,7 +8,6 @@ import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import type { Histogram } from 'prom-client';
 import type {
-  Audience,
   CallCommit,
   CallStore,
   ClaimedTimer,
@@ -61,8 +60,8 @@ export class InstrumentedStore implements CallStore {
     return this.time('commitCall', () => this.inner.commitCall(commit));
   }
   /** Timed as `commitCall`: the same write, with a count. */
-  commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null> {
-    return this.time('commitCall', () => this.inner.commitCallCounting(commit, audience));
+  commitCallCounting(commit: CallCommit): Promise<number | null> {
+    return this.time('commitCall', () => this.inner.commitCallCounting(commit));
   }
   addSession(session: SessionRecord): Promise<{ first: boolean }> {
     return this.time('addSession', () => this.inner.addSession(session));

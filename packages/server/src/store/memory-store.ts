@@ -7,7 +7,6 @@ import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type {
-  Audience,
   CallCommit,
   CallStore,
   ClaimedTimer,
@@ -103,13 +102,14 @@ export class MemoryStore implements CallStore {
     return this.commit(commit);
   }
 
-  async commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null> {
+  async commitCallCounting(commit: CallCommit): Promise<number | null> {
     if (!this.commit(commit)) return null;
-    const online = this.tenants.get(audience.tenant);
+    const { tenant, caller, callee } = commit.call;
+    const online = this.tenants.get(tenant);
     if (!online) return 0;
-    const left = new Set(audience.users.map((u) => userKey(audience.tenant, u)));
+    const parties = new Set([userKey(tenant, caller.userId), userKey(tenant, callee.userId)]);
     let others = 0;
-    for (const key of online.keys()) if (!left.has(key)) others++;
+    for (const key of online.keys()) if (!parties.has(key)) others++;
     return others;
   }
 

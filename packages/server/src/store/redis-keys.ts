@@ -148,7 +148,7 @@ end
  * Writes a call and its claims only if the call's version and every `take`
  * claim are what the caller read, and with them the commit's timer change and
  * history records, if any; then, if asked, counts the tenant's online users
- * other than the audience's (`commitCallCounting`).
+ * other than the call's parties (`commitCallCounting`).
  * KEYS[1] call, KEYS[2] timers, KEYS[3] history sequence, KEYS[4] the call
  * tenant's online hash (the last three passed even when unused), KEYS[5..4+n]
  * the n claim keys, then one history key per record.
@@ -156,8 +156,8 @@ end
  * ARGV[3] ttl ms ('' = none), ARGV[4] timer op ('' = none, 'schedule',
  * 'unschedule'), ARGV[5] timer member ('' = none), ARGV[6] due at ms
  * ('' unless scheduling), ARGV[7] n, ARGV[8] history limit, ARGV[9] history
- * retention ms, ARGV[10] m, the number of audience users ('' = no count),
- * ARGV[11..10+m] those users (distinct), then per claim from ARGV[11+m]: op
+ * retention ms, ARGV[10] m, the number of distinct parties ('' = no count),
+ * ARGV[11..10+m] their user ids, then per claim from ARGV[11+m]: op
  * ('take'|'release'), expected holder ('' = none, '=<callId>' = that call),
  * callId to write/release; then one HistoryEntry JSON per history key.
  * Returns 1 when written without a count, {1, others} when written with one,
@@ -172,9 +172,9 @@ export const COMMIT_CALL = script(
 local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local claims = tonumber(ARGV[7])
-local audience = tonumber(ARGV[10]) or 0
+local parties = tonumber(ARGV[10]) or 0
 for i = 1, claims do
-  local base = 10 + audience + (i - 1) * 3
+  local base = 10 + parties + (i - 1) * 3
   if ARGV[base + 1] == 'take' then
     local held = redis.call('GET', KEYS[4 + i])
     local expect = ARGV[base + 2]
@@ -191,7 +191,7 @@ elseif ARGV[4] == 'unschedule' then
   redis.call('ZREM', KEYS[2], ARGV[5])
 end
 for i = 1, claims do
-  local base = 10 + audience + (i - 1) * 3
+  local base = 10 + parties + (i - 1) * 3
   local callId = ARGV[base + 3]
   if ARGV[base + 1] == 'take' then
     redis.call('SET', KEYS[4 + i], callId)
@@ -205,10 +205,10 @@ if ARGV[3] == '' then
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-appendHistory(KEYS[3], 5 + claims, 11 + audience + claims * 3, ARGV[8], ARGV[9])
+appendHistory(KEYS[3], 5 + claims, 11 + parties + claims * 3, ARGV[8], ARGV[9])
 if ARGV[10] == '' then return 1 end
 local others = redis.call('HLEN', KEYS[4])
-for i = 1, audience do
+for i = 1, parties do
   others = others - redis.call('HEXISTS', KEYS[4], ARGV[10 + i])
 end
 return {1, others}

@@ -31,7 +31,6 @@ import {
   UPDATE_SESSION,
 } from './redis-keys.js';
 import type {
-  Audience,
   CallCommit,
   CallStore,
   ClaimedTimer,
@@ -151,16 +150,16 @@ export class RedisStore implements CallStore {
 
   /** One script, its timer change included (see `COMMIT_CALL`). */
   async commitCall(commit: CallCommit): Promise<boolean> {
-    return (await this.commit(commit, null)) !== null;
+    return (await this.commit(commit, false)) !== null;
   }
 
   /** The same script, counting at its end. */
-  commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null> {
-    return this.commit(commit, audience);
+  commitCallCounting(commit: CallCommit): Promise<number | null> {
+    return this.commit(commit, true);
   }
 
-  /** Null when not written; else the count of others online, 0 when none was asked for. */
-  private async commit(commit: CallCommit, audience: Audience | null): Promise<number | null> {
+  /** Null when not written; else the count of others online, 0 when not `counting`. */
+  private async commit(commit: CallCommit, counting: boolean): Promise<number | null> {
     const { timer } = commit;
     if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
     const args: (string | number)[] = [
@@ -174,10 +173,10 @@ export class RedisStore implements CallStore {
       this.historyLimit,
       this.historyRetentionMs,
     ];
-    if (audience === null) args.push('');
+    if (!counting) args.push('');
     else {
-      const users = [...new Set(audience.users)];
-      args.push(users.length, ...users);
+      const parties = [...new Set([commit.call.caller.userId, commit.call.callee.userId])];
+      args.push(parties.length, ...parties);
     }
     for (const claim of commit.claims) {
       if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
@@ -189,7 +188,7 @@ export class RedisStore implements CallStore {
       this.keys.call(commit.call.id),
       this.keys.timers(),
       this.keys.historySeq(),
-      this.keys.online(audience?.tenant ?? commit.call.tenant),
+      this.keys.online(commit.call.tenant),
       ...commit.claims.map((c) => this.keys.claim(c.key)),
       ...history.map((h) => this.keys.history(h.key)),
     ];

@@ -49,12 +49,6 @@ export interface CallCommit {
   history?: HistoryAppend[];
 }
 
-/** The users an announcement about a commit would leave out, in their tenant (see `commitCallCounting`). */
-export interface Audience {
-  tenant: string;
-  users: readonly UserId[];
-}
-
 /**
  * A timer change carried by a commit; `schedule` and `unschedule` as the
  * `CallStore` methods of those names. `dueAt` (epoch ms) must be finite.
@@ -125,14 +119,14 @@ export interface CallStore {
   /** Writes the call and its claims if, and only if, nothing read has changed since. */
   commitCall(commit: CallCommit): Promise<boolean>;
   /**
-   * `commitCall`, then in the same atomic step: how many users of
-   * `audience.tenant` other than `audience.users` are online (have a session,
-   * connected or in its grace); null when nothing was written. A user not
-   * counted came online after the commit, so reads its outcome (presence
-   * reads claims after adding the session): an announcement of it to a count
-   * of 0 reaches nobody who needs it.
+   * `commitCall`, then in the same atomic step: how many users of the call's
+   * tenant other than its two parties are online (have a session, connected
+   * or in its grace); null when nothing was written. A user not counted came
+   * online after the commit, so reads its outcome (presence reads claims after
+   * adding the session): an announcement of it to a count of 0 reaches nobody
+   * who needs it.
    */
-  commitCallCounting(commit: CallCommit, audience: Audience): Promise<number | null>;
+  commitCallCounting(commit: CallCommit): Promise<number | null>;
 
   /** Stores a new session; `first` is true when it is the user's only session. */
   addSession(session: SessionRecord): Promise<{ first: boolean }>;

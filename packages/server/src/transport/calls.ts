@@ -259,8 +259,7 @@ export class CallRunner {
   private async commit(commit: CallCommit, status: PresenceStatus | null): Promise<{ othersOnline: boolean } | null> {
     const { store } = this.deps;
     if (!status || !this.presence?.reachesOtherNodes()) return (await store.commitCall(commit)) ? { othersOnline: true } : null;
-    const { call } = commit;
-    const others = await store.commitCallCounting(commit, { tenant: call.tenant, users: [call.caller.userId, call.callee.userId] });
+    const others = await store.commitCallCounting(commit);
     return others === null ? null : { othersOnline: others > 0 };
   }
 
