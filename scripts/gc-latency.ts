@@ -14,72 +14,40 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { newCounters, Pair } from '../bench/src/call.js';
-import { openSpec } from '../bench/src/clients.js';
-import { pinSelf, startProcess } from '../bench/src/processes.js';
+import { newCounters } from '../bench/src/call.js';
+import { openLoop } from '../bench/src/load.js';
+import { envList, pinSelf, startProcess } from '../bench/src/processes.js';
 import { closedLoop } from '../bench/src/saturation.js';
-import { percentiles } from '../bench/src/stats.js';
-import type { Target } from '../bench/src/targets.js';
+import { rng } from '../bench/src/stats.js';
+import { closePairs, connectPairs, makeTarget } from '../bench/src/targets.js';
 
 const rate = Number(process.argv[2] ?? 1320);
 const seconds = Number(process.argv[3] ?? 10);
 const warmupS = Number(process.argv[4] ?? 12);
 const heap = process.env.HEAP === '1';
 const dir = mkdtempSync(join(tmpdir(), 'sb-gc-'));
-const env = Object.fromEntries((process.env.SERVER_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const watch = new URL('./gc-watch.mjs', import.meta.url).pathname;
-const server = await startProcess({ label: 'switchboard', kind: 'switchboard', cpu: 1, nodeArgs: [...(process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean), '--import', watch], env: { ...env, GC_WATCH_DIR: dir } });
-pinSelf(0);
-const counters = newCounters();
-const pairs = await Promise.all(
-  Array.from({ length: 128 }, async (_, i) => {
-    const caller = await openSpec(server.url, 'switchboard', { userId: `c${i}`, tenant: `t${i}` });
-    const callee = await openSpec(server.url, 'switchboard', { userId: `d${i}`, tenant: `t${i}` });
-    return new Pair(caller, callee, `d${i}`, counters);
-  }),
-);
-await closedLoop({ name: 'switchboard', nodes: [server] } as unknown as Target, pairs.slice(0, 32), warmupS * 1000);
-
-const calls: { at: number; incomingMs: number }[] = [];
-const free = pairs.slice();
-const queue: number[] = [];
-let seed = 1;
-const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
-const launch = (pair: Pair, t0: number): void => {
-  void pair.run(t0).then((r) => {
-    if (r.ok) calls.push({ at: performance.timeOrigin + t0, incomingMs: r.incomingMs });
-    const waiting = queue.shift();
-    if (waiting !== undefined) launch(pair, waiting);
-    else free.push(pair);
-  });
-};
-if (heap) process.kill(server.pid, 'SIGUSR2');
-const start = performance.now() + 5;
-const end = start + seconds * 1000;
-let next = start;
-await new Promise<void>((resolve) => {
-  const tick = () => {
-    const now = performance.now();
-    while (next <= now && next < end) {
-      const pair = free.pop();
-      if (pair) launch(pair, next);
-      else queue.push(next);
-      next += (-Math.log(1 - random()) * 1000) / rate;
-    }
-    if (next < end) setTimeout(tick, Math.max(0, Math.floor(next - performance.now())));
-    else resolve();
-  };
-  tick();
+const server = await startProcess({
+  label: 'switchboard',
+  kind: 'switchboard',
+  cpu: 1,
+  nodeArgs: [...(process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean), '--import', watch],
+  env: { ...envList(process.env.SERVER_ENV), GC_WATCH_DIR: dir },
 });
-await new Promise((r) => setTimeout(r, 2000));
+pinSelf(0);
+const target = makeTarget('switchboard', [server]);
+const pairs = await connectPairs(target, 128, newCounters());
+await closedLoop(target, pairs.slice(0, 32), warmupS * 1000);
+
+if (heap) process.kill(server.pid, 'SIGUSR2');
+const from = performance.timeOrigin + performance.now();
+const point = await openLoop(target, pairs, rate, seconds * 1000, rng(1));
+const to = from + seconds * 1000;
 if (heap) {
   process.kill(server.pid, 'SIGUSR2');
   await new Promise((r) => setTimeout(r, 3000));
 }
-for (const p of pairs) {
-  p.caller.disconnect();
-  p.callee.disconnect();
-}
+closePairs(pairs);
 await server.stop();
 
 interface Event {
@@ -90,11 +58,10 @@ interface Event {
   old?: number;
 }
 const events = readFileSync(join(dir, `events-${server.pid}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
-const [from, to] = [performance.timeOrigin + start, performance.timeOrigin + end];
 const inWindow = events.filter((e) => e.t >= from && e.t <= to);
 const gcs = inWindow.filter((e) => e.type === 'gc');
-const incoming = percentiles(calls.map((c) => c.incomingMs));
-console.log(`${calls.length} calls at ${rate}/s: request→incoming p50 ${incoming.p50.toFixed(2)} p99 ${incoming.p99.toFixed(2)} ms, ${calls.filter((c) => c.incomingMs > 10).length} over 10 ms`);
+const { incoming } = point;
+console.log(`${point.calls} calls at ${rate}/s: request→incoming p50 ${incoming.p50.toFixed(2)} p95 ${incoming.p95.toFixed(2)} p99 ${incoming.p99.toFixed(2)} max ${incoming.max.toFixed(1)} ms`);
 const KINDS: Record<number, string> = { 1: 'scavenge', 4: 'mark-compact', 8: 'incremental marking', 16: 'weak callbacks' };
 for (const [kind, name] of Object.entries(KINDS)) {
   const ds = gcs.filter((g) => g.k === Number(kind)).map((g) => g.d);

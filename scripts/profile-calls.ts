@@ -11,10 +11,10 @@
  * Usage: node --conditions=source --import tsx scripts/profile-calls.ts [seconds=8] [pairs=16] [bare]
  */
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
-import { newCounters, Pair } from '../bench/src/call.js';
-import { openSpec } from '../bench/src/clients.js';
-import { pinSelf, startProcess, type ServerKind } from '../bench/src/processes.js';
+import { newCounters } from '../bench/src/call.js';
+import { envList, pinSelf, startProcess, type ServerKind } from '../bench/src/processes.js';
+import { closedLoop } from '../bench/src/saturation.js';
+import { closePairs, connectPairs, makeTarget } from '../bench/src/targets.js';
 
 const seconds = Number(process.argv[2] ?? 8);
 const pairCount = Number(process.argv[3] ?? 16);
@@ -25,56 +25,44 @@ mkdirSync(dir, { recursive: true });
 
 const redisEnv = process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, REDIS_PREFIX: `sbprof:${Date.now()}:` } : null;
 const nodeCount = redisEnv && process.env.NODES === '2' ? 2 : 1;
+const cpuOfNode = (n: number) => (process.env.PIN === 'bench' ? 1 : process.env.PIN ? (n === 0 ? 1 : 0) : null);
 const servers = await Promise.all(
   Array.from({ length: nodeCount }, (_, n) =>
-    startProcess({ label: `${kind}-${n}`, kind, cpu: process.env.PIN === 'bench' ? 1 : process.env.PIN ? (n === 0 ? 1 : 0) : null, nodeArgs: process.env.NOPROF ? ['--perf-basic-prof'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`], env: { ...redisEnv, ...(process.env.SERVER_ENV ? Object.fromEntries(process.env.SERVER_ENV.split(",").map((kv) => kv.split("=") as [string, string])) : {}) } }),
+    startProcess({
+      label: `${kind}-${n}`,
+      kind,
+      cpu: cpuOfNode(n),
+      nodeArgs: process.env.NOPROF ? ['--perf-basic-prof'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+      env: { ...redisEnv, ...envList(process.env.SERVER_ENV) },
+    }),
   ),
 );
 const callerNode = servers[0]!;
-const calleeNode = servers[servers.length - 1]!;
 if (process.env.PIN) pinSelf(0);
 const counters = newCounters();
-const pairs = await Promise.all(
-  Array.from({ length: pairCount }, async (_, i) => {
-    const caller = await openSpec(callerNode.url, kind, { userId: `c${i}`, tenant: `t${i}` });
-    const callee = await openSpec(calleeNode.url, kind, { userId: `d${i}`, tenant: `t${i}` });
-    return new Pair(caller, callee, `d${i}`, counters);
-  }),
-);
-const cpuOf = () => servers.reduce((sum, s) => sum + s.cpuMs(), 0);
+// Callers on the first node, callees on the last (the same one unless NODES=2).
+const target = makeTarget(kind === 'bare' ? 'bare' : nodeCount > 1 ? 'switchboard-redis' : 'switchboard', servers);
+const pairs = await connectPairs(target, pairCount, counters);
 /** Read and write syscalls of one process so far (Linux /proc/<pid>/io). */
 const syscallsOf = (pid: number): { r: number; w: number } => {
   const io = readFileSync(`/proc/${pid}/io`, 'utf8');
   const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
   return { r: field('syscr'), w: field('syscw') };
 };
-/** Drives every pair in a closed loop until `until`; the number of calls that succeeded. */
-async function drive(until: number): Promise<number> {
-  let done = 0;
-  await Promise.all(
-    pairs.map(async (pair) => {
-      while (performance.now() < until) if ((await pair.run(performance.now())).ok) done++;
-    }),
-  );
-  return done;
-}
-await drive(performance.now() + Number(process.env.WARMUP ?? 0) * 1000);
-const cpuBefore = cpuOf();
+const warmupS = Number(process.env.WARMUP ?? 0);
+if (warmupS > 0) await closedLoop(target, pairs, warmupS * 1000);
 const sysBefore = servers.map((s) => syscallsOf(s.pid));
 const nodeCpuBefore = servers.map((s) => s.cpuMs());
-const calls = await drive(performance.now() + seconds * 1000);
-const cpuMs = cpuOf() - cpuBefore;
-console.log(`${kind} (${nodeCount} node${nodeCount > 1 ? 's' : ''}): ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${(cpuMs / calls).toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
+const window = await closedLoop(target, pairs, seconds * 1000);
+const { calls } = window;
+console.log(`${kind} (${nodeCount} node${nodeCount > 1 ? 's' : ''}): ${calls} calls in ${seconds} s = ${(calls / seconds).toFixed(0)}/s, ${window.serverCpuMsPerCall.toFixed(3)} server CPU ms per call, failed ${counters.failed}`);
 servers.forEach((s, i) => {
   const after = syscallsOf(s.pid);
   const before = sysBefore[i]!;
   const cpu = (s.cpuMs() - nodeCpuBefore[i]!) / calls;
   console.log(`  ${s.label}: ${cpu.toFixed(3)} CPU ms, ${((after.r - before.r) / calls).toFixed(1)} read and ${((after.w - before.w) / calls).toFixed(1)} write syscalls per call`);
 });
-for (const p of pairs) {
-  p.caller.disconnect();
-  p.callee.disconnect();
-}
+closePairs(pairs);
 await Promise.all(servers.map((s) => s.stop()));
 
 interface Node {

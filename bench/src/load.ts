@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pair } from './call.js';
 import { delta, sleep, snapshot, within } from './measure.js';
 import type { Progress } from './progress.js';
-import { warmUp, type WarmUp } from './saturation.js';
+import { warmEach, type WarmUp } from './saturation.js';
 import { percentiles, ratio, type Percentiles } from './stats.js';
 import type { Target, TargetName } from './targets.js';
 
@@ -45,7 +45,7 @@ export interface LoadResult {
   windowS: number;
   pairs: number;
   /** Present when saturation did not run first: each target's own warm-up before the first point. */
-  warmups?: Record<string, WarmUp>;
+  warmups?: Partial<Record<TargetName, WarmUp>>;
   points: LoadPoint[];
   /** Switchboard / bare server CPU per call at the same offered rate. */
   cpuPerCallRatios: { fraction: number; ratio: number }[];
@@ -151,16 +151,10 @@ export async function runLoad(input: LoadInput): Promise<LoadResult> {
   const { targets, fractions, baseRate, windowS, random, progress } = input;
   const points: LoadPoint[] = [];
   // Without a saturation run before, the servers are cold: the first point would measure the JIT.
-  let warmups: Record<string, WarmUp> | undefined;
-  if (input.warmUp) {
-    warmups = {};
-    for (const { target, pairs } of targets) {
-      progress.update(`load: warm-up ${target.name}`);
-      const w = await warmUp(target, pairs.slice(0, input.warmUp.pairs), input.warmUp.minS, input.warmUp.maxS);
-      warmups[target.name] = w;
-      progress.log(`  load: warm-up ${target.name}: ${w.seconds.toFixed(0)} s, server CPU ms per call ${w.firstCpuMsPerCall.toFixed(3)} → ${w.lastCpuMsPerCall.toFixed(3)}`);
-    }
-  }
+  const { warmUp } = input;
+  const warmups = warmUp
+    ? await warmEach(targets.map(({ target, pairs }) => ({ target, pairs: pairs.slice(0, warmUp.pairs) })), warmUp.minS, warmUp.maxS, progress, 'load')
+    : undefined;
   for (const fraction of fractions) {
     const rate = Math.max(1, fraction * baseRate);
     for (const { target, pairs } of targets) {

@@ -278,6 +278,16 @@ async function startOnce(options: StartOptions): Promise<ServerProcess> {
 }
 
 /** Starts a server process and waits until `/healthz` answers (a port race is retried). */
+/** `K=V,K2=V2` (as scripts take `SERVER_ENV`) as an environment; empty for undefined. */
+export function envList(spec: string | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of (spec ?? '').split(',')) {
+    const at = pair.indexOf('=');
+    if (at > 0) env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
 export async function startProcess(options: StartOptions): Promise<ServerProcess> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {

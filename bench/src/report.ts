@@ -1,6 +1,7 @@
 /** The run's report as Markdown (beside the JSON and the SVG chart). */
 import type { BenchReport } from './run.js';
 import type { Percentiles } from './stats.js';
+import { warmUpTimes } from './saturation.js';
 
 const f = (n: number | null | undefined, digits = 2) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
 const kib = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${(n / 1024).toFixed(1)} KiB`);
@@ -36,8 +37,7 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
   const s = r.saturation;
   if (s) {
     out.push('');
-    const warmed = Object.entries(s.warmups ?? {}).map(([t, w]) => `${t} ${w.seconds.toFixed(0)} s`);
-    const warmup = warmed.length > 0 ? `a warm-up until CPU per call settles (${warmed.join(', ')})` : `${s.warmupS} s warm-up`;
+    const warmup = s.warmups ? `a warm-up until CPU per call settles (${warmUpTimes(s.warmups)})` : `${s.warmupS} s warm-up`;
     out.push(`## Saturation — closed loop, ${s.pairs} concurrent pairs, ${s.windowS} s windows after ${warmup}, targets interleaved`);
     out.push('');
     out.push(
@@ -88,7 +88,7 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
     out.push('');
     out.push(
       `## Fixed offered load — open-loop Poisson arrivals, ${l.windowS} s per point, ${l.pairs} pairs available; rates are fractions of Switchboard's saturation (${f(l.baseRate, 0)} calls/s${l.baseFrom === 'option' ? ', from --load-base' : ''}); latency from the scheduled send time${
-        l.warmups ? `; each server first warmed until CPU per call settled (${Object.entries(l.warmups).map(([t, w]) => `${t} ${w.seconds.toFixed(0)} s`).join(', ')})` : ''
+        l.warmups ? `; each server first warmed until CPU per call settled (${warmUpTimes(l.warmups)})` : ''
       }`,
     );
     out.push('');

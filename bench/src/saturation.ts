@@ -183,17 +183,30 @@ export async function warmUp(target: Target, pairs: Pair[], minS: number, maxS: 
   return { seconds: spentMs / 1000, firstCpuMsPerCall: first.serverCpuMsPerCall, lastCpuMsPerCall: last };
 }
 
-export async function runSaturation(input: SaturationInput): Promise<SaturationResult> {
-  const { targets, rounds, windowS, warmupS, warmupMaxS, progress } = input;
+/** Warms each target in turn (`warmUp`), saying how each went under `phase`. */
+export async function warmEach(targets: { target: Target; pairs: Pair[] }[], minS: number, maxS: number, progress: Progress, phase: string): Promise<Partial<Record<TargetName, WarmUp>>> {
   const warmups: Partial<Record<TargetName, WarmUp>> = {};
   for (const { target, pairs } of targets) {
-    progress.update(`saturation: warm-up ${target.name}`);
-    const w = (warmups[target.name] = await warmUp(target, pairs, warmupS, warmupMaxS));
-    if (warmupMaxS > warmupS) {
-      progress.log(`  saturation: warm-up ${target.name}: ${w.seconds.toFixed(0)} s, server CPU ms per call ${w.firstCpuMsPerCall.toFixed(3)} → ${w.lastCpuMsPerCall.toFixed(3)}`);
+    progress.update(`${phase}: warm-up ${target.name}`);
+    const w = (warmups[target.name] = await warmUp(target, pairs, minS, maxS));
+    if (maxS > minS) {
+      progress.log(`  ${phase}: warm-up ${target.name}: ${w.seconds.toFixed(0)} s, server CPU ms per call ${w.firstCpuMsPerCall.toFixed(3)} → ${w.lastCpuMsPerCall.toFixed(3)}`);
     }
     await sleep(100);
   }
+  return warmups;
+}
+
+/** `target 5 s, target 4 s`: how long each warm-up took, for a report. */
+export function warmUpTimes(warmups: Partial<Record<string, WarmUp>>): string {
+  return Object.entries(warmups)
+    .map(([target, w]) => `${target} ${(w?.seconds ?? 0).toFixed(0)} s`)
+    .join(', ');
+}
+
+export async function runSaturation(input: SaturationInput): Promise<SaturationResult> {
+  const { targets, rounds, windowS, warmupS, warmupMaxS, progress } = input;
+  const warmups = await warmEach(targets, warmupS, warmupMaxS, progress, 'saturation');
   const windows: SaturationWindow[] = [];
   for (let round = 1; round <= rounds; round++) {
     for (const { target, pairs } of targets) {
