@@ -46,7 +46,12 @@ describe('the softphone page', () => {
     const context = await browser.newContext({ viewport: { width: 420, height: 820 } });
     const page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
-    await page.goto(server.url);
+    // A Content-Security-Policy violation is reported on the console ("Refused to ..."), as is any other error.
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') pageErrors.push(`${name}: console: ${msg.text()}`);
+    });
+    const response = await page.goto(server.url);
+    assert.match(response?.headers()['content-security-policy'] ?? '', /frame-ancestors 'none'/, 'the page is served with its policy');
     await page.getByTestId('signin-user').fill(name);
     await page.getByTestId('signin-submit').click();
     await page.getByText(`Signed in as ${name}`).waitFor(WAIT);

@@ -197,9 +197,14 @@ export class Connection {
     this.resolveWaiters();
   }
 
-  /** The token was refused (`auth:error`): offline for good. */
+  /**
+   * The sign-in was refused (`auth:error`): offline for good when the token
+   * was; while reconnecting, a refusal that is no verdict on the token (a
+   * sign-in rate or cap, a server that could not complete it) is tried again later.
+   */
   private onRefused(error: SwitchboardError): void {
     if (this.currentState === 'connecting') return this.failOpen(error);
+    if (this.currentState === 'reconnecting' && !AUTH_REFUSALS.has(error.code)) return this.retryOnNewSocket(error);
     if (this.currentState !== 'idle' && this.currentState !== 'disconnected') this.giveUp('auth_failed', error);
   }
 

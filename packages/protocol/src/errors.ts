@@ -32,8 +32,10 @@ export const AuthErrorCode = {
   TokenExpired: 'token_expired',
   /** No valid authentication arrived within `AUTH_TIMEOUT_MS`. */
   AuthTimeout: 'auth_timeout',
-  /** The user already holds `MAX_SESSIONS_PER_USER` sessions (an addition to the contract's codes). */
+  /** The user already holds `MAX_SESSIONS_PER_USER` sessions, or the user or address signed in too often. */
   RateLimited: 'rate_limited',
+  /** The server could not complete the sign-in (its store did not answer); retry later. */
+  Internal: 'internal',
 } as const;
 export type AuthErrorCode = (typeof AuthErrorCode)[keyof typeof AuthErrorCode];
 

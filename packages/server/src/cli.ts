@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { mintToken, TokenVerifier } from './auth/tokens.js';
-import { CONFIG_VARIABLES, ConfigError, describeConfig, loadConfig, maskUrl, type Config } from './config.js';
+import { CONFIG_VARIABLES, ConfigError, configWarnings, describeConfig, loadConfig, maskUrl, type Config } from './config.js';
 import { EXIT, probeRedis, serve } from './main.js';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -183,6 +183,7 @@ const commands: Record<string, Command> = {
         return EXIT.config;
       }
       const rows = describeConfig(config);
+      const warnings = configWarnings(config);
       const mode = config.devMode ? 'dev mode' : config.production ? 'production' : 'development';
       const store = config.redisUrl ? 'redis' : 'memory';
       let redis: { ok: true; version: string; latencyMs: number } | { ok: false; error: string } | null = null;
@@ -194,12 +195,12 @@ const commands: Record<string, Command> = {
         }
       }
       if (json) {
-        out(JSON.stringify({ ok: redis?.ok !== false, mode, store, config: Object.fromEntries(rows), redis }, null, 2));
+        out(JSON.stringify({ ok: redis?.ok !== false, mode, store, config: Object.fromEntries(rows), redis, warnings }, null, 2));
       } else {
         out(`configuration: valid (${mode}, store: ${store}, node ${config.nodeId})`);
         const width = Math.max(...rows.map(([name]) => name.length));
         for (const [name, value] of rows) out(`  ${name.padEnd(width)}  ${value === '' ? '-' : value}`);
-        if (config.devMode) out('warning: dev mode: a random JWT secret per process, and POST /dev/token hands a token to anyone');
+        for (const warning of warnings) out(`warning: ${warning}`);
         if (redis?.ok) out(`redis: reachable at ${maskUrl(config.redisUrl!)} (Redis ${redis.version}, PING ${redis.latencyMs} ms)`);
       }
       if (redis && !redis.ok) {

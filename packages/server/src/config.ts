@@ -10,7 +10,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export interface Config {
   /** TCP port; 0 picks a free one. @default 3000 */
   port: number;
-  /** @default "0.0.0.0" */
+  /** @default "0.0.0.0"; "127.0.0.1" in dev mode, which mints tokens for anyone */
   host: string;
   /** HS256 secret (or several, comma separated, for rotation). */
   jwtSecret: string | null;
@@ -22,6 +22,17 @@ export interface Config {
   jwksFile: string | null;
   jwtIssuer: string | null;
   jwtAudience: string | null;
+  /**
+   * The longest a token may live: one whose `exp` is further than this from
+   * now, or whose `iat` is older than this, is refused. Null: no limit.
+   */
+  jwtMaxAgeS: number | null;
+  /**
+   * The `typ` headers accepted (RFC 8725 §3.11), lower case, without an
+   * `application/` prefix. Null: the default — none, `jwt` or `at+jwt` (so a
+   * refresh or ID token of the same issuer is refused).
+   */
+  jwtTypes: string[] | null;
   /** True when neither key is set outside production: a random secret and `POST /dev/token`. */
   devMode: boolean;
   production: boolean;
@@ -61,7 +72,7 @@ export interface Config {
   presenceStatus: boolean;
   /** Key prefix in Redis. @default "sb:" */
   redisPrefix: string;
-  /** Live sessions one user may hold on one node (devices, tabs). @default 10 */
+  /** Live sessions one user may hold across every node (devices, tabs). @default 10 */
   maxSessionsPerUser: number;
   /** Sockets from one address that have not authenticated yet. @default 100 */
   maxUnauthenticatedPerAddress: number;
@@ -111,6 +122,34 @@ function oneOf<T extends string>(env: Env, name: string, values: readonly T[], f
   return raw as T;
 }
 
+/** RFC 7518 §3.2: an HMAC key at least as long as the hash (HS256: 32 bytes). */
+export const MIN_SECRET_BYTES = 32;
+
+/** Each comma-separated key of `JWT_SECRET` must be long enough (a secret cannot hold a comma: it separates keys). */
+function checkSecretKeys(raw: string): void {
+  const keys = raw.split(',').map((k) => k.trim());
+  keys.forEach((key, i) => {
+    const bytes = Buffer.byteLength(key);
+    if (bytes >= MIN_SECRET_BYTES) return;
+    const which = keys.length === 1 ? 'the key' : `key ${i + 1} of ${keys.length} (a comma separates keys for rotation)`;
+    throw new ConfigError('JWT_SECRET', `${which} is ${bytes} bytes; each key must be at least ${MIN_SECRET_BYTES} bytes (RFC 7518 §3.2)`);
+  });
+}
+
+/** `JWT_TYPES`: a comma-separated list of accepted `typ` headers, normalised as `TokenVerifier` compares them. */
+function jwtTypes(env: Env): string[] | null {
+  const types = list(env, 'JWT_TYPES').map(normaliseTyp);
+  if (types.length === 0) return null;
+  const bad = types.find((t) => !/^[a-z0-9!#$&^_.+-]+$/.test(t));
+  if (bad !== undefined) throw new ConfigError('JWT_TYPES', `expected media type names such as at+jwt, got "${bad}"`);
+  return types;
+}
+
+/** A `typ` as compared: lower case, without the `application/` prefix RFC 7515 §4.1.9 lets it omit. */
+export function normaliseTyp(typ: string): string {
+  return typ.trim().toLowerCase().replace(/^application\//, '');
+}
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -127,6 +166,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('JWT_SECRET', 'production mode needs JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL or JWT_JWKS_FILE');
   }
   if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new ConfigError('JWT_JWKS_URL', `expected an http(s) URL, got "${jwksUrl}"`);
+  if (jwtSecret) checkSecretKeys(jwtSecret);
   if (jwtPublicKey && !jwtPublicKey.includes('-----BEGIN')) {
     throw new ConfigError('JWT_PUBLIC_KEY', 'expected a PEM public key (-----BEGIN PUBLIC KEY-----)');
   }
@@ -154,13 +194,15 @@ export function loadConfig(env: Env = process.env): Config {
   const devMode = !production && keySources.length === 0;
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
-    host: str(env, 'HOST') ?? '0.0.0.0',
+    host: str(env, 'HOST') ?? (devMode ? '127.0.0.1' : '0.0.0.0'),
     jwtSecret: devMode ? randomBytes(32).toString('base64url') : jwtSecret,
     jwtPublicKey,
     jwksUrl,
     jwksFile,
     jwtIssuer: str(env, 'JWT_ISSUER'),
     jwtAudience: str(env, 'JWT_AUDIENCE'),
+    jwtMaxAgeS: str(env, 'JWT_MAX_AGE_S') === null ? null : int(env, 'JWT_MAX_AGE_S', 0, 60, 366 * 86_400),
+    jwtTypes: jwtTypes(env),
     devMode,
     production,
     redisUrl,
@@ -199,7 +241,7 @@ export interface ConfigVariable {
 
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'PORT', help: 'TCP port; 0 = any free port (default 3000)' },
-  { name: 'HOST', help: 'address to listen on (default 0.0.0.0)' },
+  { name: 'HOST', help: 'address to listen on (default 0.0.0.0; 127.0.0.1 in dev mode)' },
   { name: 'NODE_ENV', help: '"production": JSON logs only, a JWT key is required' },
   { name: 'JWT_SECRET', help: 'HS256/384/512 secret; several comma-separated for rotation', secret: true },
   { name: 'JWT_PUBLIC_KEY', help: 'PEM public key (RS*, PS*, ES*, EdDSA)' },
@@ -207,6 +249,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'JWT_JWKS_FILE', help: 'JWKS file, re-read when it changes' },
   { name: 'JWT_ISSUER', help: 'required iss claim' },
   { name: 'JWT_AUDIENCE', help: 'required aud claim' },
+  { name: 'JWT_MAX_AGE_S', help: 'refuse tokens that live longer than this (exp from now, or iat ago); unset = no limit' },
+  { name: 'JWT_TYPES', help: 'accepted typ headers, comma-separated (default: none, JWT or at+jwt)' },
   { name: 'REDIS_URL', help: 'unset: one process, state in memory; set: state and events shared in Redis' },
   { name: 'REDIS_PREFIX', help: 'key and channel prefix in Redis (default sb:)' },
   { name: 'NODE_ID', help: "this process's node id in logs and Redis (default random)" },
@@ -263,6 +307,8 @@ export function describeConfig(config: Config): [name: string, value: string][] 
     JWT_JWKS_FILE: set(config.jwksFile),
     JWT_ISSUER: set(config.jwtIssuer),
     JWT_AUDIENCE: set(config.jwtAudience),
+    JWT_MAX_AGE_S: config.jwtMaxAgeS === null ? '' : String(config.jwtMaxAgeS),
+    JWT_TYPES: config.jwtTypes === null ? '' : config.jwtTypes.join(','),
     REDIS_URL: config.redisUrl ? maskUrl(config.redisUrl) : '',
     REDIS_PREFIX: config.redisPrefix,
     NODE_ID: config.nodeId,
@@ -286,4 +332,20 @@ export function describeConfig(config: Config): [name: string, value: string][] 
     MAX_UNAUTHENTICATED_PER_ADDRESS: String(config.maxUnauthenticatedPerAddress),
   };
   return CONFIG_VARIABLES.map((v) => [v.name, values[v.name] ?? '']);
+}
+
+/** What an operator should hear about a valid configuration: `switchboard check` prints these, and the server logs them at start. */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.devMode) warnings.push('dev mode: a random JWT secret per process, and POST /dev/token hands a token to anyone');
+  if (config.production && config.corsOrigins.length === 0) {
+    warnings.push('CORS_ORIGINS is not set: browsers on any site may open sockets here (cross-site WebSocket hijacking). Set it to your app origins.');
+  }
+  if (config.production && config.jwtAudience === null) {
+    warnings.push('JWT_AUDIENCE is not set: a token your issuer made for another service is accepted here (RFC 8725 §3.9)');
+  }
+  if (config.production && config.jwtMaxAgeS === null) {
+    warnings.push('JWT_MAX_AGE_S is not set: a token is accepted for as long as its exp says, however far off');
+  }
+  return warnings;
 }

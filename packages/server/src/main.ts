@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Redis } from 'ioredis';
-import { ConfigError, loadConfig, maskUrl, type Config } from './config.js';
+import { ConfigError, configWarnings, loadConfig, maskUrl, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { startServer, type SwitchboardServer } from './server.js';
@@ -119,9 +119,8 @@ export async function serve(env: Record<string, string | undefined> = process.en
   // A dependency that rejects a promise nobody awaits (e.g. a publish during a Redis outage)
   // must not take the node down: log it and keep serving.
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
-  if (config.production && config.corsOrigins.length === 0) {
-    logger.warn('CORS_ORIGINS is not set: browsers on any site may open sockets here (cross-site WebSocket hijacking). Set it to your app origins.');
-  }
+  // Dev mode said so above, louder.
+  for (const warning of configWarnings(config)) if (!config.devMode) logger.warn(warning);
   if (config.redisUrl) {
     try {
       await probeRedis(config.redisUrl);

@@ -29,7 +29,7 @@ import { coalesceWrites } from './transport/coalesce.js';
 import { Relay } from './transport/relay.js';
 import { Sessions } from './transport/sessions.js';
 import { DueTimers } from './transport/timers.js';
-import { AddressGate, MAX_BUFFERED_PACKETS, UserLimiters } from './transport/abuse.js';
+import { AddressGate, addressSignIns, MAX_BUFFERED_PACKETS, SignInLimits, UserLimiters } from './transport/abuse.js';
 import type { SessionId } from '@switchboard/protocol';
 
 export interface StartOptions {
@@ -100,6 +100,9 @@ function setupLog(logger: Logger): CallHooks {
       ),
   };
 }
+
+/** The shortest period of the session reconciliation (it runs every NODE_TIMEOUT_MS / 2). */
+const RECONCILE_MIN_MS = 500;
 
 /** Headroom over the largest legal message for Socket.IO framing. */
 const FRAME_OVERHEAD_BYTES = 1024;
@@ -180,7 +183,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ? setInterval(() => void timers.sweep().catch((err: unknown) => logger.warn({ err }, 'timer sweep failed')), TIMER_SWEEP_MS)
     : null;
   sweeper?.unref();
-  sessions = new Sessions(deps, calls, presence, timers, gate);
+  const signInLimits = config.rateLimits ? new SignInLimits(store, addressSignIns(config.maxUnauthenticatedPerAddress), Date.now) : null;
+  sessions = new Sessions(deps, calls, presence, timers, gate, signInLimits);
+  // Sessions the store holds as live here with no socket here enter their grace (see `Sessions.reconcile`).
+  const reconciler = setInterval(
+    () => void sessions!.reconcile().catch((err: unknown) => logger.warn({ err }, 'session reconciliation failed')),
+    Math.max(RECONCILE_MIN_MS, Math.floor(config.nodeTimeoutMs / 2)),
+  );
+  reconciler.unref();
   if (cluster) {
     cluster.mail.deliver = {
       session(session, items) {
@@ -218,6 +228,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     bindings.watch(conn);
     socket.onAny((event: string, ...args: unknown[]) => dispatcher.dispatch(conn, event, args));
     socket.on('disconnect', (reason) => {
+      // A client that leaves the namespace leaves the connection too: a new session needs a new
+      // connection, so every per-connection and per-address limit applies to it again.
+      if (reason === 'client namespace disconnect') socket.conn.close();
       bindings.forget(conn);
       track(
         sessions!.onDisconnect(conn, reason).catch((err: unknown) => {
@@ -254,9 +267,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     closing ??= (async () => {
       if (sweeper) clearInterval(sweeper);
       clearInterval(slowReaders);
+      clearInterval(reconciler);
       userLimiters?.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await Promise.allSettled([...pendingDisconnects]);
+      // No socket is left here: whatever the store still holds as live on this node is lost now, not never.
+      if (cluster) await sessions!.reconcile().catch(() => lossFailures++);
       await liveness?.stop();
       // A session whose loss never reached Redis still looks live there: mark this node
       // dead at once so a peer reaps it (treats its sessions as transport losses).

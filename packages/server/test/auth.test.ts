@@ -99,6 +99,25 @@ describe('authentication with an HS256 secret', () => {
     assert.equal((await refusal(server, await tokenFor('alice', { issuer: 'https://idp.test', audience: 'other' }))).code, 'invalid_token');
   });
 
+  test('a token typed for something else (refresh, ID token) is refused; untyped, JWT and at+jwt are accepted', async () => {
+    const typed = (typ: string | undefined) =>
+      new SignJWT({})
+        .setProtectedHeader(typ === undefined ? { alg: 'HS256' } : { alg: 'HS256', typ })
+        .setSubject(`typed-${typ ?? 'none'}`.replace(/[^a-z0-9-]/gi, '-'))
+        .setIssuer('https://idp.test')
+        .setAudience('switchboard')
+        .setExpirationTime(inAnHour())
+        .sign(enc(TEST_SECRET));
+    for (const typ of ['refresh+jwt', 'id_token+jwt', 'application/dpop+jwt', 'JOSE']) {
+      assert.equal((await refusal(server, await typed(typ))).code, 'invalid_token', typ);
+    }
+    for (const typ of [undefined, 'JWT', 'at+jwt', 'application/at+JWT']) {
+      const client = await openSocket(server, { via: 'handshake', token: await typed(typ) });
+      clients.push(client);
+      assert.ok(await client.next('auth:success'), String(typ));
+    }
+  });
+
   test('garbage and a token in the query string are refused', async () => {
     assert.equal((await refusal(server, 'not-a-jwt')).code, 'invalid_token');
     const client = await openSocket(server, { via: 'none', query: { token: await good() } });
@@ -139,6 +158,34 @@ for (const kind of ['rsa', 'ec', 'ed25519'] as const) {
     });
   });
 }
+
+describe('JWT_MAX_AGE_S and JWT_TYPES', () => {
+  let server: SwitchboardServer;
+  before(async () => {
+    server = await startTestServer({ JWT_MAX_AGE_S: '3600', JWT_TYPES: 'switchboard+jwt' });
+  });
+  after(async () => {
+    await server.close();
+  });
+  const signed = (typ: string, iat: number, exp: number) =>
+    new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ }).setSubject('aged').setIssuedAt(iat).setExpirationTime(exp).sign(enc(TEST_SECRET));
+
+  test('a token that claims to live longer than JWT_MAX_AGE_S, or was issued longer ago, is refused', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal((await refusal(server, await signed('switchboard+jwt', now, now + 10 * 365 * 86_400))).code, 'invalid_token', 'a 10-year exp');
+    assert.equal((await refusal(server, await signed('switchboard+jwt', now - 7200, now + 600))).code, 'invalid_token', 'issued two hours ago');
+    const client = await openSocket(server, { via: 'handshake', token: await signed('switchboard+jwt', now, now + 3000) });
+    assert.ok(await client.next('auth:success'));
+    client.close();
+  });
+
+  test('with JWT_TYPES only the listed typ is accepted (an untyped or JWT-typed token is not)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal((await refusal(server, await signed('JWT', now, now + 600))).code, 'invalid_token');
+    const untyped = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('aged').setExpirationTime(now + 600).sign(enc(TEST_SECRET));
+    assert.equal((await refusal(server, untyped)).code, 'invalid_token');
+  });
+});
 
 describe('dev mode', () => {
   test('with no key outside production: a random secret and POST /dev/token that mints working tokens', async () => {

@@ -129,6 +129,18 @@ describe('switchboard check', () => {
     assert.ok(!json.stdout.includes(SECRET));
   });
 
+  test('production without JWT_AUDIENCE or JWT_MAX_AGE_S: valid, with a warning for each (text and JSON)', async () => {
+    const env = { NODE_ENV: 'production', JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example.com' };
+    const text = await runCli(['check'], env);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^warning: JWT_AUDIENCE is not set: a token your issuer made for another service is accepted here/m);
+    assert.match(text.stdout, /^warning: JWT_MAX_AGE_S is not set/m);
+    const json = await runCli(['check', '--json'], env);
+    assert.equal((JSON.parse(json.stdout) as { warnings: string[] }).warnings.length, 2);
+    const tied = await runCli(['check', '--json'], { ...env, JWT_AUDIENCE: 'switchboard', JWT_MAX_AGE_S: '3600' });
+    assert.deepEqual((JSON.parse(tied.stdout) as { warnings: string[] }).warnings, []);
+  });
+
   test('a bad value: exit 78 and one line naming the variable (flags too)', async () => {
     const bad = await runCli(['check'], { JWT_SECRET: SECRET, RECONNECT_GRACE_MS: 'soon' });
     assert.equal(bad.code, 78);

@@ -21,7 +21,7 @@ describe('configuration', () => {
   test('defaults work on one machine with no other service', () => {
     const config = loadConfig({});
     assert.equal(config.port, 3000);
-    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.host, '127.0.0.1', 'dev mode mints tokens for anyone: it listens on loopback only');
     assert.equal(config.devMode, true);
     assert.ok(config.jwtSecret && config.jwtSecret.length >= 32, 'dev mode makes a random secret');
     assert.equal(config.redisUrl, null);
@@ -51,6 +51,32 @@ describe('configuration', () => {
       assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === name);
     });
   }
+
+  test('dev mode listens on loopback unless HOST says otherwise; with a key the default is every interface', () => {
+    assert.equal(loadConfig({ HOST: '0.0.0.0' }).host, '0.0.0.0');
+    assert.equal(loadConfig({ JWT_SECRET: 'k'.repeat(32) }).host, '0.0.0.0');
+    assert.equal(loadConfig({ JWT_SECRET: 'k'.repeat(32), HOST: '10.1.2.3' }).host, '10.1.2.3');
+  });
+
+  test('each JWT_SECRET key is at least 32 bytes; a comma separates keys, so a secret with a comma is refused, not split', () => {
+    const refused = (secret: string, why: RegExp) =>
+      assert.throws(() => loadConfig({ JWT_SECRET: secret }), (err: unknown) => err instanceof ConfigError && err.variable === 'JWT_SECRET' && why.test(err.message));
+    refused('s3cret', /the key is 6 bytes; each key must be at least 32 bytes/);
+    refused('correct horse battery staple, with a comma', /key 1 of 2 \(a comma separates keys for rotation\) is 28 bytes/);
+    refused(`${'a'.repeat(32)},short`, /key 2 of 2 .* is 5 bytes/);
+    refused('é'.repeat(15), /30 bytes/);
+    assert.equal(loadConfig({ JWT_SECRET: `${'a'.repeat(32)}, ${'b'.repeat(40)}` }).jwtSecret, `${'a'.repeat(32)}, ${'b'.repeat(40)}`, 'two long keys rotate');
+  });
+
+  test('JWT_MAX_AGE_S is 60 s to a year; JWT_TYPES is a list of media type names', () => {
+    assert.equal(loadConfig({}).jwtMaxAgeS, null);
+    assert.equal(loadConfig({ JWT_MAX_AGE_S: '3600' }).jwtMaxAgeS, 3600);
+    for (const bad of ['10', 'forever', '99999999999']) {
+      assert.throws(() => loadConfig({ JWT_MAX_AGE_S: bad }), (err: unknown) => err instanceof ConfigError && err.variable === 'JWT_MAX_AGE_S');
+    }
+    assert.deepEqual(loadConfig({ JWT_TYPES: 'JWT, application/AT+JWT' }).jwtTypes, ['jwt', 'at+jwt']);
+    assert.throws(() => loadConfig({ JWT_TYPES: 'a b' }), (err: unknown) => err instanceof ConfigError && err.variable === 'JWT_TYPES');
+  });
 
   test('production mode refuses to start without a key, with one clear line', async () => {
     const { child, stderr } = runMain({ NODE_ENV: 'production' });

@@ -42,6 +42,8 @@ const HEAP_BOUND = 50 * MB;
  * (its history, capped at 5 entries here) stays bounded however long the fuzz runs.
  */
 const USER_POOL = 64;
+/** Where a legitimate pair connects from: an address of its own, as real users have (the fuzzers all come from 127.0.0.1). */
+const legitAddress = (round: number, k: number) => `127.0.${2 + ((round + 1) % 250)}.${2 + k}`;
 /** Recent legitimate calls and sessions the fuzzers aim at (and that the isolation check looks for). */
 const RECENT = 256;
 const remember = (list: string[], ...items: string[]) => {
@@ -70,7 +72,18 @@ type Ref =
 const REF_KEY = '$$fuzzRef';
 const ref = (r: Ref) => fc.constant({ [REF_KEY]: r });
 
-type Auth = 'none' | 'handshake' | 'event' | 'weird-auth' | 'bad-token' | 'query-token' | 'resume-foreign';
+type Auth =
+  | 'none'
+  | 'handshake'
+  | 'event'
+  | 'weird-auth'
+  | 'bad-token'
+  | 'query-token'
+  | 'resume-foreign'
+  /** Sign-in sequences: two `auth:handshake` a few loop turns apart; a handshake `auth` raced by a resume; leave the namespace and join again on the same connection. */
+  | 'double-handshake'
+  | 'handshake-resume'
+  | 'rejoin';
 type Action =
   | { kind: 'emit'; event: string | number; args: unknown[]; ack: boolean }
   | { kind: 'play'; event: string; ack: boolean; pick: number }
@@ -272,6 +285,7 @@ const socketPlanArb: fc.Arbitrary<SocketPlan> = fc.record({
     { weight: 2, arbitrary: fc.constant<Auth>('event') },
     { weight: 3, arbitrary: fc.constant<Auth>('none') },
     { weight: 1, arbitrary: fc.constantFrom<Auth>('weird-auth', 'bad-token', 'query-token', 'resume-foreign') },
+    { weight: 2, arbitrary: fc.constantFrom<Auth>('double-handshake', 'handshake-resume', 'rejoin') },
   ),
   user: fc.nat(3),
   tenant: fc.constantFrom<'' | 'other'>('', '', 'other'),
@@ -303,6 +317,8 @@ interface Shared {
   legitCalls: string[];
   legitSessions: string[];
   legitUsers: string[];
+  /** Sessions handed to fuzzers (what a racing resume aims at). */
+  fuzzSessions: string[];
   /** Every user that may have signed in, for the end-of-run state check (by tenant and id). */
   users: Map<string, UserRef>;
   tokens: { expired: string; none: string; forged: string };
@@ -393,7 +409,7 @@ class Fuzzer {
     const { plan, shared } = this;
     let auth: unknown = {};
     let query: Record<string, string> | undefined;
-    if (plan.auth === 'handshake') auth = { token: this.token };
+    if (plan.auth === 'handshake' || plan.auth === 'handshake-resume' || plan.auth === 'rejoin') auth = { token: this.token };
     if (plan.auth === 'weird-auth') auth = this.resolve(plan.weirdAuth);
     if (plan.auth === 'bad-token') auth = { token: shared.tokens.forged };
     if (plan.auth === 'query-token') query = { token: this.token };
@@ -410,7 +426,10 @@ class Fuzzer {
       this.log.push({ event, payload: p });
       const payload = p as { callId?: unknown; sessionId?: unknown } | null;
       if (typeof payload?.callId === 'string' && event !== 'call:error') this.ownCalls.push(payload.callId);
-      if ((event === 'auth:success' || event === 'reconnect:success') && typeof payload?.sessionId === 'string') this.ownSessions.push(payload.sessionId);
+      if ((event === 'auth:success' || event === 'reconnect:success') && typeof payload?.sessionId === 'string') {
+        this.ownSessions.push(payload.sessionId);
+        remember(this.shared.fuzzSessions, payload.sessionId);
+      }
     });
     const opened = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), STEP_MS);
@@ -428,6 +447,30 @@ class Fuzzer {
     if (plan.auth === 'handshake') await this.answered(['auth:success', 'auth:error'], STEP_MS);
     if (plan.auth === 'event') client.raw('auth:handshake', { token: this.token });
     if (plan.auth === 'resume-foreign') client.raw('reconnect:attempt', { token: this.token, sessionId: pick(shared.legitSessions, plan.user) ?? 'none' });
+    await this.signInSequence(client);
+  }
+
+  /** The sign-in sequences: whatever their timing, a socket never carries more than one session (checked after the round). */
+  private async signInSequence(client: TestClient): Promise<void> {
+    const { plan, shared } = this;
+    if (plan.auth === 'double-handshake') {
+      client.raw('auth:handshake', { token: this.token });
+      for (let i = 0; i < plan.user * 3; i++) await new Promise((resolve) => setImmediate(resolve));
+      client.raw('auth:handshake', { token: this.token });
+    } else if (plan.auth === 'handshake-resume') {
+      // The handshake's sign-in is still being checked when the resume arrives.
+      client.raw('reconnect:attempt', { token: this.token, sessionId: pick(shared.fuzzSessions, plan.user) ?? 'none' });
+    } else if (plan.auth === 'rejoin') {
+      await this.answered(['auth:success', 'auth:error'], STEP_MS);
+      const engine = client.socket.io.engine as unknown as { send(frame: string): void };
+      engine.send('41');
+      engine.send(`40${JSON.stringify({ token: this.token })}`);
+    }
+  }
+
+  /** How many sessions this socket was handed (`auth:success` and `reconnect:success`). */
+  get sessionsHanded(): number {
+    return this.log.filter((r) => r.event === 'auth:success' || r.event === 'reconnect:success').length;
   }
 
   /** Resolves once one of `events` has been received (now or before), the socket closed, or `timeoutMs` passed. */
@@ -586,8 +629,9 @@ async function legitCall(shared: Shared, round: number, k: number): Promise<{ ca
   const ids = [`legit-${slot}-${k}-a`, `legit-${slot}-${k}-b`];
   remember(shared.legitUsers, ...ids);
   for (const id of ids) shared.users.set(`legit\0${id}`, { tenant: 'legit', id });
-  const a = await signIn(shared.server, ids[0]!, { tenant: 'legit' });
-  const b = await signIn(shared.server, ids[1]!, { tenant: 'legit' });
+  // Not from the fuzzers' address, which runs into its sign-in limit.
+  const a = await signIn(shared.server, ids[0]!, { tenant: 'legit', localAddress: legitAddress(round, k) });
+  const b = await signIn(shared.server, ids[1]!, { tenant: 'legit', localAddress: legitAddress(round, k) });
   const logs = [recordAll(a), recordAll(b)];
   remember(shared.legitSessions, a.auth!.sessionId, b.auth!.sessionId);
   try {
@@ -672,6 +716,7 @@ async function fuzz(env: Record<string, string>, seconds: number, phase: string)
     server,
     legitCalls: [],
     legitSessions: [],
+    fuzzSessions: [],
     legitUsers: [],
     users: new Map(),
     tokens: {
@@ -724,6 +769,7 @@ async function fuzz(env: Record<string, string>, seconds: number, phase: string)
         assert.deepEqual(shared.unanswered, [], 'every ack is answered while its socket is open');
         assert.deepEqual(shared.malformed, [], 'every ack answer is { ok: true, … } or { ok: false, error: { code, message } }');
         assert.deepEqual(shared.leaked, [], 'no ack answer to a fuzzer names a legitimate user or call');
+        assert.deepEqual(fuzzers.filter((f) => f.sessionsHanded > 1).map((f) => f.plan.auth), [], 'one socket, one session');
         assert.equal(snapshotPrototypes(), prototypes, 'no prototype gained a property');
         assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is not polluted');
         checkIsolation(shared, legit, fuzzers);

@@ -15,9 +15,8 @@ import type {
   ClientEventName,
 } from '@switchboard/protocol';
 import { CONTROL_EVENTS, RELAY_EVENTS } from '@switchboard/protocol';
-import { loadConfig, mintToken, startServer, type SwitchboardServer } from '../src/index.js';
+import { loadConfig, mintToken, startServer, type StartOptions, type SwitchboardServer } from '../src/index.js';
 import type { MintOptions } from '../src/auth/tokens.js';
-import type { CallStore } from '../src/store/types.js';
 
 /** Every event a client may send, in the contract's order. */
 export const CLIENT_EVENTS: readonly ClientEventName[] = [
@@ -38,7 +37,7 @@ export const WAIT_MS = 5000;
 
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { store?: CallStore } = {},
+  options: Pick<StartOptions, 'store' | 'hooks'> = {},
 ): Promise<SwitchboardServer> {
   const config = loadConfig({
     PORT: '0',
@@ -143,6 +142,8 @@ export interface ConnectOptions {
   token?: string;
   extraHeaders?: Record<string, string>;
   query?: Record<string, string>;
+  /** The loopback address to connect from (127.0.0.2 …): another client address, as the server sees it. */
+  localAddress?: string;
 }
 
 /** Opens a socket (websocket transport) and waits until it is connected. */
@@ -155,6 +156,7 @@ export async function openSocket(server: { url: string }, options: ConnectOption
     auth,
     ...(options.extraHeaders ? { extraHeaders: options.extraHeaders } : {}),
     ...(options.query ? { query: options.query } : {}),
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
   }) as Socket<ServerToClientEvents, ClientToServerEvents>;
   const client = new TestClient(socket);
   await new Promise<void>((resolve, reject) => {
@@ -169,11 +171,11 @@ export async function openSocket(server: { url: string }, options: ConnectOption
 export async function signIn(
   server: { url: string },
   userId: string,
-  options: Omit<MintOptions, 'userId'> & { via?: 'handshake' | 'event' } = {},
+  options: Omit<MintOptions, 'userId'> & { via?: 'handshake' | 'event'; localAddress?: string } = {},
 ): Promise<TestClient> {
-  const { via = 'handshake', ...mint } = options;
+  const { via = 'handshake', localAddress, ...mint } = options;
   const token = await tokenFor(userId, mint);
-  const client = await openSocket(server, { via, token });
+  const client = await openSocket(server, { via, token, ...(localAddress ? { localAddress } : {}) });
   if (via === 'event') client.socket.emit('auth:handshake', { token });
   client.auth = await client.next('auth:success');
   await client.next('user:list');

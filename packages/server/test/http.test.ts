@@ -113,6 +113,22 @@ describe('call history, metrics and TURN credentials', () => {
     assert.match(text, /^switchboard_events_total\{event="call:request"\} \d+/m);
   });
 
+  test('the softphone page is served with a strict Content-Security-Policy and may not be framed; its assets are not', async () => {
+    const page = await fetch(`${server.url}/`);
+    assert.equal(page.status, 200);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]) {
+      assert.ok(csp.split('; ').includes(directive), `${directive} in ${csp}`);
+    }
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/, 'nothing inline, evaluated or from anywhere');
+    assert.equal(page.headers.get('x-frame-options'), 'DENY');
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    const html = await page.text();
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>|\sstyle=|\son[a-z]+=/i, 'no inline script, style attribute or handler the policy would block');
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    if (asset) assert.equal((await fetch(`${server.url}${asset}`)).headers.get('x-content-type-options'), 'nosniff');
+  });
+
   test('the active-calls gauge follows a call', async () => {
     const kim = await signIn(server, 'kim');
     const lou = await signIn(server, 'lou');

@@ -17,7 +17,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import type { AuthErrorCode, UserId } from '@switchboard/protocol';
-import type { Config } from '../config.js';
+import { normaliseTyp, type Config } from '../config.js';
 
 export interface Identity {
   userId: UserId;
@@ -132,6 +132,26 @@ export class TokenVerifier {
     if (this.watched) unwatchFile(this.watched);
   }
 
+  /** A token typed for something else (a refresh or ID token of the same issuer) is not a sign-in token (RFC 8725 §3.11). */
+  private checkTyp(typ: string | undefined): void {
+    const seen = typ === undefined ? undefined : normaliseTyp(typ);
+    const accepted = this.config.jwtTypes ?? DEFAULT_TYPES;
+    if (!accepted.includes(seen)) throw new AuthError('invalid_token', `the token's typ (${typ ?? 'none'}) is not one accepted here`);
+  }
+
+  /** With `JWT_MAX_AGE_S`: no token that claims to live longer, or that was issued longer ago. */
+  private checkAge(payload: JWTPayload): void {
+    const maxAge = this.config.jwtMaxAgeS;
+    if (maxAge === null) return;
+    const now = Date.now() / 1000;
+    if ((payload.exp ?? Infinity) - now > maxAge + CLOCK_TOLERANCE_S) {
+      throw new AuthError('invalid_token', `the token lives longer than the ${maxAge} s allowed (JWT_MAX_AGE_S)`);
+    }
+    if (payload.iat !== undefined && now - payload.iat > maxAge + CLOCK_TOLERANCE_S) {
+      throw new AuthError('invalid_token', `the token was issued more than ${maxAge} s ago (JWT_MAX_AGE_S)`);
+    }
+  }
+
   async verify(token: unknown): Promise<Identity> {
     if (typeof token !== 'string' || token.length === 0) throw new AuthError('invalid_token', 'a token is required');
     let lastError: unknown;
@@ -144,7 +164,10 @@ export class TokenVerifier {
           ...(this.config.jwtIssuer ? { issuer: this.config.jwtIssuer } : {}),
           ...(this.config.jwtAudience ? { audience: this.config.jwtAudience } : {}),
         };
-        const { payload } = typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+        const { payload, protectedHeader } =
+          typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+        this.checkTyp(protectedHeader.typ);
+        this.checkAge(payload);
         return identityOf(payload);
       } catch (err) {
         if (err instanceof errors.JWTExpired) throw new AuthError('token_expired', 'the token has expired');
@@ -156,6 +179,9 @@ export class TokenVerifier {
     throw new AuthError('invalid_token', `the token was refused (${detail})`);
   }
 }
+
+/** The `typ` headers accepted when `JWT_TYPES` is not set: an untyped token, a plain JWT, or an OAuth access token (RFC 9068). */
+const DEFAULT_TYPES: readonly (string | undefined)[] = [undefined, 'jwt', 'at+jwt'];
 
 function identityOf(payload: JWTPayload): Identity {
   const sub = payload.sub;

@@ -94,6 +94,14 @@ function request(event: Extract<CallEvent, { type: 'request' }>, ctx: CallContex
     return fail('invalid_state', 'this callId belongs to another call');
   }
   if (caller.userId === callee.userId) return fail('self_call', 'you cannot call yourself');
+  const mine = ctx.callerCall;
+  const glare =
+    mine !== undefined &&
+    mine.state === 'ringing' &&
+    mine.caller.userId === callee.userId &&
+    mine.callee.userId === caller.userId;
+  // Before the callee is looked at: a caller in a call learns nothing about whom it tried to call.
+  if (mine && !glare) return fail('already_in_call', 'you are already in a call');
   if (event.calleeSessions.length === 0) return fail('unavailable', 'the user is not available');
 
   const base: CallRecord = {
@@ -112,14 +120,6 @@ function request(event: Extract<CallEvent, { type: 'request' }>, ctx: CallContex
     endReason: null,
     endedBy: null,
   };
-
-  const mine = ctx.callerCall;
-  const glare =
-    mine !== undefined &&
-    mine.state === 'ringing' &&
-    mine.caller.userId === callee.userId &&
-    mine.callee.userId === caller.userId;
-  if (mine && !glare) return fail('already_in_call', 'you are already in a call');
 
   if (glare || ctx.calleeCall) {
     // Busy (or the losing side of glare): the call exists only to be recorded.

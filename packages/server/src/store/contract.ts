@@ -458,8 +458,56 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
       test('concurrent addSession for a new user: exactly one is first', async () => {
         const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => store.addSession(sessionRecord(`s${i}`, 'alice'))));
-        assert.equal(count(results.map((r) => r.first)), 1);
+        assert.equal(count(results.map((r) => r!.first)), 1);
         assert.equal((await store.sessionsOf(user('alice'))).length, RACERS);
+      });
+
+      test('addSession with a cap refuses (null, nothing written) a session past it, counting sessions in grace, not gone ones', async () => {
+        assert.deepEqual(await store.addSession(sessionRecord('s1', 'alice'), 2), { first: true });
+        assert.deepEqual(await store.addSession(sessionRecord('s2', 'alice', { connected: false, graceUntil: Date.now() + 30_000 }), 2), { first: false });
+        assert.equal(await store.addSession(sessionRecord('s3', 'alice'), 2), null, 'a third is past the cap of two');
+        assert.equal(await store.getSession(sid('s3')), undefined);
+        assert.deepEqual(ids(await store.sessionsOf(user('alice'))), ['s1', 's2']);
+        assert.deepEqual(await store.addSession(sessionRecord('s4', 'bob'), 2), { first: true }, 'another user has a cap of its own');
+        await store.removeSession(sid('s1'));
+        assert.deepEqual(await store.addSession(sessionRecord('s3', 'alice'), 2), { first: false }, 'a removed one frees a place');
+      });
+
+      test(`${RACERS} concurrent addSession of one user with a cap of 3: exactly 3 are stored`, async () => {
+        const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => store.addSession(sessionRecord(`s${i}`, 'alice'), 3)));
+        assert.equal(results.filter((r) => r !== null).length, 3);
+        assert.equal(count(results.map((r) => r?.first === true)), 1);
+        assert.equal((await store.sessionsOf(user('alice'))).length, 3);
+        assert.equal((await store.sessionsOfNode('node-a')).length, 3, 'the refused ones are not indexed either');
+      });
+
+      test('updateSession and removeSession with the record as read write nothing once it has changed (a resume racing an expiry)', async () => {
+        const live = sessionRecord('s1', 'alice');
+        await store.addSession(live);
+        const lost = { ...live, connected: false, graceUntil: Date.now() + 30_000 };
+        assert.equal(await store.updateSession(lost, live), true, 'written over the record as read');
+        // Node 1 read the session in its grace; node 2 resumes it before node 1 acts.
+        const readByExpiry = (await store.getSession(sid('s1')))!;
+        const resumed = { ...lost, connected: true, graceUntil: null, nodeId: 'node-b', resumes: 1 };
+        assert.equal(await store.updateSession(resumed, readByExpiry), true);
+        assert.equal(await store.removeSession(sid('s1'), readByExpiry), undefined, 'the expiry removes nothing');
+        assert.equal(await store.updateSession({ ...readByExpiry, resumes: 9 }, readByExpiry), false, 'nor overwrites it');
+        assert.deepEqual(await store.getSession(sid('s1')), resumed);
+        assert.deepEqual(await store.sessionsOfNode('node-b'), [resumed]);
+        assert.deepEqual(await store.removeSession(sid('s1'), resumed), { session: resumed, last: true }, 'the record as it is now is removed');
+        assert.deepEqual(await store.onlineUsers(TENANT), []);
+      });
+
+      test(`${RACERS} concurrent conditional updates of one session read once: exactly one is written`, async () => {
+        const live = sessionRecord('s1', 'alice');
+        await store.addSession(live);
+        const read = (await store.getSession(sid('s1')))!;
+        const results = await Promise.all(
+          Array.from({ length: RACERS }, (_, i) => store.updateSession({ ...read, nodeId: `node-${i % 4}`, resumes: i + 1 }, read)),
+        );
+        assert.equal(count(results), 1);
+        const stored = (await store.getSession(sid('s1')))!;
+        assert.deepEqual(await store.sessionsOfNode(stored.nodeId), [stored]);
       });
 
       test('concurrent removeSession, each session twice: each is returned once and exactly one is the last', async () => {
@@ -807,6 +855,12 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sessionsOfNode('node-b'), []);
       });
 
+      test('sessionsOfNode leaves out the sessions it is told to (not even read)', async () => {
+        for (const id of ['s1', 's2', 's3']) await store.addSession(sessionRecord(id, `user-${id}`));
+        assert.deepEqual(ids(await store.sessionsOfNode('node-a', new Set([sid('s1'), sid('s3'), sid('elsewhere')]))), ['s2']);
+        assert.deepEqual(await store.sessionsOfNode('node-a', new Set([sid('s1'), sid('s2'), sid('s3')])), []);
+      });
+
       test('the node index follows updateSession: an update in place, a move to another node and back', async () => {
         await store.addSession(sessionRecord('s1', 'alice'));
         await store.addSession(sessionRecord('s2', 'bob'));
@@ -852,6 +906,43 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
             `each session is listed under exactly the node its record names (${nodeId})`,
           );
         }
+      });
+    });
+
+    describe('shared rate limits', () => {
+      test('a bucket admits its burst at once, then one event per interval; keys are independent', async () => {
+        const rule = { kind: 'bucket', burst: 3, perSecond: 1 } as const;
+        const t = Date.now();
+        const at = (ms: number, key = 'k') => store.admit(key, rule, t + ms);
+        assert.deepEqual([await at(0), await at(0), await at(0), await at(0)], [true, true, true, false]);
+        assert.equal(await at(0, 'other'), true, 'another key has a bucket of its own');
+        assert.equal(await at(500), false, 'half an interval refills nothing');
+        assert.equal(await at(1000), true, 'one interval refills one');
+        assert.equal(await at(1000), false);
+        assert.deepEqual([await at(9000), await at(9000), await at(9000), await at(9000)], [true, true, true, false], 'refilled to the burst, no more');
+      });
+
+      test('a window admits at most limit events within any windowMs', async () => {
+        const rule = { kind: 'window', limit: 3, windowMs: 1000 } as const;
+        const t = Date.now();
+        const at = (ms: number) => store.admit('w', rule, t + ms);
+        assert.deepEqual([await at(0), await at(10), await at(500), await at(999)], [true, true, true, false]);
+        assert.equal(await at(1000), true, 'the first has left the window');
+        assert.equal(await at(1005), false, 'the second has not');
+        assert.equal(await at(1010), true);
+        assert.deepEqual([await at(1500), await at(1501)], [true, false]);
+        assert.equal(await at(10_000), true, 'long after, a fresh window');
+      });
+
+      test(`${RACERS} concurrent admits of a window of 6: exactly 6 pass`, async () => {
+        const rule = { kind: 'window', limit: 6, windowMs: 60_000 } as const;
+        const now = Date.now();
+        assert.equal(count(await Promise.all(Array.from({ length: RACERS }, () => store.admit('pair', rule, now)))), 6);
+      });
+
+      test('a rule that cannot work is refused', async () => {
+        await assert.rejects(store.admit('k', { kind: 'bucket', burst: 0, perSecond: 1 }, Date.now()), RangeError);
+        await assert.rejects(store.admit('k', { kind: 'window', limit: 2, windowMs: 0 }, Date.now()), RangeError);
       });
     });
 

@@ -13,6 +13,7 @@ import type {
   ClaimedTimer,
   HistoryAppend,
   HistoryPage,
+  RateRule,
   SessionRecord,
   TimerKind,
   Versioned,
@@ -63,17 +64,17 @@ export class InstrumentedStore implements CallStore {
   commitCallCounting(commit: CallCommit): Promise<number | null> {
     return this.time('commitCall', () => this.inner.commitCallCounting(commit));
   }
-  addSession(session: SessionRecord): Promise<{ first: boolean }> {
-    return this.time('addSession', () => this.inner.addSession(session));
+  addSession(session: SessionRecord, maxSessions?: number): Promise<{ first: boolean } | null> {
+    return this.time('addSession', () => this.inner.addSession(session, maxSessions));
   }
   getSession(id: SessionId): Promise<SessionRecord | undefined> {
     return this.time('getSession', () => this.inner.getSession(id));
   }
-  updateSession(session: SessionRecord): Promise<boolean> {
-    return this.time('updateSession', () => this.inner.updateSession(session));
+  updateSession(session: SessionRecord, expected?: SessionRecord): Promise<boolean> {
+    return this.time('updateSession', () => this.inner.updateSession(session, expected));
   }
-  removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
-    return this.time('removeSession', () => this.inner.removeSession(id));
+  removeSession(id: SessionId, expected?: SessionRecord): Promise<{ session: SessionRecord; last: boolean } | undefined> {
+    return this.time('removeSession', () => this.inner.removeSession(id, expected));
   }
   sessionsOf(key: UserKey): Promise<SessionRecord[]> {
     return this.time('sessionsOf', () => this.inner.sessionsOf(key));
@@ -113,8 +114,11 @@ export class InstrumentedStore implements CallStore {
   removeNode(nodeId: string): Promise<void> {
     return this.time('removeNode', () => this.inner.removeNode(nodeId));
   }
-  sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
-    return this.time('sessionsOfNode', () => this.inner.sessionsOfNode(nodeId));
+  sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
+    return this.time('sessionsOfNode', () => this.inner.sessionsOfNode(nodeId, except));
+  }
+  admit(key: string, rule: RateRule, now: number): Promise<boolean> {
+    return this.time('admit', () => this.inner.admit(key, rule, now));
   }
   ping(): Promise<void> {
     return this.time('ping', () => this.inner.ping());

@@ -13,11 +13,18 @@ import type {
   HistoryAppend,
   HistoryEntry,
   HistoryPage,
+  RateRule,
   SessionRecord,
   TimerKind,
   Versioned,
 } from './types.js';
 import { checkDueAt, leaseEnd } from './timer-rules.js';
+import { admitBucket, admitWindow, keepMs } from './rate-rules.js';
+
+/** A stored session is still `expected` (none expected: any is): compared as Redis compares them, by their JSON. */
+function unchanged(stored: SessionRecord, expected: SessionRecord | undefined): boolean {
+  return expected === undefined || stored === expected || JSON.stringify(stored) === JSON.stringify(expected);
+}
 
 /**
  * A call as held here. A call with an expiry (an ended call's tombstone, kept
@@ -69,6 +76,8 @@ export class MemoryStore implements CallStore {
   private readonly timers = new Map<string, { kind: TimerKind; id: string; dueAt: number }>();
   /** Node id → alive until (epoch ms). */
   private readonly nodes = new Map<string, number>();
+  /** Rate limits (`admit`): each key's state until it may be forgotten. */
+  private readonly rates = new Map<string, { state: number | number[]; expiresAt: number }>();
   private historySeq = 0;
   private readonly maxTombstones: number;
   private readonly historyLimit: number;
@@ -79,7 +88,7 @@ export class MemoryStore implements CallStore {
     this.historyLimit = options.historyLimit ?? 200;
     this.maxTombstones = options.maxTombstones ?? DEFAULT_MAX_TOMBSTONES;
     this.now = options.now ?? Date.now;
-    this.sweeper = setInterval(() => this.sweepTombstones(), 10_000);
+    this.sweeper = setInterval(() => this.sweep(), 10_000);
     this.sweeper.unref();
   }
 
@@ -143,12 +152,13 @@ export class MemoryStore implements CallStore {
     return true;
   }
 
-  async addSession(session: SessionRecord): Promise<{ first: boolean }> {
+  async addSession(session: SessionRecord, maxSessions = Infinity): Promise<{ first: boolean } | null> {
     const key = userKey(session.tenant, session.userId);
     const previous = this.sessions.get(session.id);
+    let set = this.userSessions.get(key);
+    if (!previous && (set?.size ?? 0) >= maxSessions) return null;
     this.sessions.set(session.id, session);
     this.moveNode(session.id, previous?.nodeId, session.nodeId);
-    let set = this.userSessions.get(key);
     if (!set) this.userSessions.set(key, (set = new Set()));
     set.add(session.id);
     let tenant = this.tenants.get(session.tenant);
@@ -161,17 +171,17 @@ export class MemoryStore implements CallStore {
     return this.sessions.get(id);
   }
 
-  async updateSession(session: SessionRecord): Promise<boolean> {
+  async updateSession(session: SessionRecord, expected?: SessionRecord): Promise<boolean> {
     const previous = this.sessions.get(session.id);
-    if (!previous) return false;
+    if (!previous || !unchanged(previous, expected)) return false;
     this.sessions.set(session.id, session);
     this.moveNode(session.id, previous.nodeId, session.nodeId);
     return true;
   }
 
-  async removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
+  async removeSession(id: SessionId, expected?: SessionRecord): Promise<{ session: SessionRecord; last: boolean } | undefined> {
     const session = this.sessions.get(id);
-    if (!session) return undefined;
+    if (!session || !unchanged(session, expected)) return undefined;
     this.sessions.delete(id);
     this.moveNode(id, session.nodeId, undefined);
     const key = userKey(session.tenant, session.userId);
@@ -305,8 +315,18 @@ export class MemoryStore implements CallStore {
     this.nodes.delete(nodeId);
   }
 
-  async sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
-    return this.recordsOf(this.nodeSessions.get(nodeId));
+  async sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
+    const ids = [...(this.nodeSessions.get(nodeId) ?? [])];
+    return this.recordsOf(except ? ids.filter((id) => !except.has(id)) : ids);
+  }
+
+  async admit(key: string, rule: RateRule, now: number): Promise<boolean> {
+    const held = this.rates.get(key);
+    const live = held && held.expiresAt > now ? held.state : undefined;
+    const next = rule.kind === 'bucket' ? admitBucket(rule, live as number | undefined, now) : admitWindow(rule, (live as number[] | undefined) ?? [], now);
+    if (next === null) return false;
+    this.rates.set(key, { state: next, expiresAt: now + keepMs(rule, next, now) });
+    return true;
   }
 
   async ping(): Promise<void> {}
@@ -328,6 +348,12 @@ export class MemoryStore implements CallStore {
       if (!set) this.nodeSessions.set(to, (set = new Set()));
       set.add(id);
     }
+  }
+
+  private sweep(): void {
+    this.sweepTombstones();
+    const now = this.now();
+    for (const [key, held] of this.rates) if (held.expiresAt <= now) this.rates.delete(key);
   }
 
   private sweepTombstones(): void {

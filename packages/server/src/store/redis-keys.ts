@@ -85,6 +85,12 @@ export function redisKeys(prefix: string) {
      * so the set of a node that is never read again keeps at most those.
      */
     nodeSessions: (nodeId: string) => `${prefix}node-sessions:${nodeId}`,
+    /**
+     * STRING (a token bucket's next arrival time) or LIST (a sliding log of
+     * event times) behind one shared rate limit (`CallStore.admit`).
+     * TTL: as long as the limit remembers anything, set by every write of `ADMIT`.
+     */
+    rate: (key: string) => `${prefix}rate:${key}`,
   };
 }
 
@@ -251,10 +257,13 @@ end
  * KEYS[6..] member session keys.
  * ARGV[1] session id, ARGV[2] session JSON, ARGV[3] userId, ARGV[4] name,
  * ARGV[5] expire-at ms ('' = no TTL), ARGV[6] nodeId, ARGV[7] the guessed
- * nodeId of the record being replaced, ARGV[8..] member ids.
- * Returns how many sessions the user has now (1 = this is the first), or
- * { 'moved', nodeId } when a record with this id exists and names another
- * node than guessed (nothing written: call again with that node's set).
+ * nodeId of the record being replaced, ARGV[8] the most sessions the user
+ * may have ('' = no cap), ARGV[9..] member ids.
+ * Returns how many sessions the user has now (1 = this is the first);
+ * { 'full', sessions } when a new session would pass the cap (counted after
+ * pruning, nothing written); or { 'moved', nodeId } when a record with this
+ * id exists and names another node than guessed (nothing written: call again
+ * with that node's set).
  */
 export const ADD_SESSION = script(
   'addSession',
@@ -265,7 +274,11 @@ if old then
   if was ~= ARGV[7] then return { 'moved', was } end
   if was ~= ARGV[6] then redis.call('SREM', KEYS[5], ARGV[1]) end
 end
-prune(KEYS[2], 6, 8)
+prune(KEYS[2], 6, 9)
+if not old and ARGV[8] ~= '' then
+  local held = redis.call('SCARD', KEYS[2])
+  if held >= tonumber(ARGV[8]) then return { 'full', held } end
+end
 redis.call('SET', KEYS[1], ARGV[2])
 if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
 redis.call('SADD', KEYS[2], ARGV[1])
@@ -279,17 +292,19 @@ return redis.call('SCARD', KEYS[2])
  * KEYS[1] session, KEYS[2] the node set of the stored record's nodeId (the
  * caller's guess), KEYS[3] the node set of the new record's nodeId.
  * ARGV[1] session JSON, ARGV[2] expire-at ms ('' = no TTL), ARGV[3] session id,
- * ARGV[4] the guessed nodeId of the stored record, ARGV[5] the new record's nodeId.
+ * ARGV[4] the guessed nodeId of the stored record, ARGV[5] the new record's nodeId,
+ * ARGV[6] the stored record's JSON as the caller read it ('' = whatever it is).
  * Overwrites a session that still exists (SET drops the old TTL) and moves its
  * id to the new node's set when `nodeId` changes. Returns 1; 0 when the session
- * is gone; { 'moved', nodeId } when the stored record names another node than
- * guessed (nothing written: call again with that node's set).
+ * is gone or is no longer ARGV[6]; { 'moved', nodeId } when the stored record
+ * names another node than guessed (nothing written: call again with that node's set).
  */
 export const UPDATE_SESSION = script(
   'updateSession',
   `${NODE_OF}
 local old = redis.call('GET', KEYS[1])
 if not old then return 0 end
+if ARGV[6] ~= '' and old ~= ARGV[6] then return 0 end
 local was = nodeOf(old)
 if was ~= ARGV[4] then return { 'moved', was } end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -303,22 +318,24 @@ return 1
 /**
  * KEYS[1] session, KEYS[2] user's session set, KEYS[3] tenant's online hash,
  * KEYS[4] the node set of the stored record's nodeId (the caller's guess), KEYS[5..] member session keys.
- * ARGV[1] session id, ARGV[2] userId, ARGV[3] the guessed nodeId, ARGV[4..] member ids.
- * Returns nil when the session is gone; { 'moved', nodeId } when it names
- * another node than guessed (nothing removed: call again with that node's set);
- * else { 'removed', session JSON, sessions the user has left }.
+ * ARGV[1] session id, ARGV[2] userId, ARGV[3] the guessed nodeId, ARGV[4] the
+ * stored record's JSON as the caller read it ('' = whatever it is), ARGV[5..] member ids.
+ * Returns nil when the session is gone or is no longer ARGV[4]; { 'moved', nodeId }
+ * when it names another node than guessed (nothing removed: call again with
+ * that node's set); else { 'removed', session JSON, sessions the user has left }.
  */
 export const REMOVE_SESSION = script(
   'removeSession',
   `${PRUNE}${NODE_OF}
 local raw = redis.call('GET', KEYS[1])
 if not raw then return nil end
+if ARGV[4] ~= '' and raw ~= ARGV[4] then return nil end
 local was = nodeOf(raw)
 if was ~= ARGV[3] then return { 'moved', was } end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
-prune(KEYS[2], 5, 4)
+prune(KEYS[2], 5, 5)
 local left = redis.call('SCARD', KEYS[2])
 if left == 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
 return { 'removed', raw, left }
@@ -365,6 +382,36 @@ export const APPEND_HISTORY = script(
   'appendHistory',
   `${HISTORY}
 return appendHistory(KEYS[1], 2, 3, ARGV[1], ARGV[2])
+`,
+);
+
+/**
+ * KEYS[1] the limit's key. ARGV[1] 'bucket' or 'window', ARGV[2] now (ms).
+ * bucket (GCRA, see rate-rules.ts): ARGV[3] interval ms, ARGV[4] tolerance ms;
+ * the key holds the theoretical arrival time of the next event.
+ * window: ARGV[3] limit, ARGV[4] window ms; the key is a LIST of the times
+ * of the last `limit` events admitted, newest first.
+ * Returns 1 when admitted (and counted), 0 when over the limit (nothing written).
+ */
+export const ADMIT = script(
+  'admit',
+  `
+local now = tonumber(ARGV[2])
+if ARGV[1] == 'bucket' then
+  local interval, tolerance = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[2])
+  if tat < now then tat = now end
+  if tat - now > tolerance then return 0 end
+  redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.max(1, math.ceil(tat + interval - now)))
+  return 1
+end
+local limit, window = tonumber(ARGV[3]), tonumber(ARGV[4])
+local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
+if oldest and tonumber(oldest) > now - window then return 0 end
+redis.call('LPUSH', KEYS[1], ARGV[2])
+redis.call('LTRIM', KEYS[1], 0, limit - 1)
+redis.call('PEXPIRE', KEYS[1], window)
+return 1
 `,
 );
 

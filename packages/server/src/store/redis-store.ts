@@ -12,6 +12,7 @@ import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import {
   ADD_SESSION,
+  ADMIT,
   APPEND_HISTORY,
   CLAIM_DEAD_NODES,
   CLAIM_DUE,
@@ -37,11 +38,13 @@ import type {
   HistoryAppend,
   HistoryEntry,
   HistoryPage,
+  RateRule,
   SessionRecord,
   TimerKind,
   Versioned,
 } from './types.js';
 import { checkDueAt, leaseEnd } from './timer-rules.js';
+import { bucketParams, windowParams } from './rate-rules.js';
 
 export interface RedisStoreOptions {
   /** Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS); the store opens and closes its own connection. */
@@ -198,9 +201,10 @@ export class RedisStore implements CallStore {
     return null;
   }
 
-  async addSession(session: SessionRecord): Promise<{ first: boolean }> {
+  async addSession(session: SessionRecord, maxSessions?: number): Promise<{ first: boolean } | null> {
     const user = userKey(session.tenant, session.userId);
     const members = await this.membersOf(user);
+    const cap = maxSessions === undefined || maxSessions === Infinity ? '' : maxSessions;
     // A new session replaces no record; should one exist with this id, the script names its node.
     const count = await this.onNode(session.nodeId, (was) =>
       this.run(
@@ -213,9 +217,10 @@ export class RedisStore implements CallStore {
           this.keys.nodeSessions(was),
           ...members.map(this.keys.session),
         ],
-        [session.id, JSON.stringify(session), session.userId, session.name, this.expireAt(session), session.nodeId, was, ...members],
+        [session.id, JSON.stringify(session), session.userId, session.name, this.expireAt(session), session.nodeId, was, cap, ...members],
       ),
     );
+    if (Array.isArray(count) && count[0] === 'full') return null;
     return { first: count === 1 };
   }
 
@@ -225,21 +230,29 @@ export class RedisStore implements CallStore {
     return raw === null ? undefined : (JSON.parse(raw) as SessionRecord);
   }
 
-  /** Guesses that the node does not change (the usual case); a move costs a second round trip. */
-  async updateSession(session: SessionRecord): Promise<boolean> {
-    const updated = await this.onNode(session.nodeId, (was) =>
+  /**
+   * Guesses that the node does not change (the usual case; with `expected`,
+   * the node it names, which is right whenever it still matches); a move
+   * costs a second round trip.
+   */
+  async updateSession(session: SessionRecord, expected?: SessionRecord): Promise<boolean> {
+    const read = expected ? JSON.stringify(expected) : '';
+    const updated = await this.onNode(expected?.nodeId ?? session.nodeId, (was) =>
       this.run(
         UPDATE_SESSION,
         [this.keys.session(session.id), this.keys.nodeSessions(was), this.keys.nodeSessions(session.nodeId)],
-        [JSON.stringify(session), this.expireAt(session), session.id, was, session.nodeId],
+        [JSON.stringify(session), this.expireAt(session), session.id, was, session.nodeId, read],
       ),
     );
     return updated === 1;
   }
 
-  /** Reads the session first to learn its user's keys (a session's tenant and user never change) and its node. */
-  async removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined> {
-    const read = await this.getSession(id);
+  /**
+   * Needs the session's user keys (a session's tenant and user never change)
+   * and its node: from `expected`, or read first.
+   */
+  async removeSession(id: SessionId, expected?: SessionRecord): Promise<{ session: SessionRecord; last: boolean } | undefined> {
+    const read = expected ?? (await this.getSession(id));
     if (!read) return undefined;
     const user = userKey(read.tenant, read.userId);
     const others = (await this.membersOf(user)).filter((m) => m !== id);
@@ -253,7 +266,7 @@ export class RedisStore implements CallStore {
           this.keys.nodeSessions(was),
           ...others.map(this.keys.session),
         ],
-        [id, read.userId, was, ...others],
+        [id, read.userId, was, expected ? JSON.stringify(expected) : '', ...others],
       ),
     )) as ['removed', string, number] | null;
     if (result === null) return undefined;
@@ -351,10 +364,11 @@ export class RedisStore implements CallStore {
     await this.client.zrem(this.keys.nodes(), nodeId);
   }
 
-  async sessionsOfNode(nodeId: string): Promise<SessionRecord[]> {
+  async sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
     await this.whenReady();
     const set = this.keys.nodeSessions(nodeId);
-    const ids = (await this.client.smembers(set)) as SessionId[];
+    const members = (await this.client.smembers(set)) as SessionId[];
+    const ids = except ? members.filter((id) => !except.has(id)) : members;
     const found: SessionRecord[] = [];
     for (let i = 0; i < ids.length; i += NODE_BATCH) {
       const batch = ids.slice(i, i + NODE_BATCH);
@@ -364,6 +378,18 @@ export class RedisStore implements CallStore {
       if (missing.length > 0) await this.run(PRUNE_NODE_SESSIONS, [set, ...missing.map(this.keys.session)], missing);
     }
     return found;
+  }
+
+  async admit(key: string, rule: RateRule, now: number): Promise<boolean> {
+    let args: (string | number)[];
+    if (rule.kind === 'bucket') {
+      const { intervalMs, toleranceMs } = bucketParams(rule);
+      args = ['bucket', now, intervalMs, toleranceMs];
+    } else {
+      const { limit, windowMs } = windowParams(rule);
+      args = ['window', now, limit, windowMs];
+    }
+    return (await this.run(ADMIT, [this.keys.rate(key)], args)) === 1;
   }
 
   async ping(): Promise<void> {

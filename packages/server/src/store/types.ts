@@ -101,6 +101,13 @@ export interface HistoryPage {
   next: string | null;
 }
 
+/**
+ * A rate limit shared by every node.
+ * `bucket`: a token bucket of `burst` tokens refilled at `perSecond` (a burst, then a steady rate).
+ * `window`: at most `limit` events within any `windowMs` (exact: a sliding log of the last `limit`).
+ */
+export type RateRule = { kind: 'bucket'; burst: number; perSecond: number } | { kind: 'window'; limit: number; windowMs: number };
+
 export type TimerKind = 'ring' | 'grace';
 
 export interface ClaimedTimer {
@@ -128,13 +135,29 @@ export interface CallStore {
    */
   commitCallCounting(commit: CallCommit): Promise<number | null>;
 
-  /** Stores a new session; `first` is true when it is the user's only session. */
-  addSession(session: SessionRecord): Promise<{ first: boolean }>;
+  /**
+   * Stores a new session; `first` is true when it is the user's only session.
+   * With `maxSessions`, in the same atomic step: null (nothing written) when
+   * the user already has that many sessions (connected or in their grace),
+   * so the cap holds however many sign-ins race on however many nodes.
+   */
+  addSession(session: SessionRecord, maxSessions?: number): Promise<{ first: boolean } | null>;
   getSession(id: SessionId): Promise<SessionRecord | undefined>;
-  /** Overwrites a session that still exists; false when it is gone. */
-  updateSession(session: SessionRecord): Promise<boolean>;
-  /** Removes a session; `last` is true when the user has no session left. Undefined when it was already gone. */
-  removeSession(id: SessionId): Promise<{ session: SessionRecord; last: boolean } | undefined>;
+  /**
+   * Overwrites a session that still exists; false when it is gone. With
+   * `expected` (the record as the caller read it), only if the stored record
+   * is still exactly that: false when anything changed since (a resume or a
+   * loss on another node), so a decision made on what was read cannot
+   * overwrite a newer one.
+   */
+  updateSession(session: SessionRecord, expected?: SessionRecord): Promise<boolean>;
+  /**
+   * Removes a session; `last` is true when the user has no session left.
+   * Undefined when it was already gone or, with `expected`, when the stored
+   * record is no longer exactly what the caller read (a grace expiry racing a
+   * resume removes nothing).
+   */
+  removeSession(id: SessionId, expected?: SessionRecord): Promise<{ session: SessionRecord; last: boolean } | undefined>;
   /** Every session of a user, connected or inside its grace. */
   sessionsOf(key: UserKey): Promise<SessionRecord[]>;
   /** Users of a tenant with at least one session. */
@@ -168,8 +191,15 @@ export interface CallStore {
   claimDeadNodes(now: number): Promise<string[]>;
   /** Forgets a node that stopped cleanly. */
   removeNode(nodeId: string): Promise<void>;
-  /** Sessions whose `nodeId` is `nodeId` (connected or not). */
-  sessionsOfNode(nodeId: string): Promise<SessionRecord[]>;
+  /** Sessions whose `nodeId` is `nodeId` (connected or not), but those in `except` (not even read). */
+  sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]>;
+
+  /**
+   * Counts one event against the limit `key` (any string; `RateRule`), shared
+   * by every node of the store: true when it is within the limit (and counted),
+   * false when it is over (and not counted). `now` is epoch ms.
+   */
+  admit(key: string, rule: RateRule, now: number): Promise<boolean>;
 
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;

@@ -4,6 +4,8 @@
  * sockets on this node), and slow readers whose unsent packets pile up.
  * All of them are off with RATE_LIMITS=off.
  */
+import type { UserKey } from '../calls/types.js';
+import type { CallStore, RateRule } from '../store/types.js';
 import { RateLimiter } from './rate-limit.js';
 
 interface Closable {
@@ -77,3 +79,47 @@ export class UserLimiters {
 
 /** Packets waiting for a socket that does not read; past this it is cut as a lost transport. */
 export const MAX_BUFFERED_PACKETS = 1000;
+
+/**
+ * Sign-ins (`auth:handshake`, handshake `auth`, `reconnect:attempt`) of one
+ * user, across every socket and node: a real client signs in a few times a
+ * minute at most.
+ */
+export const USER_SIGN_INS: RateRule = { kind: 'bucket', burst: 10, perSecond: 1 };
+
+/**
+ * Sign-ins from one address, across every node. They scale with
+ * `MAX_UNAUTHENTICATED_PER_ADDRESS`, the one knob for what one address may do
+ * (raised behind a reverse proxy, where every client shares its address):
+ * twice that many at once, then a fifth of it a second (200, then 20/s by default).
+ */
+export function addressSignIns(maxUnauthenticatedPerAddress: number): RateRule {
+  return { kind: 'bucket', burst: 2 * maxUnauthenticatedPerAddress, perSecond: maxUnauthenticatedPerAddress / 5 };
+}
+
+/** Calls one caller may request of one callee (each busy one leaves a record in both histories). */
+export const PAIR_REQUESTS = { kind: 'window', limit: 6, windowMs: 60_000 } as const satisfies RateRule;
+
+/** The name of a limit about one caller and one callee (a user id may hold any character: the caller's key is length-prefixed). */
+export function pairKey(kind: string, caller: UserKey, callee: string): string {
+  return `${kind}:${caller.length}:${caller}${callee}`;
+}
+
+/** The sign-in limits, counted in the store so that they hold across nodes. */
+export class SignInLimits {
+  constructor(
+    private readonly store: Pick<CallStore, 'admit'>,
+    private readonly addressRule: RateRule,
+    private readonly now: () => number,
+  ) {}
+
+  /** Counts one sign-in of `user` from `address`; false when either is over its limit. */
+  async admit(user: UserKey, address: string): Promise<boolean> {
+    const now = this.now();
+    const [byUser, byAddress] = await Promise.all([
+      this.store.admit(`sign-in:${user}`, USER_SIGN_INS, now),
+      this.store.admit(`sign-in-from:${address}`, this.addressRule, now),
+    ]);
+    return byUser && byAddress;
+  }
+}

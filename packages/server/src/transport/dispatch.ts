@@ -23,7 +23,8 @@ import {
 } from '@switchboard/protocol';
 import { userKey } from '../calls/types.js';
 import type { CallRunner } from './calls.js';
-import type { UserLimiters } from './abuse.js';
+import { PAIR_REQUESTS, pairKey, type UserLimiters } from './abuse.js';
+import type { RateRule } from '../store/types.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
 import { actorOf, logOf } from './context.js';
 import { SwitchboardError } from './errors.js';
@@ -101,25 +102,43 @@ export class Dispatcher {
     p: { to: string; callId?: string | undefined; media?: { audio: boolean; video: boolean } | undefined },
   ): Promise<object> {
     const to = p.to as UserId;
+    const { store, config, now } = this.deps;
     const visible = to !== session.userId && presence.canSee(session, to);
-    const calleeSessions = visible ? (await this.deps.store.sessionsOf(userKey(session.tenant, to))).filter((s) => s.connected) : [];
+    // The pair's limit is read in the same round trip as the callee's sessions.
+    const [admitted, found] = await Promise.all([
+      config.rateLimits ? store.admit(pairKey('call', session.key, to), PAIR_REQUESTS, now()) : true,
+      visible ? store.sessionsOf(userKey(session.tenant, to)) : [],
+    ]);
+    if (!admitted) throw new SwitchboardError('rate_limited', `at most ${PAIR_REQUESTS.limit} calls to the same user within a minute`);
+    const calleeSessions = found.filter((s) => s.connected);
     const callId = (p.callId ?? randomUUID()) as CallId;
-    if (visible && calleeSessions.length === 0) {
-      calls.notify((h) => h.unreachable?.({ callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee: to }));
+    try {
+      await calls.run(
+        {
+          type: 'request',
+          callId,
+          tenant: session.tenant,
+          caller: actorOf(session),
+          callee: { userId: to, name: calleeSessions[0]?.name ?? to },
+          calleeSessions: calleeSessions.map((s) => s.id),
+          media: p.media ?? { audio: true, video: false },
+        },
+        logOf(session),
+      );
+    } catch (err) {
+      // The rules took the caller (free, not calling itself) and found a visible callee with no live session.
+      if (visible && err instanceof SwitchboardError && err.code === 'unavailable') await this.unreachable(session, to, callId, calls);
+      throw err;
     }
-    await calls.run(
-      {
-        type: 'request',
-        callId,
-        tenant: session.tenant,
-        caller: actorOf(session),
-        callee: { userId: to, name: calleeSessions[0]?.name ?? to },
-        calleeSessions: calleeSessions.map((s) => s.id),
-        media: p.media ?? { audio: true, video: false },
-      },
-      logOf(session),
-    );
     return { callId };
+  }
+
+  /** Tells the host app (`call.unreachable`) at most once per caller and callee within a ring window. */
+  private async unreachable(session: SessionInfo, callee: UserId, callId: CallId, calls: CallRunner): Promise<void> {
+    const { store, config, now } = this.deps;
+    const once: RateRule = { kind: 'window', limit: 1, windowMs: config.ringTimeoutMs };
+    if (!(await store.admit(pairKey('unreachable', session.key, callee), once, now()))) return;
+    calls.notify((h) => h.unreachable?.({ callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee }));
   }
 
   /**

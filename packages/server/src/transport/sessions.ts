@@ -19,17 +19,28 @@ import { KeyedMutex } from './keyed-mutex.js';
 import type { Presence } from './presence.js';
 import { RateLimiter } from './rate-limit.js';
 import type { DueTimers } from './timers.js';
-import type { AddressGate } from './abuse.js';
+import type { AddressGate, SignInLimits } from './abuse.js';
 
 /** 144 random bits, URL-safe. */
 function newSessionId(): SessionId {
   return randomBytes(18).toString('base64url') as SessionId;
 }
 
+/** A resume whose write keeps losing to writes on other nodes gives up after this many reads. */
+const RESUME_TRIES = 5;
+
+const SIGN_IN_RATE_MESSAGE = 'too many sign-ins for this user or address; try again in a few seconds';
+
+function closedError(): SwitchboardError {
+  return new SwitchboardError('unauthenticated', 'the socket closed', undefined, true);
+}
+
 export class Sessions {
   private readonly locks = new KeyedMutex();
   /** Sockets on this node by the session they carry. */
   readonly local = new Map<SessionId, Conn>();
+  /** Sessions being stored for a sign-in here, not yet attached to their socket. */
+  private readonly signingIn = new Set<SessionId>();
 
   constructor(
     private readonly deps: Deps,
@@ -37,6 +48,7 @@ export class Sessions {
     private readonly presence: Presence,
     private readonly timers: DueTimers,
     private readonly gate: AddressGate | null,
+    private readonly limits: SignInLimits | null,
   ) {}
 
   onConnection(socket: SbSocket): Conn {
@@ -67,10 +79,29 @@ export class Sessions {
     return conn;
   }
 
+  /**
+   * Signs a socket in: one session per socket, whatever the timing (a second
+   * `auth:handshake` or `reconnect:attempt` while this one runs is refused).
+   * Always answered: `auth:success`, or `auth:error` and the socket closed —
+   * `internal` when the store failed.
+   */
   async authenticate(conn: Conn, token: unknown): Promise<AuthSuccess> {
-    const startedAt = performance.now();
     this.assertUnauthenticated(conn);
     conn.authenticating = true;
+    try {
+      return await this.signIn(conn, token);
+    } catch (err) {
+      if (err instanceof SwitchboardError) throw err;
+      this.deps.logger.error({ err, socket: conn.socket.id }, 'sign-in failed');
+      this.refuse(conn, 'internal', 'the sign-in could not be completed; try again later');
+      throw new SwitchboardError('internal', 'the sign-in could not be completed; try again later', undefined, true);
+    } finally {
+      conn.authenticating = false;
+    }
+  }
+
+  private async signIn(conn: Conn, token: unknown): Promise<AuthSuccess> {
+    const startedAt = performance.now();
     let identity: Identity;
     try {
       identity = await this.deps.verifier.verify(token);
@@ -79,18 +110,13 @@ export class Sessions {
       const message = err instanceof Error ? err.message : 'the token was refused';
       this.refuse(conn, code, message);
       throw new SwitchboardError('unauthenticated', message, undefined, true);
-    } finally {
-      conn.authenticating = false;
     }
-    if (conn.socket.disconnected) throw new SwitchboardError('unauthenticated', 'the socket closed', undefined, true);
-    if (this.deps.config.rateLimits) {
-      const existing = await this.deps.store.sessionsOf(userKey(identity.tenant, identity.userId));
-      if (existing.length >= this.deps.config.maxSessionsPerUser) {
-        const message = `this user already has ${existing.length} sessions (the most allowed is ${this.deps.config.maxSessionsPerUser})`;
-        this.refuse(conn, 'rate_limited', message);
-        throw new SwitchboardError('rate_limited', message, undefined, true);
-      }
+    const key = userKey(identity.tenant, identity.userId);
+    if (this.limits && !(await this.limits.admit(key, conn.socket.handshake.address))) {
+      this.refuse(conn, 'rate_limited', SIGN_IN_RATE_MESSAGE);
+      throw new SwitchboardError('rate_limited', SIGN_IN_RATE_MESSAGE, undefined, true);
     }
+    this.assertOpen(conn);
     const now = this.deps.now();
     const record: SessionRecord = {
       id: newSessionId(),
@@ -105,9 +131,29 @@ export class Sessions {
       resumeWindowStart: now,
       createdAt: now,
     };
-    const { first } = await this.deps.store.addSession(record);
     const info = infoOf(record);
-    this.attach(conn, info);
+    // Stored but not yet attached to its socket: not a ghost for `reconcile` to reap.
+    this.signingIn.add(record.id);
+    let first: boolean;
+    try {
+      const { maxSessionsPerUser, rateLimits } = this.deps.config;
+      const added = await this.deps.store.addSession(record, rateLimits ? maxSessionsPerUser : undefined);
+      if (!added) {
+        const message = `this user already has ${maxSessionsPerUser} sessions, the most allowed`;
+        this.refuse(conn, 'rate_limited', message);
+        throw new SwitchboardError('rate_limited', message, undefined, true);
+      }
+      first = added.first;
+      if (conn.closing || conn.socket.disconnected) {
+        // The socket went while the session was written: it never carried it.
+        const removed = await this.deps.store.removeSession(record.id, record);
+        if (removed?.last) this.presence.announceOffline(info, this.deps.now());
+        throw closedError();
+      }
+      this.attach(conn, info);
+    } finally {
+      this.signingIn.delete(record.id);
+    }
     const success: AuthSuccess = {
       user: { id: info.userId, name: info.name },
       sessionId: info.id,
@@ -135,6 +181,11 @@ export class Sessions {
       } catch (err) {
         return this.resumeFailed(conn, 'invalid_token', err instanceof Error ? err.message : 'the token was refused');
       }
+      // Refused without a verdict: the session is untouched, and the client may try again a little later.
+      if (this.limits && !(await this.limits.admit(userKey(identity.tenant, identity.userId), conn.socket.handshake.address))) {
+        throw new SwitchboardError('rate_limited', SIGN_IN_RATE_MESSAGE);
+      }
+      this.assertOpen(conn);
       return await this.locks.run(sessionId, () => this.resumeLocked(conn, identity, sessionId as SessionId, startedAt));
     } finally {
       conn.authenticating = false;
@@ -143,34 +194,47 @@ export class Sessions {
 
   private async resumeLocked(conn: Conn, identity: Identity, sessionId: SessionId, startedAt: number): Promise<object> {
     const { store, config } = this.deps;
-    const now = this.deps.now();
-    const session = await store.getSession(sessionId);
-    if (!session || (session.graceUntil !== null && session.graceUntil <= now)) {
-      return this.resumeFailed(conn, 'session_expired', 'the session is unknown or its grace has run out');
+    let updated: SessionRecord | undefined;
+    let now = 0;
+    // Written only over the record as read: another node resuming or losing it meanwhile means reading again.
+    for (let tries = 0; !updated; tries++) {
+      if (tries === RESUME_TRIES) throw new Error(`session ${sessionId} changed under ${RESUME_TRIES} resumes in a row`);
+      now = this.deps.now();
+      const session = await store.getSession(sessionId);
+      if (!session || (session.graceUntil !== null && session.graceUntil <= now)) {
+        return this.resumeFailed(conn, 'session_expired', 'the session is unknown or its grace has run out');
+      }
+      if (session.tenant !== identity.tenant || session.userId !== identity.userId) {
+        return this.resumeFailed(conn, 'invalid_token', 'the token belongs to another user');
+      }
+      const windowOpen = now - session.resumeWindowStart <= config.reconnectGraceMs;
+      const resumes = windowOpen ? session.resumes : 0;
+      if (resumes + 1 > config.maxReconnectAttempts) {
+        await this.closeSession(session, 'expired');
+        return this.resumeFailed(conn, 'max_attempts', `more than ${config.maxReconnectAttempts} resumptions within the grace window`);
+      }
+      const next: SessionRecord = {
+        ...session,
+        name: identity.name,
+        contacts: config.contacts === 'claims' ? (identity.contacts ?? []) : null,
+        connected: true,
+        graceUntil: null,
+        nodeId: config.nodeId,
+        resumes: resumes + 1,
+        resumeWindowStart: windowOpen ? session.resumeWindowStart : now,
+      };
+      if (await store.updateSession(next, session)) {
+        updated = next;
+        if (session.connected) this.takeOver(session.id, conn.socket);
+      }
     }
-    if (session.tenant !== identity.tenant || session.userId !== identity.userId) {
-      return this.resumeFailed(conn, 'invalid_token', 'the token belongs to another user');
-    }
-    const windowOpen = now - session.resumeWindowStart <= config.reconnectGraceMs;
-    const resumes = windowOpen ? session.resumes : 0;
-    if (resumes + 1 > config.maxReconnectAttempts) {
-      await this.closeSession(session, 'expired');
-      return this.resumeFailed(conn, 'max_attempts', `more than ${config.maxReconnectAttempts} resumptions within the grace window`);
-    }
-    if (session.connected) this.takeOver(session.id);
-    const updated: SessionRecord = {
-      ...session,
-      name: identity.name,
-      contacts: config.contacts === 'claims' ? (identity.contacts ?? []) : null,
-      connected: true,
-      graceUntil: null,
-      nodeId: config.nodeId,
-      resumes: resumes + 1,
-      resumeWindowStart: windowOpen ? session.resumeWindowStart : now,
-    };
-    await store.updateSession(updated);
-    await this.timers.unschedule('grace', session.id);
+    await this.timers.unschedule('grace', sessionId);
     const info = infoOf(updated);
+    if (conn.closing || conn.socket.disconnected) {
+      // The new socket went while the session was written: the session is lost again, at once.
+      await this.loseLocked(sessionId, config.nodeId);
+      throw closedError();
+    }
     this.attach(conn, info);
     const calls: CallSnapshot[] = [];
     const current = await this.calls.callOfUser(info.key);
@@ -226,17 +290,36 @@ export class Sessions {
    * meanwhile resumed on another node is not that node's to lose.
    */
   async markLost(sessionId: SessionId, nodeId: string = this.deps.config.nodeId): Promise<void> {
-    await this.locks.run(sessionId, async () => {
-      const session = await this.deps.store.getSession(sessionId);
-      // Gone already, in grace already, resumed on a new socket here, or resumed on another node.
-      if (!session || !session.connected || this.local.has(sessionId) || session.nodeId !== nodeId) return;
-      const graceUntil = this.deps.now() + this.deps.config.reconnectGraceMs;
-      await this.deps.store.updateSession({ ...session, connected: false, graceUntil });
-      await this.timers.schedule('grace', session.id, graceUntil);
-      const info = infoOf(session);
-      const call = await this.calls.callOfUser(info.key);
-      if (call) await this.calls.run({ type: 'session-lost', callId: call.id, sessionId, deliberate: false }, logOf(info));
-    });
+    await this.locks.run(sessionId, () => this.loseLocked(sessionId, nodeId));
+  }
+
+  private async loseLocked(sessionId: SessionId, nodeId: string): Promise<void> {
+    const session = await this.deps.store.getSession(sessionId);
+    // Gone already, in grace already, resumed on a new socket here, or resumed on another node.
+    if (!session || !session.connected || this.holds(sessionId) || session.nodeId !== nodeId) return;
+    const graceUntil = this.deps.now() + this.deps.config.reconnectGraceMs;
+    // Only over the record as read: a resume on another node since then wins.
+    if (!(await this.deps.store.updateSession({ ...session, connected: false, graceUntil }, session))) return;
+    await this.timers.schedule('grace', session.id, graceUntil);
+    const info = infoOf(session);
+    const call = await this.calls.callOfUser(info.key);
+    if (call) await this.calls.run({ type: 'session-lost', callId: call.id, sessionId, deliberate: false }, logOf(info));
+  }
+
+  /**
+   * The store's word that a session is live here is checked against this
+   * node's sockets: a session the store holds as connected on this node that
+   * no socket here carries (its socket closed while a store write failed, or
+   * this node is stopping) is lost from now on, so it is offline for every
+   * watcher within its grace. `NodeLiveness` does the same for dead nodes.
+   * Returns how many were found.
+   */
+  async reconcile(): Promise<number> {
+    const here = new Set([...this.local.keys(), ...this.signingIn]);
+    const orphans = (await this.deps.store.sessionsOfNode(this.deps.config.nodeId, here)).filter((s) => s.connected);
+    for (const orphan of orphans) await this.markLost(orphan.id);
+    if (orphans.length > 0) this.deps.logger.warn({ sessions: orphans.length }, 'sessions without a socket on this node enter their grace');
+    return orphans.length;
   }
 
   /** The grace of a disconnected session ran out. */
@@ -260,7 +343,8 @@ export class Sessions {
    */
   private async closeSession(session: SessionRecord, why: 'hangup' | 'expired'): Promise<void> {
     const info = infoOf(session);
-    const removed = await this.deps.store.removeSession(info.id);
+    // Only the record as read: a resume on another node since then keeps its session.
+    const removed = await this.deps.store.removeSession(info.id, session);
     if (!removed) return;
     const call = await this.calls.callOfUser(info.key);
     if (call) {
@@ -275,14 +359,20 @@ export class Sessions {
     if (removed.last) this.presence.announceOffline(info, this.deps.now());
   }
 
-  /** Disconnects whatever socket carries the session now, without treating it as a loss. */
-  private takeOver(sessionId: SessionId): void {
+  /**
+   * Disconnects whatever socket carries the session now, without treating it
+   * as a loss; never `keep`, the socket taking the session over. (In Redis
+   * mode the adapter disconnects this node's sockets only after its publish
+   * returns, by when `keep` may have joined the session's room.)
+   */
+  private takeOver(sessionId: SessionId, keep?: SbSocket): void {
     const old = this.local.get(sessionId);
     if (old) {
       old.closing = 'takeover';
       this.local.delete(sessionId);
     }
-    this.deps.io.in(rooms.session(sessionId)).disconnectSockets(true);
+    const room = this.deps.io.in(rooms.session(sessionId));
+    (keep ? room.except(keep.id) : room).disconnectSockets(true);
   }
 
   private attach(conn: Conn, info: SessionInfo): void {
@@ -299,6 +389,16 @@ export class Sessions {
   private assertUnauthenticated(conn: Conn): void {
     if (conn.session) throw new SwitchboardError('invalid_state', 'this socket is already authenticated');
     if (conn.authenticating) throw new SwitchboardError('invalid_state', 'authentication is already in progress');
+  }
+
+  /** Nothing is written for a socket that has already gone (or been refused). */
+  private assertOpen(conn: Conn): void {
+    if (conn.closing || conn.socket.disconnected) throw closedError();
+  }
+
+  /** A socket of this node carries the session, or is being signed in with it. */
+  private holds(sessionId: SessionId): boolean {
+    return this.local.has(sessionId) || this.signingIn.has(sessionId);
   }
 
   private resumeFailed(conn: Conn, reason: ReconnectFailReason, message: string): never {
