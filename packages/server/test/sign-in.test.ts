@@ -7,8 +7,10 @@
  * Races are run many times in one test.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { CallHooks } from '../src/index.js';
+import type { SessionId, UserId } from '@switchboard/protocol';
+import type { CallHooks, SessionRecord } from '../src/index.js';
 import type { SwitchboardServer } from '../src/index.js';
 import { userKey } from '../src/calls/types.js';
 import { dropPrefix, freshPrefix, OwnedRedis, sharedRedis } from './cluster/harness.js';
@@ -138,6 +140,47 @@ for (const mode of MODES) {
       const offline = new Set(watcher.received('user:offline').map((p) => p.userId));
       assert.deepEqual([...online].filter((u) => !offline.has(u)), [], 'everyone announced online was announced offline');
     });
+
+    /** A session record as a failed store write would leave it: live on `node`, carried by no socket. */
+    const ghost = (t: string, userId: string, nodeId: string): SessionRecord => ({
+      id: `ghost-${randomUUID()}` as SessionId,
+      tenant: t,
+      userId: userId as UserId,
+      name: userId,
+      contacts: null,
+      nodeId,
+      connected: true,
+      graceUntil: null,
+      resumes: 0,
+      resumeWindowStart: Date.now(),
+      createdAt: Date.now(),
+    });
+
+    test('a session the store holds as live on a node that has no socket for it goes offline within the grace + NODE_TIMEOUT_MS', async () => {
+      const [server] = await start({ RECONNECT_GRACE_MS: '300', NODE_TIMEOUT_MS: '1000' });
+      const t = tenant();
+      const watcher = keep(await signIn(server!, 'watcher', { tenant: t }));
+      const ghosts = ['ghost-a', 'ghost-b', 'ghost-c'].map((u) => ghost(t, u, server!.config.nodeId));
+      for (const g of ghosts) await server!.store.addSession(g);
+      const listed = await watcher.request<{ users: { id: string }[] }>('user:list');
+      assert.ok(listed.ok && listed.users.some((u) => u.id === 'ghost-a'), 'the ghost looks online');
+      for (const g of ghosts) await watcher.next('user:offline', (p) => p.userId === g.userId, 1300 + 300 + WAIT_MS);
+      for (const g of ghosts) assert.deepEqual(await server!.store.sessionsOf(userKey(t, g.userId)), []);
+    });
+
+    if (mode === 'redis') {
+      test('a node that stops leaves no session of its own live: its ghosts go offline through the nodes that remain', async () => {
+        // A long node timeout: only the stop can find the ghost before the test gives up.
+        const [stopping, staying] = await start({ RECONNECT_GRACE_MS: '300', NODE_TIMEOUT_MS: '60000' }, 2);
+        const t = tenant();
+        const watcher = keep(await signIn(staying!, 'watcher', { tenant: t }));
+        const left = ghost(t, 'left-behind', stopping!.config.nodeId);
+        await stopping!.store.addSession(left);
+        await stopping!.close();
+        await watcher.next('user:offline', (p) => p.userId === 'left-behind', 10_000);
+        assert.deepEqual(await staying!.store.sessionsOf(userKey(t, 'left-behind')), []);
+      });
+    }
 
     test('MAX_SESSIONS_PER_USER holds under 30 concurrent sign-ins of one user (on two nodes in Redis mode)', async () => {
       const nodes = await start({ MAX_SESSIONS_PER_USER: '3' }, 2);
