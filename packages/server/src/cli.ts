@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { mintToken, TokenVerifier } from './auth/tokens.js';
-import { CONFIG_VARIABLES, ConfigError, configWarnings, describeConfig, loadConfig, maskUrl, type Config } from './config.js';
+import { CONFIG_VARIABLES, ConfigError, configWarnings, describeConfig, flagHelp, loadConfig, maskUrl, type Config } from './config.js';
 import { EXIT, probeRedis, serve } from './main.js';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -39,7 +39,7 @@ function configFlags(filter: (name: string) => boolean = () => true): Record<str
   return Object.fromEntries(
     CONFIG_VARIABLES.filter((v) => filter(v.name)).map((v) => [
       flagOf(v.name),
-      { type: 'string' as const, help: `${v.name}: ${v.help}`, placeholder: 'value', variable: v.name },
+      { type: 'string' as const, help: flagHelp(v), placeholder: 'value', variable: v.name },
     ]),
   );
 }

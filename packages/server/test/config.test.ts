@@ -3,7 +3,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/index.js';
+import { CONFIG_VARIABLES, configTableMarkdown, describeConfig } from '../src/config.js';
+import { README, withTable } from '../../../scripts/config-table.js';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 
@@ -76,6 +79,57 @@ describe('configuration', () => {
     }
     assert.deepEqual(loadConfig({ JWT_TYPES: 'JWT, application/AT+JWT' }).jwtTypes, ['jwt', 'at+jwt']);
     assert.throws(() => loadConfig({ JWT_TYPES: 'a b' }), (err: unknown) => err instanceof ConfigError && err.variable === 'JWT_TYPES');
+  });
+
+  test('every variable of the table shows what is in effect in `check` once set (secrets masked)', () => {
+    const samples: Record<string, Record<string, string>> = {
+      PORT: { PORT: '4321' },
+      HOST: { HOST: '10.9.8.7' },
+      JWT_SECRET: { JWT_SECRET: 's'.repeat(40) },
+      JWT_PUBLIC_KEY: { JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----' },
+      JWT_JWKS_URL: { JWT_JWKS_URL: 'https://idp.example.com/jwks.json' },
+      JWT_JWKS_FILE: { JWT_JWKS_FILE: '/etc/switchboard/jwks.json' },
+      JWT_ISSUER: { JWT_ISSUER: 'https://idp.example.com' },
+      JWT_AUDIENCE: { JWT_AUDIENCE: 'switchboard' },
+      JWT_MAX_AGE_S: { JWT_MAX_AGE_S: '3600' },
+      JWT_TYPES: { JWT_TYPES: 'at+jwt' },
+      NODE_ENV: { NODE_ENV: 'production', JWT_SECRET: 's'.repeat(40) },
+      REDIS_URL: { REDIS_URL: 'redis://:pw@10.0.0.5:6379' },
+      REDIS_PREFIX: { REDIS_PREFIX: 'app:' },
+      RING_TIMEOUT_MS: { RING_TIMEOUT_MS: '45000' },
+      RECONNECT_GRACE_MS: { RECONNECT_GRACE_MS: '45000' },
+      AUTH_TIMEOUT_MS: { AUTH_TIMEOUT_MS: '4500' },
+      MAX_RECONNECT_ATTEMPTS: { MAX_RECONNECT_ATTEMPTS: '7' },
+      CONTACTS: { CONTACTS: 'claims' },
+      CORS_ORIGINS: { CORS_ORIGINS: 'https://app.example.com' },
+      STUN_URLS: { STUN_URLS: 'stun:stun.example.com:3478' },
+      TURN_URLS: { TURN_URLS: 'turn:turn.example.com:3478', TURN_SECRET: 'turn-secret' },
+      TURN_SECRET: { TURN_SECRET: 'turn-secret' },
+      TURN_TTL_S: { TURN_TTL_S: '600' },
+      LOG_LEVEL: { LOG_LEVEL: 'debug' },
+      RATE_LIMITS: { RATE_LIMITS: 'off' },
+      NODE_TIMEOUT_MS: { NODE_TIMEOUT_MS: '7000' },
+      NODE_ID: { NODE_ID: 'node-seven' },
+      HISTORY_LIMIT: { HISTORY_LIMIT: '50' },
+      PRESENCE_STATUS: { PRESENCE_STATUS: 'off' },
+      MAX_SESSIONS_PER_USER: { MAX_SESSIONS_PER_USER: '3' },
+      MAX_UNAUTHENTICATED_PER_ADDRESS: { MAX_UNAUTHENTICATED_PER_ADDRESS: '500' },
+      WEBHOOK_URL: { WEBHOOK_URL: 'https://hooks.example.com/x', WEBHOOK_SECRET: 'hook-secret' },
+      WEBHOOK_SECRET: { WEBHOOK_SECRET: 'hook-secret' },
+    };
+    assert.deepEqual(Object.keys(samples).sort(), CONFIG_VARIABLES.map((v) => v.name).sort(), 'a sample for every variable of the table');
+    for (const variable of CONFIG_VARIABLES) {
+      const env = samples[variable.name]!;
+      const shown = new Map(describeConfig(loadConfig(env)));
+      const value = shown.get(variable.name);
+      assert.ok(value, `${variable.name} shows a value`);
+      if (variable.secret) assert.ok(!value.includes(env[variable.name]!), `${variable.name} is masked`);
+    }
+  });
+
+  test('the README table of variables is the one table, row for row', () => {
+    const readme = readFileSync(README, 'utf8');
+    assert.equal(readme, withTable(readme, configTableMarkdown()), 'README.md is out of date: run npm run docs:config');
   });
 
   test('production mode refuses to start without a key, with one clear line', async () => {

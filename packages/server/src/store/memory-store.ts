@@ -6,6 +6,7 @@
 import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
+import { DEFAULT_HISTORY_LIMIT } from './types.js';
 import type {
   CallCommit,
   CallStore,
@@ -85,7 +86,7 @@ export class MemoryStore implements CallStore {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.historyLimit = options.historyLimit ?? 200;
+    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.maxTombstones = options.maxTombstones ?? DEFAULT_MAX_TOMBSTONES;
     this.now = options.now ?? Date.now;
     this.sweeper = setInterval(() => this.sweep(), 10_000);

@@ -31,6 +31,7 @@ import {
   timerMember,
   UPDATE_SESSION,
 } from './redis-keys.js';
+import { DEFAULT_HISTORY_LIMIT } from './types.js';
 import type {
   CallCommit,
   CallStore,
@@ -65,7 +66,6 @@ export interface RedisStoreOptions {
   onError?: (err: Error) => void;
 }
 
-const DEFAULT_HISTORY_LIMIT = 200;
 /** History outlives a user's last call this long. */
 const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 3600_000;
 /** Far past any grace: only a session that every node forgot is reaped by it. */

@@ -10,6 +10,9 @@
 import type { CallId, CallOutcome, SessionId, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 
+/** Newest history entries kept per user, unless told otherwise (`HISTORY_LIMIT`). */
+export const DEFAULT_HISTORY_LIMIT = 200;
+
 export interface Versioned<T> {
   value: T;
   /** Starts at 1 and grows by one with every committed write. */
