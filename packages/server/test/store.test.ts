@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import { NO_FLAGS, userKey } from '../src/calls/types.js';
 import type { CallRecord } from '../src/calls/types.js';
-import { describeCallStore, waitFor } from '../src/store/contract.js';
+import { describeCallStore, waitFor } from './store-contract.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { failFastOptions, RedisStore } from '../src/store/redis-store.js';
 import type { HistoryAppend, SessionRecord } from '../src/store/types.js';

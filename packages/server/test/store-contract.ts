@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
-import type { CallRecord, UserKey } from '../calls/types.js';
-import { NO_FLAGS, userKey } from '../calls/types.js';
-import type { CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from './types.js';
+import type { CallRecord, UserKey } from '../src/calls/types.js';
+import { NO_FLAGS, userKey } from '../src/calls/types.js';
+import type { CallCommit, CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from '../src/store/types.js';
 
 export type StoreFactory = () => Promise<{ store: CallStore; cleanup(): Promise<void> }>;
 
@@ -106,40 +106,43 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
     afterEach(async () => {
       await cleanup();
     });
+    /** Commits `call` as a new call (version 0) with no claims and no TTL, unless `overrides` say otherwise. */
+    const commit = (call: CallRecord, overrides: Partial<Omit<CallCommit, 'call'>> = {}) =>
+      store.commitCall({ call, expectVersion: 0, claims: [], ttlMs: null, ...overrides });
 
     describe('calls and versions', () => {
       test('commitCall creates a call only at expectVersion 0, and getCall returns it intact at version 1', async () => {
         const call = callRecord('c1');
         assert.equal(await store.getCall(cid('c1')), undefined);
-        assert.equal(await store.commitCall({ call, expectVersion: 1, claims: [], ttlMs: null }), false, 'no version 1 to build on');
+        assert.equal(await commit(call, { expectVersion: 1 }), false, 'no version 1 to build on');
         assert.equal(await store.getCall(cid('c1')), undefined);
 
-        assert.equal(await store.commitCall({ call, expectVersion: 0, claims: [], ttlMs: null }), true);
+        assert.equal(await commit(call), true);
         assert.deepEqual(await store.getCall(cid('c1')), { value: call, version: 1 });
 
         const again = callRecord('c1', 'alice', 'bob', { state: 'active' });
-        assert.equal(await store.commitCall({ call: again, expectVersion: 0, claims: [], ttlMs: null }), false, 'exists already');
+        assert.equal(await commit(again), false, 'exists already');
         assert.deepEqual(await store.getCall(cid('c1')), { value: call, version: 1 });
       });
 
       test('each commit bumps the version by one; a stale or future version is refused and changes nothing', async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        await commit(callRecord('c1'));
         const active = callRecord('c1', 'alice', 'bob', { state: 'active', answeredAt: 1_700_000_005_000, ringing: [sid('bob-s1')] });
-        assert.equal(await store.commitCall({ call: active, expectVersion: 1, claims: [], ttlMs: null }), true);
+        assert.equal(await commit(active, { expectVersion: 1 }), true);
         const muted = { ...active, caller: { ...active.caller, flags: { ...NO_FLAGS, muted: true } } };
-        assert.equal(await store.commitCall({ call: muted, expectVersion: 2, claims: [], ttlMs: null }), true);
+        assert.equal(await commit(muted, { expectVersion: 2 }), true);
         assert.deepEqual(await store.getCall(cid('c1')), { value: muted, version: 3 });
 
         const stale = { ...active, endReason: 'stale' };
-        assert.equal(await store.commitCall({ call: stale, expectVersion: 2, claims: [], ttlMs: null }), false);
-        assert.equal(await store.commitCall({ call: stale, expectVersion: 4, claims: [], ttlMs: null }), false);
+        assert.equal(await commit(stale, { expectVersion: 2 }), false);
+        assert.equal(await commit(stale, { expectVersion: 4 }), false);
         assert.deepEqual(await store.getCall(cid('c1')), { value: muted, version: 3 });
       });
 
       test(`${RACERS} concurrent commits on the same version: exactly one wins and its write is the one stored`, async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        await commit(callRecord('c1'));
         const writes = Array.from({ length: RACERS }, (_, i) => callRecord('c1', 'alice', 'bob', { endReason: `writer-${i}` }));
-        const results = await Promise.all(writes.map((call) => store.commitCall({ call, expectVersion: 1, claims: [], ttlMs: null })));
+        const results = await Promise.all(writes.map((call) => commit(call, { expectVersion: 1 })));
         assert.equal(count(results), 1);
         const stored = await store.getCall(cid('c1'));
         assert.equal(stored?.version, 2);
@@ -148,7 +151,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
       test(`${RACERS} concurrent creates of one callId: exactly one wins`, async () => {
         const writes = Array.from({ length: RACERS }, (_, i) => callRecord('c1', `caller-${i}`, 'bob'));
-        const results = await Promise.all(writes.map((call) => store.commitCall({ call, expectVersion: 0, claims: [], ttlMs: null })));
+        const results = await Promise.all(writes.map((call) => commit(call)));
         assert.equal(count(results), 1);
         assert.deepEqual(await store.getCall(cid('c1')), { value: writes[results.indexOf(true)], version: 1 });
       });
@@ -168,7 +171,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.equal(created, true);
         assert.deepEqual(await store.getClaims([user('bob'), user('carol'), user('alice')]), [cid('c1'), null, cid('c1')]);
 
-        const busy = await store.commitCall({ call: callRecord('c2', 'carol', 'bob'), expectVersion: 0, claims: [take(user('bob'), 'c2')], ttlMs: null });
+        const busy = await commit(callRecord('c2', 'carol', 'bob'), { claims: [take(user('bob'), 'c2')] });
         assert.equal(busy, false, 'bob is claimed by c1, not free');
         assert.equal(await store.getCall(cid('c2')), undefined);
 
@@ -183,13 +186,13 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       });
 
       test('claims of the same user id in two tenants are distinct', async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice', 'one'), 'c1')], ttlMs: null });
+        await commit(callRecord('c1'), { claims: [take(user('alice', 'one'), 'c1')] });
         assert.deepEqual(await store.getClaims([user('alice', 'one'), user('alice', 'two'), user('alice')]), [cid('c1'), null, null]);
       });
 
       test('release drops a claim only while it still names the call', async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')], ttlMs: null });
-        await store.commitCall({ call: callRecord('c2', 'carol', 'dave'), expectVersion: 0, claims: [take(user('carol'), 'c2')], ttlMs: null });
+        await commit(callRecord('c1'), { claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')] });
+        await commit(callRecord('c2', 'carol', 'dave'), { claims: [take(user('carol'), 'c2')] });
 
         const foreign = await store.commitCall({
           call: callRecord('c2', 'carol', 'dave', { state: 'ended' }),
@@ -210,7 +213,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       });
 
       test('a failed commit changes nothing at all: neither the call nor any claim', async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')], ttlMs: null });
+        await commit(callRecord('c1'), { claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')] });
         const before = await store.getCall(cid('c1'));
 
         // One take conflicts (bob holds c1): the other take and the release must not happen either.
@@ -260,26 +263,26 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
     describe('tombstones', () => {
       test('a commit with ttlMs leaves a tombstone that vanishes after its TTL, and the id may then be made anew', async () => {
         const ttlMs = 600;
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        await commit(callRecord('c1'));
         const ended = callRecord('c1', 'alice', 'bob', { state: 'ended', outcome: 'cancelled', endReason: 'cancelled' });
         const committedAt = Date.now();
-        assert.equal(await store.commitCall({ call: ended, expectVersion: 1, claims: [], ttlMs }), true);
+        assert.equal(await commit(ended, { expectVersion: 1, ttlMs }), true);
         assert.deepEqual(await store.getCall(cid('c1')), { value: ended, version: 2 }, 'still there right after the commit');
 
         await waitFor('the tombstone to vanish', async () => (await store.getCall(cid('c1'))) === undefined);
         const lived = Date.now() - committedAt;
         assert.ok(lived >= ttlMs - 25, `vanished after ${lived} ms, before its ${ttlMs} ms TTL`);
-        assert.equal(await store.commitCall({ call: ended, expectVersion: 2, claims: [], ttlMs: null }), false, 'its version is gone too');
-        assert.equal(await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null }), true);
+        assert.equal(await commit(ended, { expectVersion: 2 }), false, 'its version is gone too');
+        assert.equal(await commit(callRecord('c1')), true);
         assert.equal((await store.getCall(cid('c1')))?.version, 1);
       });
 
       test('a later commit without ttlMs keeps the call for good', async () => {
         const ttlMs = 300;
-        await store.commitCall({ call: callRecord('kept'), expectVersion: 0, claims: [], ttlMs });
-        await store.commitCall({ call: callRecord('kept', 'alice', 'bob', { state: 'active' }), expectVersion: 1, claims: [], ttlMs: null });
+        await commit(callRecord('kept'), { ttlMs });
+        await commit(callRecord('kept', 'alice', 'bob', { state: 'active' }), { expectVersion: 1 });
         // A witness committed afterwards with the same TTL: once it is gone, the first TTL has run out too.
-        await store.commitCall({ call: callRecord('witness'), expectVersion: 0, claims: [], ttlMs });
+        await commit(callRecord('witness'), { ttlMs });
         await waitFor('the witness to vanish', async () => (await store.getCall(cid('witness'))) === undefined);
         assert.equal((await store.getCall(cid('kept')))?.version, 2);
       });
@@ -301,7 +304,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
           timer: schedule('c1', now),
         });
         assert.equal(created, true);
-        await store.commitCall({ call: callRecord('c2', 'carol', 'dave'), expectVersion: 0, claims: [], ttlMs: null, timer: schedule('c2', now + 1000) });
+        await commit(callRecord('c2', 'carol', 'dave'), { timer: schedule('c2', now + 1000) });
         assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [cid('c1'), cid('c1')], 'the claims are written alongside');
 
         assert.equal(await store.claimTimer('ring', 'c1', now - 1, LEASE), null, 'not due yet');
@@ -314,8 +317,8 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       test('a commit that schedules an existing timer moves its due time, later or earlier', async () => {
         await store.schedule('ring', 'c1', now);
         await store.schedule('grace', 's1', now + 1000);
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null, timer: schedule('c1', now + 2000) });
-        await store.commitCall({ call: callRecord('c2'), expectVersion: 0, claims: [], ttlMs: null, timer: schedule('s1', now - 1000, 'grace') });
+        await commit(callRecord('c1'), { timer: schedule('c1', now + 2000) });
+        await commit(callRecord('c2'), { timer: schedule('s1', now - 1000, 'grace') });
         assert.equal(await store.claimTimer('ring', 'c1', now + 1999, LEASE), null);
         assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('grace', 's1', now + LEASE)]);
         assert.deepEqual(await store.claimDue(now + 2000, 10, LEASE), [lease('ring', 'c1', now + 2000 + LEASE)]);
@@ -324,25 +327,25 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       test('a commit that unschedules a timer removes it; unscheduling an unknown one is harmless', async () => {
         await store.schedule('ring', 'c1', now);
         await store.schedule('ring', 'c2', now);
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1')], ttlMs: null });
+        await commit(callRecord('c1'), { claims: [take(user('alice'), 'c1')] });
         const answered = callRecord('c1', 'alice', 'bob', { state: 'active' });
-        assert.equal(await store.commitCall({ call: answered, expectVersion: 1, claims: [], ttlMs: null, timer: unschedule('c1') }), true);
-        assert.equal(await store.commitCall({ call: callRecord('c3'), expectVersion: 0, claims: [], ttlMs: null, timer: unschedule('never') }), true);
+        assert.equal(await commit(answered, { expectVersion: 1, timer: unschedule('c1') }), true);
+        assert.equal(await commit(callRecord('c3'), { timer: unschedule('never') }), true);
         assert.deepEqual(await store.getCall(cid('c1')), { value: answered, version: 2 });
         assert.equal(await store.claimTimer('ring', 'c1', now + 10 * LEASE, LEASE), null);
         assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('ring', 'c2', now + LEASE)], 'other timers stay');
       });
 
       test('a commit that fails leaves the timers untouched, whether its version or a claim was stale', async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('bob'), 'c1')], ttlMs: null });
+        await commit(callRecord('c1'), { claims: [take(user('bob'), 'c1')] });
         await store.schedule('ring', 'c1', now);
         await store.schedule('ring', 'moved', now);
 
         const ended = callRecord('c1', 'alice', 'bob', { state: 'ended' });
         for (const expectVersion of [0, 2]) {
-          assert.equal(await store.commitCall({ call: ended, expectVersion, claims: [], ttlMs: 60_000, timer: unschedule('c1') }), false);
-          assert.equal(await store.commitCall({ call: ended, expectVersion, claims: [], ttlMs: 60_000, timer: schedule('new', now) }), false);
-          assert.equal(await store.commitCall({ call: ended, expectVersion, claims: [], ttlMs: 60_000, timer: schedule('moved', now + 5000) }), false);
+          assert.equal(await commit(ended, { expectVersion, ttlMs: 60_000, timer: unschedule('c1') }), false);
+          assert.equal(await commit(ended, { expectVersion, ttlMs: 60_000, timer: schedule('new', now) }), false);
+          assert.equal(await commit(ended, { expectVersion, ttlMs: 60_000, timer: schedule('moved', now + 5000) }), false);
         }
         // The version would do (a new call) but bob's claim is not free.
         const busy = { call: callRecord('c2', 'carol', 'bob'), expectVersion: 0, claims: [take(user('carol'), 'c2'), take(user('bob'), 'c2')], ttlMs: null };
@@ -358,7 +361,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       test('a timer due at a non-finite time is refused, and the commit with it writes nothing', async () => {
         for (const dueAt of [Number.NaN, Number.POSITIVE_INFINITY]) {
           await assert.rejects(
-            store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1')], ttlMs: null, timer: schedule('c1', dueAt) }),
+            commit(callRecord('c1'), { claims: [take(user('alice'), 'c1')], timer: schedule('c1', dueAt) }),
             RangeError,
           );
         }
@@ -368,7 +371,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       });
 
       test(`${RACERS} concurrent commits on one version, each scheduling its own timer: only the winner's is scheduled`, async () => {
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [], ttlMs: null });
+        await commit(callRecord('c1'));
         const results = await Promise.all(
           Array.from({ length: RACERS }, (_, i) =>
             store.commitCall({ call: callRecord('c1', 'alice', 'bob', { endReason: `writer-${i}` }), expectVersion: 1, claims: [], ttlMs: null, timer: schedule(`t${i}`, now) }),
@@ -589,17 +592,17 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
       test('history records carried by a commit are written with it, in order, after earlier ones, and only if it succeeds', async () => {
         await store.appendHistory([{ key: user('alice'), entry: historyEntry('before') }]);
-        await store.commitCall({ call: callRecord('c1'), expectVersion: 0, claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')], ttlMs: null });
+        await commit(callRecord('c1'), { claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')] });
         const ended = { ...callRecord('c1'), state: 'ended' as const };
         const records = [
           { key: user('alice'), entry: historyEntry('c1') },
           { key: user('bob'), entry: historyEntry('c1', { direction: 'incoming' }) },
         ];
-        const commit = (expectVersion: number) =>
-          store.commitCall({ call: ended, expectVersion, claims: [release(user('alice'), 'c1'), release(user('bob'), 'c1')], ttlMs: 60_000, history: records });
-        assert.equal(await commit(5), false, 'a commit that loses its race');
+        const end = (expectVersion: number) =>
+          commit(ended, { expectVersion, claims: [release(user('alice'), 'c1'), release(user('bob'), 'c1')], ttlMs: 60_000, history: records });
+        assert.equal(await end(5), false, 'a commit that loses its race');
         assert.deepEqual((await store.listHistory(user('bob'), 10, null)).calls, [], '... writes no history');
-        assert.equal(await commit(1), true);
+        assert.equal(await end(1), true);
         assert.deepEqual((await store.listHistory(user('alice'), 10, null)).calls.map((c) => c.callId), ['c1', 'before']);
         assert.deepEqual((await store.listHistory(user('bob'), 10, null)).calls, [historyEntry('c1', { direction: 'incoming' })]);
         assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [null, null], 'the claims were released by the same commit');
