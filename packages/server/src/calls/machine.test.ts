@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { CallId, ControlEvent, SessionId, UserId } from '@switchboard/protocol';
 import { applyCallEvent, roleOf } from './machine.js';
-import type { CallEvent, CallRecord, Effect } from './types.js';
+import type { CallInput, CallRecord, Effect } from './types.js';
 
 const USERS = ['ann', 'ben', 'cat'] as UserId[];
 const DEVICES = 2;
@@ -55,7 +55,7 @@ class World {
     return call && call.state !== 'ended' ? call : undefined;
   }
 
-  apply(event: CallEvent): Effect[] {
+  apply(event: CallInput): Effect[] {
     const call = this.calls.get(event.callId);
     const ctx =
       event.type === 'request'
@@ -208,7 +208,7 @@ test('every ringing call ends by its timeout', () => {
 test('accept racing cancel, reject, timeout or a second device: exactly one outcome wins', () => {
   const caller = { tenant: '', userId: 'ann' as UserId, name: 'Ann', sessionId: 'ann#0' as SessionId };
   const dev = (d: number) => ({ tenant: '', userId: 'ben' as UserId, name: 'Ben', sessionId: sessionOf(1, d) });
-  const contenders: CallEvent[] = [
+  const contenders: CallInput[] = [
     { type: 'accept', callId: callIdOf(1), by: dev(0) },
     { type: 'accept', callId: callIdOf(1), by: dev(1) },
     { type: 'cancel', callId: callIdOf(1), by: caller },

@@ -9,7 +9,7 @@ import { CONTROL_FLAGS, type CallId, type ControlEvent, type ErrorCode, type Ses
 import type {
   Actor,
   CallContext,
-  CallEvent,
+  CallInput,
   CallRecord,
   ClaimChange,
   Effect,
@@ -26,6 +26,11 @@ function fail(code: ErrorCode, message: string): Transition {
 
 function done(call: CallRecord | undefined, effects: Effect[], claims: ClaimChange[] = [], changed = true): Transition {
   return { ok: true, call, changed, claims, effects };
+}
+
+/** Nothing to do: the call as it is, nothing written, no effect. */
+function unchanged(call: CallRecord): Transition {
+  return done(call, [], [], false);
 }
 
 function party(userId: UserId, name: string, sessionId: SessionId | null): Party {
@@ -48,7 +53,7 @@ function releaseClaims(call: CallRecord): ClaimChange[] {
 }
 
 /** Ends `call`: returns the ended record and the effects every ending shares. */
-function finish(
+function endCall(
   call: CallRecord,
   now: number,
   outcome: NonNullable<CallRecord['outcome']>,
@@ -82,14 +87,14 @@ function cancelDevices(call: CallRecord, reason: 'cancelled' | 'timeout' | 'call
     .map((to) => ({ kind: 'emit', to, event: 'call:cancelled', payload: { callId: call.id, reason } }) as const);
 }
 
-function request(event: Extract<CallEvent, { type: 'request' }>, ctx: CallContext): Transition {
+function request(event: Extract<CallInput, { type: 'request' }>, ctx: CallContext): Transition {
   const { caller, callee, callId } = event;
   const existing = ctx.call;
   if (existing) {
     const sameCall =
       existing.tenant === event.tenant && existing.caller.userId === caller.userId && existing.callee.userId === callee.userId;
     if (sameCall) {
-      return done(existing, [], [], false); // idempotent repeat: same call, no second ring
+      return unchanged(existing); // idempotent repeat: same call, no second ring
     }
     return fail('invalid_state', 'this callId belongs to another call');
   }
@@ -206,7 +211,7 @@ function reject(call: CallRecord, by: Actor, now: number): Transition {
           ({ kind: 'emit', to, event: 'call:cancelled', payload: { callId: call.id, reason: 'declined_elsewhere' } }) as const,
       ),
   ];
-  return finish(call, now, 'declined', 'declined', by.userId, effects);
+  return endCall(call, now, 'declined', 'declined', by.userId, effects);
 }
 
 function cancel(call: CallRecord, by: Actor, now: number): Transition {
@@ -214,23 +219,23 @@ function cancel(call: CallRecord, by: Actor, now: number): Transition {
     return fail('forbidden', by.userId === call.caller.userId ? 'cancel from the calling device' : 'only the caller may cancel');
   }
   if (call.state !== 'ringing') return fail('invalid_state', `the call is ${call.state}`);
-  return finish(call, now, 'cancelled', 'cancelled', by.userId, cancelDevices(call, 'cancelled'));
+  return endCall(call, now, 'cancelled', 'cancelled', by.userId, cancelDevices(call, 'cancelled'));
 }
 
 /** The other party of `role`. */
 export function peerOf(call: CallRecord, role: Role): Party {
-  return role === 'caller' ? call.callee : call.caller;
+  return call[role === 'caller' ? 'callee' : 'caller'];
 }
 
 function hangup(call: CallRecord, role: Role, now: number, reason: 'hangup' | 'connection_lost'): Transition {
-  const leaving = role === 'caller' ? call.caller : call.callee;
+  const leaving = call[role];
   const peer = peerOf(call, role);
   const payload =
     reason === 'hangup'
       ? { callId: call.id, reason, by: { id: leaving.userId, name: leaving.name }, durationMs: durationOf(call, now) }
       : { callId: call.id, reason, durationMs: durationOf(call, now) };
   const effects: Effect[] = [{ kind: 'emit', to: peer.sessionId as SessionId, event: 'call:ended', payload }];
-  return finish(call, now, 'completed', reason, reason === 'hangup' ? leaving.userId : null, effects);
+  return endCall(call, now, 'completed', reason, reason === 'hangup' ? leaving.userId : null, effects);
 }
 
 function end(call: CallRecord, by: Actor, now: number): Transition {
@@ -259,7 +264,7 @@ function control(call: CallRecord, by: Actor, which: ControlEvent): Transition {
   const role = boundRole(call, by);
   if (!role) return fail('forbidden', 'this session is not bound to the call');
   const [flag, value] = CONTROL_FLAGS[which];
-  const self = role === 'caller' ? call.caller : call.callee;
+  const self = call[role];
   const next: CallRecord = {
     ...call,
     [role]: { ...self, flags: { ...self.flags, [flag]: value } },
@@ -271,7 +276,7 @@ function control(call: CallRecord, by: Actor, which: ControlEvent): Transition {
 }
 
 function ringTimeout(call: CallRecord, now: number): Transition {
-  if (call.state !== 'ringing') return done(call, [], [], false);
+  if (call.state !== 'ringing') return unchanged(call);
   if (now < call.ringDeadline) {
     return done(call, [{ kind: 'schedule-ring-timeout', callId: call.id, dueAt: call.ringDeadline }], [], false);
   }
@@ -284,15 +289,15 @@ function ringTimeout(call: CallRecord, now: number): Transition {
     },
     ...cancelDevices(call, 'timeout'),
   ];
-  return finish(call, now, 'missed', 'timeout', null, effects);
+  return endCall(call, now, 'missed', 'timeout', null, effects);
 }
 
 function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean, now: number): Transition {
   const role = roleOf(call, sessionId);
-  if (!role || call.state === 'ended') return done(call, [], [], false);
+  if (!role || call.state === 'ended') return unchanged(call);
   if (call.state === 'ringing') {
     if (role === 'caller') {
-      return finish(call, now, 'cancelled', 'caller_disconnected', null, cancelDevices(call, 'caller_disconnected'));
+      return endCall(call, now, 'cancelled', 'caller_disconnected', null, cancelDevices(call, 'caller_disconnected'));
     }
     const ringing = call.ringing.filter((s) => s !== sessionId);
     if (ringing.length > 0) return done({ ...call, ringing }, []);
@@ -304,11 +309,11 @@ function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean
         payload: { callId: call.id, reason: 'unavailable' },
       },
     ];
-    return finish(call, now, 'unavailable', 'unavailable', null, effects);
+    return endCall(call, now, 'unavailable', 'unavailable', null, effects);
   }
   if (deliberate) return hangup(call, role, now, 'hangup');
-  const self = role === 'caller' ? call.caller : call.callee;
-  if (self.reconnecting) return done(call, [], [], false);
+  const self = call[role];
+  if (self.reconnecting) return unchanged(call);
   const peer = peerOf(call, role);
   const next: CallRecord = { ...call, [role]: { ...self, reconnecting: true } };
   return done(next, [
@@ -318,8 +323,8 @@ function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean
 
 function sessionResumed(call: CallRecord, sessionId: SessionId): Transition {
   const role = call.state === 'active' ? roleOf(call, sessionId) : undefined;
-  if (!role) return done(call, [], [], false);
-  const self = role === 'caller' ? call.caller : call.callee;
+  if (!role) return unchanged(call);
+  const self = call[role];
   const peer = peerOf(call, role);
   const next: CallRecord = { ...call, [role]: { ...self, reconnecting: false } };
   const effects: Effect[] = [{ kind: 'bind', callId: call.id, sessions: [call.caller.sessionId as SessionId, call.callee.sessionId as SessionId] }];
@@ -336,13 +341,13 @@ function sessionResumed(call: CallRecord, sessionId: SessionId): Transition {
 
 function sessionExpired(call: CallRecord, sessionId: SessionId, now: number): Transition {
   const role = roleOf(call, sessionId);
-  if (!role || call.state === 'ended') return done(call, [], [], false);
+  if (!role || call.state === 'ended') return unchanged(call);
   if (call.state === 'ringing') return sessionLost(call, sessionId, false, now);
   return hangup(call, role, now, 'connection_lost');
 }
 
 /** Applies one event to the call it names. The single entry point of the machine. */
-export function applyCallEvent(event: CallEvent, ctx: CallContext): Transition {
+export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
   if (event.type === 'request') return request(event, ctx);
   const found = requireCall(ctx);
   if (isTransition(found)) return found;
@@ -371,9 +376,5 @@ export function applyCallEvent(event: CallEvent, ctx: CallContext): Transition {
   }
 }
 
-/** The user ids whose claims an event may read or change. */
-export function claimUsers(call: CallRecord): [UserId, UserId] {
-  return [call.caller.userId, call.callee.userId];
-}
 
 export type { CallId };

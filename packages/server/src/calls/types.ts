@@ -72,7 +72,7 @@ export interface Actor {
 }
 
 /** Everything that can happen to a call. */
-export type CallEvent =
+export type CallInput =
   | {
       type: 'request';
       callId: CallId;

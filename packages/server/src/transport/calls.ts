@@ -5,7 +5,7 @@
  */
 import type { CallId, PresenceStatus } from '@switchboard/protocol';
 import { applyCallEvent, peerOf, roleOf } from '../calls/machine.js';
-import type { CallContext, CallEvent, CallRecord, Effect, UserKey } from '../calls/types.js';
+import type { CallContext, CallInput, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
@@ -68,7 +68,7 @@ function historyOf(call: CallRecord, now: number): EndedHistory {
 }
 
 /** The status a committed transition gives the call's parties: busy when it starts ringing, available when it ends. */
-function statusChangeOf(event: CallEvent, call: CallRecord, stored: Versioned<CallRecord> | undefined): PresenceStatus | null {
+function statusChangeOf(event: CallInput, call: CallRecord, stored: Versioned<CallRecord> | undefined): PresenceStatus | null {
   if (event.type === 'request' && call.state === 'ringing') return 'busy';
   if (call.state === 'ended' && stored && stored.value.state !== 'ended') return 'available';
   return null;
@@ -125,12 +125,12 @@ export class CallRunner {
    * the store, and one would have to read and commit again. The memory store
    * answers within the same tick, where a lock would cost more than the rare retry.
    */
-  run(event: CallEvent, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
+  run(event: CallInput, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
     if (!this.shared) return this.runLocked(event, log);
     return this.locks.run(event.callId, () => this.runLocked(event, log));
   }
 
-  private async runLocked(event: CallEvent, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
+  private async runLocked(event: CallInput, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
     const { store } = this.deps;
     // With a shared store the first attempt may work from a guess (see RecentCalls); any retry reads the store.
     let guess = this.shared;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AuthErrorCode, AuthSuccess, CallSnapshot, ReconnectFailReason, SessionId } from '@switchboard/protocol';
 import { AuthError, type Identity } from '../auth/tokens.js';
 import { iceServersFor } from '../auth/turn.js';
-import { roleOf } from '../calls/machine.js';
+import { peerOf, roleOf } from '../calls/machine.js';
 import type { CallRecord } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { SessionRecord } from '../store/types.js';
@@ -431,8 +431,8 @@ export function infoOf(record: SessionRecord): SessionInfo {
 export function snapshotOf(call: CallRecord, sessionId: SessionId): CallSnapshot | undefined {
   const role = roleOf(call, sessionId);
   if (!role || call.state === 'ended') return undefined;
-  const self = role === 'caller' ? call.caller : call.callee;
-  const peer = role === 'caller' ? call.callee : call.caller;
+  const self = call[role];
+  const peer = peerOf(call, role);
   return {
     callId: call.id,
     state: call.state,
