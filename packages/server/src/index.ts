@@ -7,4 +7,4 @@ export type * from './calls/types.js';
 export { userKey } from './calls/types.js';
 export { mintToken, TokenVerifier, AuthError } from './auth/tokens.js';
 export { iceServersFor, turnCredential } from './auth/turn.js';
-export type { CallHooks } from './transport/context.js';
+export type { CallHooks } from './calls/hooks.js';

@@ -4,7 +4,7 @@
  * in Redis mode only their sum over nodes means anything: graph `sum(...)`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CallHooks } from './transport/context.js';
+import type { CallHooks } from './calls/hooks.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -130,13 +130,22 @@ class PlainCounts<L extends string> {
   }
 }
 
-/** Keeps the ringing-calls gauge from the call hooks (a busy call never rang: it ends without starting). */
-export function ringingGauge(metrics: Metrics): CallHooks {
+/**
+ * The call metrics, as a `CallHooks` observer: calls ringing and active, setup
+ * time, and calls by outcome (a busy call never rang: it ends without starting).
+ */
+export function callMetrics(metrics: Metrics): CallHooks {
   return {
     started: () => metrics.ringingCalls.inc(),
-    answered: () => metrics.ringingCalls.dec(),
-    ended: (call) => {
+    answered(call) {
+      metrics.ringingCalls.dec();
+      metrics.activeCalls.inc();
+      if (call.answeredAt !== null) metrics.callSetupSeconds.observe((call.answeredAt - call.createdAt) / 1000);
+    },
+    ended(call, history) {
       if (call.answeredAt === null && call.outcome !== 'busy') metrics.ringingCalls.dec();
+      if (call.answeredAt !== null) metrics.activeCalls.dec();
+      metrics.callsTotal.inc({ outcome: history.caller.outcome });
     },
   };
 }

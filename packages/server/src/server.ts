@@ -14,14 +14,16 @@ import type { Config } from './config.js';
 import { registerRoutes } from './http/routes.js';
 import { registerSoftphone } from './http/softphone.js';
 import { createLogger, type Logger } from './logger.js';
-import { Metrics, ringingGauge } from './metrics.js';
+import { callMetrics, Metrics } from './metrics.js';
+import { callLog } from './call-log.js';
+import { CallObservers, type CallHooks } from './calls/hooks.js';
 import { InstrumentedStore } from './store/instrumented-store.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { createClusterAdapter, NodeLiveness, type ClusterAdapter } from './transport/cluster.js';
 import type { CallStore, Versioned } from './store/types.js';
 import { CallRunner } from './transport/calls.js';
-import { rooms, type CallHooks, type Conn, type Deps, type SbServer, type UntypedEmit as Emit } from './transport/context.js';
+import { rooms, type Conn, type Deps, type SbServer, type UntypedEmit as Emit } from './transport/context.js';
 import { Dispatcher } from './transport/dispatch.js';
 import { Presence } from './transport/presence.js';
 import { Bindings } from './transport/bindings.js';
@@ -83,24 +85,6 @@ function createStore(config: Config, logger: Logger, metrics: Metrics): CallStor
   return new InstrumentedStore(redis, metrics.redisSeconds);
 }
 
-/** One log line per answered call with its setup time (the transport's `call event` line carries no timing). */
-function setupLog(logger: Logger): CallHooks {
-  return {
-    answered: (call: CallRecord) =>
-      logger.info(
-        {
-          callId: call.id,
-          tenant: call.tenant,
-          user: call.callee.userId,
-          session: call.callee.sessionId,
-          caller: call.caller.userId,
-          setupMs: call.answeredAt === null ? null : call.answeredAt - call.createdAt,
-        },
-        'call answered',
-      ),
-  };
-}
-
 /** The shortest period of the session reconciliation (it runs every NODE_TIMEOUT_MS / 2). */
 const RECONCILE_MIN_MS = 500;
 
@@ -149,7 +133,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ...(cluster ? { adapter: cluster.adapter } : {}),
   });
 
-  const hooks = [ringingGauge(metrics), setupLog(logger), ...(options.hooks ?? [])];
+  const observers = new CallObservers([callLog(logger), callMetrics(metrics), ...(options.hooks ?? [])], (err, hook) =>
+    logger.error({ err, hook }, 'call hook failed'),
+  );
   // The one way to reach a session, for call events and relays alike (see `Deps.emitToSession`).
   const emitToSession = (session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void => {
     const local = sessions?.local.get(session);
@@ -166,7 +152,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (known) mail.tell(session, known);
     mail.emit(session, event, payload);
   };
-  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, hooks, emitToSession, mail: cluster?.mail };
+  const deps: Deps = { config, store, io, logger, metrics, verifier, now: Date.now, observers, emitToSession, mail: cluster?.mail };
   const calls = new CallRunner(deps);
   const presence = new Presence(deps);
   calls.presence = presence;

@@ -20,7 +20,7 @@ import { maskUrl } from './config.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { HistoryEntry } from './store/types.js';
-import type { CallHooks } from './transport/context.js';
+import type { CallHooks } from './calls/hooks.js';
 
 export type WebhookType = 'call.started' | 'call.answered' | 'call.ended' | 'call.missed' | 'call.unreachable';
 

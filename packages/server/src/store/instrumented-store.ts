@@ -21,12 +21,14 @@ import type {
 
 export class InstrumentedStore implements CallStore {
   readonly kind: CallStore['kind'];
+  readonly shared: boolean;
 
   constructor(
     private readonly inner: CallStore,
     private readonly seconds: Histogram<'op' | 'result'>,
   ) {
     this.kind = inner.kind;
+    this.shared = inner.shared;
   }
 
   /** The histogram's child per operation and result, resolved once (a labelled observe hashes its labels each time). */

@@ -58,6 +58,7 @@ const DEFAULT_MAX_TOMBSTONES = 20_000;
 
 export class MemoryStore implements CallStore {
   readonly kind = 'memory';
+  readonly shared = false;
   private readonly calls = new Map<CallId, StoredCall>();
   /** Tombstones in the order they were written, which with one TTL for all is the order they expire: swept from the front. */
   private readonly expiries: { id: CallId; at: number }[] = [];

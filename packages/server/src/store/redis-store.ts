@@ -101,6 +101,7 @@ export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): 
 
 export class RedisStore implements CallStore {
   readonly kind = 'redis';
+  readonly shared = true;
   private readonly client: Redis;
   private readonly ownsClient: boolean;
   private readonly keys: RedisKeys;

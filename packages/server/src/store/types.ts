@@ -120,9 +120,15 @@ export interface ClaimedTimer {
   leaseUntil: number;
 }
 
-export interface CallStore {
-  readonly kind: 'memory' | 'redis';
-
+/**
+ * Calls and the per-user claims they hold: the call machine's state. An ended
+ * call is kept as a tombstone for its commit's `ttlMs`, but a store may forget
+ * one sooner (the memory store keeps at most its newest 20,000): a late event
+ * for it then answers `call_not_found` where it would have answered
+ * `invalid_state`. Both refuse the event and change nothing; a client treats
+ * them alike.
+ */
+export interface CallRecords {
   getCall(id: CallId): Promise<Versioned<CallRecord> | undefined>;
   /** The call each user is in (ringing or active), in the order asked. */
   getClaims(keys: UserKey[]): Promise<(CallId | null)[]>;
@@ -137,7 +143,10 @@ export interface CallStore {
    * who needs it.
    */
   commitCallCounting(commit: CallCommit): Promise<number | null>;
+}
 
+/** Sessions: who is signed in, on which node, connected or in their grace. */
+export interface SessionStore {
   /**
    * Stores a new session; `first` is true when it is the user's only session.
    * With `maxSessions`, in the same atomic step: null (nothing written) when
@@ -163,9 +172,14 @@ export interface CallStore {
   removeSession(id: SessionId, expected?: SessionRecord): Promise<{ session: SessionRecord; last: boolean } | undefined>;
   /** Every session of a user, connected or inside its grace. */
   sessionsOf(key: UserKey): Promise<SessionRecord[]>;
-  /** Users of a tenant with at least one session. */
+  /** Sessions whose `nodeId` is `nodeId` (connected or not), but those in `except` (not even read). */
+  sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]>;
+  /** Users of a tenant with at least one session (presence). */
   onlineUsers(tenant: string): Promise<UserRef[]>;
+}
 
+/** Each user's call history. */
+export interface HistoryStore {
   /**
    * Appends each entry to its own user's history, in the order given (so a
    * later entry is newer, and pages after it); the entries of an ended call,
@@ -173,7 +187,10 @@ export interface CallStore {
    */
   appendHistory(entries: readonly HistoryAppend[]): Promise<void>;
   listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage>;
+}
 
+/** Due timers (ring timeouts, reconnect graces) that fire on whichever node claims them. */
+export interface TimerStore {
   /** Sets (or moves) the due time of a timer. A call's timers can instead ride on its commit (`CallCommit.timer`). */
   schedule(kind: TimerKind, id: string, dueAt: number): Promise<void>;
   unschedule(kind: TimerKind, id: string): Promise<void>;
@@ -187,23 +204,33 @@ export interface CallStore {
   claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null>;
   /** Removes a leased timer, unless it was rescheduled since (its due time is no longer `leaseUntil`). */
   completeTimer(timer: ClaimedTimer): Promise<void>;
+}
 
+/** The nodes sharing the store, and which of them are alive. */
+export interface NodeStore {
   /** Records that `nodeId` is alive until `aliveUntil` (epoch ms). */
   beat(nodeId: string, aliveUntil: number): Promise<void>;
   /** Removes and returns the nodes whose `aliveUntil` is before `now`; each dead node is handed to exactly one caller. */
   claimDeadNodes(now: number): Promise<string[]>;
   /** Forgets a node that stopped cleanly. */
   removeNode(nodeId: string): Promise<void>;
-  /** Sessions whose `nodeId` is `nodeId` (connected or not), but those in `except` (not even read). */
-  sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]>;
+}
 
+/** Rate limits shared by every node. */
+export interface LimitStore {
   /**
    * Counts one event against the limit `key` (any string; `RateRule`), shared
    * by every node of the store: true when it is within the limit (and counted),
    * false when it is over (and not counted). `now` is epoch ms.
    */
   admit(key: string, rule: RateRule, now: number): Promise<boolean>;
+}
 
+/** Everything the nodes share, by role: what each part of the server needs is one of these. */
+export interface CallStore extends CallRecords, SessionStore, HistoryStore, TimerStore, NodeStore, LimitStore {
+  readonly kind: 'memory' | 'redis';
+  /** Shared with other nodes: every read is a round trip, and another node may write between two of ours. */
+  readonly shared: boolean;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

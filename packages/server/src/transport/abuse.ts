@@ -5,7 +5,7 @@
  * All of them are off with RATE_LIMITS=off.
  */
 import type { UserKey } from '../calls/types.js';
-import type { CallStore, RateRule } from '../store/types.js';
+import type { LimitStore, RateRule } from '../store/types.js';
 import { RateLimiter } from './rate-limit.js';
 
 interface Closable {
@@ -108,7 +108,7 @@ export function pairKey(kind: string, caller: UserKey, callee: string): string {
 /** The sign-in limits, counted in the store so that they hold across nodes. */
 export class SignInLimits {
   constructor(
-    private readonly store: Pick<CallStore, 'admit'>,
+    private readonly store: LimitStore,
     private readonly addressRule: RateRule,
     private readonly now: () => number,
   ) {}

@@ -9,7 +9,7 @@ import type { CallContext, CallInput, CallRecord, Effect, UserKey } from '../cal
 import { userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
-import type { CallHooks, Conn, Deps } from './context.js';
+import type { Conn, Deps } from './context.js';
 import { SwitchboardError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { DueTimers } from './timers.js';
@@ -115,7 +115,7 @@ export class CallRunner {
   private readonly shared: boolean;
 
   constructor(private readonly deps: Deps) {
-    this.shared = deps.store.kind !== 'memory';
+    this.shared = deps.store.shared;
   }
 
   /**
@@ -200,15 +200,9 @@ export class CallRunner {
       }
       const now: Versioned<CallRecord> = { value: call, version: expectVersion + 1 };
       this.remember(now);
-      // Checked first: the line's fields are built for every call event, and at `warn` nobody reads them.
-      if (this.deps.logger.isLevelEnabled('info')) {
-        this.deps.logger.info(
-          { callId: call.id, event: event.type, state: call.state, user: log?.userId, session: log?.sessionId },
-          'call event',
-        );
-      }
+      this.deps.observers.tell('changed', call, event, log);
       await this.carryOut(t.effects, now, history);
-      if (event.type === 'request' && call.state === 'ringing') this.notify((h) => h.started?.(call));
+      if (event.type === 'request' && call.state === 'ringing') this.deps.observers.tell('started', call);
       if (status) this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };
     }
@@ -304,9 +298,7 @@ export class CallRunner {
           else this.background(this.timers.unschedule('ring', effect.callId));
           break;
         case 'answered':
-          this.notify((h) => h.answered?.(effect.call));
-          this.deps.metrics.activeCalls.inc();
-          this.deps.metrics.callSetupSeconds.observe(effect.setupMs / 1000);
+          this.deps.observers.tell('answered', effect.call);
           break;
         case 'ended':
           this.background(this.recordEnded(effect.call, history));
@@ -315,31 +307,12 @@ export class CallRunner {
     }
   }
 
-  /** Metrics, the log line and hooks of an ended call; its history too, unless its commit wrote it (`stored`). */
+  /** Tells the observers a call ended; writes its history too, unless its commit did (`stored`). */
   private async recordEnded(call: CallRecord, stored: EndedHistory | undefined): Promise<void> {
-    const { metrics, store, logger } = this.deps;
-    if (call.answeredAt !== null) metrics.activeCalls.dec();
     const history = stored ?? historyOf(call, this.deps.now());
-    const { entry } = history.caller;
-    metrics.callsTotal.inc({ outcome: entry.outcome });
-    if (logger.isLevelEnabled('info')) {
-      const { direction: _direction, peer: _peer, ...common } = entry;
-      logger.info({ caller: call.caller.userId, callee: call.callee.userId, tenant: call.tenant, ...common }, 'call ended');
-    }
-    this.notify((h) => h.ended?.(call, { caller: entry, callee: history.callee.entry }));
+    this.deps.observers.tell('ended', call, { caller: history.caller.entry, callee: history.callee.entry });
     // Both records in one round trip.
-    if (!stored) await store.appendHistory([history.caller, history.callee]);
-  }
-
-  /** Tells every hook; a hook that throws is logged, never allowed to disturb signalling. */
-  notify(call: (hooks: CallHooks) => void): void {
-    for (const hooks of this.deps.hooks) {
-      try {
-        call(hooks);
-      } catch (err) {
-        this.deps.logger.error({ err }, 'call hook failed');
-      }
-    }
+    if (!stored) await this.deps.store.appendHistory([history.caller, history.callee]);
   }
 
   private background(work: Promise<unknown>): void {

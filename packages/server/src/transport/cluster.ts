@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { NodeStore, SessionStore } from '../store/types.js';
 import type { Deps } from './context.js';
 import { MAIL_MARK, SessionMail } from './session-mail.js';
 
@@ -126,7 +127,7 @@ export class NodeLiveness {
   private readonly intervals: NodeJS.Timeout[] = [];
 
   constructor(
-    private readonly deps: Pick<Deps, 'store' | 'config' | 'logger' | 'now'>,
+    private readonly deps: Pick<Deps, 'config' | 'logger' | 'now'> & { store: NodeStore & Pick<SessionStore, 'sessionsOfNode'> },
     private readonly markLost: (sessionId: SessionId, nodeId: string) => Promise<void>,
   ) {}
 

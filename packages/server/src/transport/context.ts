@@ -15,7 +15,8 @@ import type { Actor, CallRecord, UserKey } from '../calls/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { CallStore, HistoryEntry, Versioned } from '../store/types.js';
+import type { CallObservers } from '../calls/hooks.js';
+import type { CallStore, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { SessionMail } from './session-mail.js';
 
@@ -52,21 +53,6 @@ export interface Conn {
   closing: 'takeover' | 'closed' | null;
 }
 
-/**
- * Observers of what happens to calls, called after each change is committed
- * (webhooks, audit). They must not throw or block: signalling never waits on them.
- */
-export interface CallHooks {
-  /** A call started ringing. */
-  started?(call: CallRecord): void;
-  /** A call was answered. */
-  answered?(call: CallRecord): void;
-  /** A call ended (any outcome, busy included); `history` is the caller's and the callee's record. */
-  ended?(call: CallRecord, history: { caller: HistoryEntry; callee: HistoryEntry }): void;
-  /** A visible user was called while they had no live session: a host app may push a notification. */
-  unreachable?(info: { callId: CallId; tenant: string; caller: UserRef; callee: UserId }): void;
-}
-
 export interface Deps {
   config: Config;
   store: CallStore;
@@ -75,7 +61,8 @@ export interface Deps {
   metrics: Metrics;
   verifier: TokenVerifier;
   now: () => number;
-  hooks: CallHooks[];
+  /** Every observer of calls (logs, metrics, webhooks, a host's own). */
+  observers: CallObservers;
   /**
    * Sends an event to one session. In memory mode every socket is here:
    * straight to it, or nowhere while the session is away (inside its grace).

@@ -138,7 +138,7 @@ export class Dispatcher {
     const { store, config, now } = this.deps;
     const once: RateRule = { kind: 'window', limit: 1, windowMs: config.ringTimeoutMs };
     if (!(await store.admit(pairKey('unreachable', session.key, callee), once, now()))) return;
-    calls.notify((h) => h.unreachable?.({ callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee }));
+    this.deps.observers.tell('unreachable', { callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee });
   }
 
   /**

@@ -7,7 +7,7 @@
  * than the lease) fires again on some node. Handlers must therefore bear being
  * run twice; they re-read the state they act on.
  */
-import type { CallStore, ClaimedTimer, TimerKind } from '../store/types.js';
+import type { ClaimedTimer, TimerKind, TimerStore } from '../store/types.js';
 import type { Logger } from '../logger.js';
 
 export type DueHandler = (kind: TimerKind, id: string) => Promise<void>;
@@ -20,7 +20,7 @@ export class DueTimers {
   private closed = false;
 
   constructor(
-    private readonly store: CallStore,
+    private readonly store: TimerStore,
     private readonly logger: Logger,
     private readonly onDue: DueHandler,
     private readonly now: () => number = Date.now,
