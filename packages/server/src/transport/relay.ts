@@ -10,7 +10,7 @@
  * the store first, and what it sends meanwhile waits behind that check.
  */
 import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
-import { peerOf, roleOf } from '../calls/machine.js';
+import { canRelay } from '../calls/machine.js';
 import type { Bindings } from './bindings.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
@@ -62,15 +62,9 @@ export class Relay {
     if (!found) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
     this.calls.remember(found);
     const call = found.value;
-    // A call of another tenant does not exist for this session (the same sub in two tenants is two users).
-    if (call.tenant !== session.tenant) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
-    const isParty = session.userId === call.caller.userId || session.userId === call.callee.userId;
-    const role = call.state === 'active' ? roleOf(call, session.id) : undefined;
-    if (!isParty || (call.state === 'active' && !role)) {
-      throw new SwitchboardError('forbidden', 'this session is not bound to the call', call.id);
-    }
-    if (call.state !== 'active' || !role) throw new SwitchboardError('invalid_state', `the call is ${call.state}`, call.id);
-    const peer = peerOf(call, role).sessionId as SessionId;
+    const verdict = canRelay(call, { tenant: session.tenant, userId: session.userId, sessionId: session.id });
+    if (!verdict.ok) throw new SwitchboardError(verdict.code, verdict.message, call.id);
+    const { peer } = verdict;
     // The call may have ended while the store was read: then it is no longer there to bind to.
     if (!this.bindings.bind(conn, call.id, peer)) throw new SwitchboardError('invalid_state', 'the call is ended', call.id);
     this.forward(conn, event, peer, payload);
