@@ -363,6 +363,25 @@ function sessionExpired(call: CallRecord, sessionId: SessionId, now: number): Tr
   return hangup(call, role, now, 'connection_lost');
 }
 
+/**
+ * The node that holds both parties stops, and nothing of it survives (memory
+ * mode): a ringing call is cancelled as if its caller had gone (the caller
+ * hears `unavailable`), an active one ends as `connection_lost` for both.
+ */
+function drained(call: CallRecord, now: number): Transition {
+  if (call.state === 'ringing') {
+    const effects: Effect[] = [
+      ...cancelDevices(call, 'caller_disconnected'),
+      { kind: 'emit', to: call.caller.sessionId as SessionId, event: 'call:rejected', payload: { callId: call.id, reason: 'unavailable' } },
+    ];
+    return endCall(call, now, 'cancelled', 'caller_disconnected', null, effects);
+  }
+  if (call.state !== 'active') return unchanged(call);
+  const payload = { callId: call.id, reason: 'connection_lost' as const, durationMs: durationOf(call, now) };
+  const effects: Effect[] = [call.callee, call.caller].map((party) => ({ kind: 'emit', to: party.sessionId as SessionId, event: 'call:ended', payload }));
+  return endCall(call, now, 'completed', 'connection_lost', null, effects);
+}
+
 /** Applies one event to the call it names. The single entry point of the machine. */
 export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
   if (event.type === 'request') return request(event, ctx);
@@ -390,6 +409,8 @@ export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
       return sessionResumed(call, event.sessionId);
     case 'session-expired':
       return sessionExpired(call, event.sessionId, ctx.now);
+    case 'drain':
+      return drained(call, ctx.now);
   }
 }
 

@@ -93,7 +93,9 @@ export type CallInput =
   | { type: 'session-lost'; callId: CallId; sessionId: SessionId; deliberate: boolean }
   | { type: 'session-resumed'; callId: CallId; sessionId: SessionId }
   /** A session's reconnect grace ran out (or it was closed). */
-  | { type: 'session-expired'; callId: CallId; sessionId: SessionId };
+  | { type: 'session-expired'; callId: CallId; sessionId: SessionId }
+  /** The node holding both parties stops for good (memory mode's drain). */
+  | { type: 'drain'; callId: CallId };
 
 /** What the state around a call looked like when the event was applied. */
 export interface CallContext {

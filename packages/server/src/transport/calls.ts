@@ -104,17 +104,18 @@ class RecentCalls {
 }
 
 export class CallRunner {
-  timers!: DueTimers;
-  bindings!: Bindings;
-  presence: Presence | undefined;
-
   private readonly locks = new KeyedMutex();
   private readonly recent = new RecentCalls();
 
   /** The store is shared between nodes (a round trip per read), not this process's memory. */
   private readonly shared: boolean;
 
-  constructor(private readonly deps: Deps) {
+  constructor(
+    private readonly deps: Deps,
+    private readonly presence: Presence,
+    private readonly timers: DueTimers,
+    private readonly bindings: Bindings,
+  ) {
     this.shared = deps.store.shared;
   }
 
@@ -203,7 +204,7 @@ export class CallRunner {
       this.deps.observers.tell('changed', call, event, log);
       await this.carryOut(t.effects, now, history);
       if (event.type === 'request' && call.state === 'ringing') this.deps.observers.tell('started', call);
-      if (status) this.presence?.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
+      if (status) this.presence.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };
     }
     throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
@@ -252,7 +253,7 @@ export class CallRunner {
    */
   private async commit(commit: CallCommit, status: PresenceStatus | null): Promise<{ othersOnline: boolean } | null> {
     const { store } = this.deps;
-    if (!status || !this.presence?.reachesOtherNodes()) return (await store.commitCall(commit)) ? { othersOnline: true } : null;
+    if (!status || !this.presence.reachesOtherNodes()) return (await store.commitCall(commit)) ? { othersOnline: true } : null;
     const others = await store.commitCallCounting(commit);
     return others === null ? null : { othersOnline: others > 0 };
   }
@@ -279,7 +280,7 @@ export class CallRunner {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
-          this.deps.emitToSession(effect.to, effect.event, effect.payload, committed);
+          this.deps.delivery.toSession(effect.to, effect.event, effect.payload, committed);
           break;
         case 'bind':
           this.bindings.bindSessions(effect.callId, effect.sessions);

@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeStore, SessionStore } from '../store/types.js';
 import type { Deps } from './context.js';
-import { MAIL_MARK, SessionMail } from './session-mail.js';
+import { MAIL_MARK, SessionMail, type MailReceiver } from './session-mail.js';
 
 export interface ClusterAdapter {
   adapter: ReturnType<typeof createShardedAdapter>;
@@ -46,21 +46,18 @@ function internalsOf(adapter: unknown): ShardedInternals {
   return found as ShardedInternals;
 }
 
+/** The two Redis connections of the adapter: one publishes, one subscribes. */
+export interface PubSub {
+  pub: Redis;
+  sub: Redis;
+}
+
 /**
- * `sessionRoom` names a session's room: the adapter subscribes its channel on
- * the node holding the session (`subscriptionMode: "dynamic"`), and the
- * session mail publishes there.
+ * Opens the adapter's connections. Unlike the store's client, these keep an
+ * offline queue: a publish made during a short outage goes out when Redis is
+ * back instead of failing. Publishes made in the same tick go out in one write.
  */
-export async function createClusterAdapter(
-  redisUrl: string,
-  prefix: string,
-  logger: Logger,
-  sessionRoom: (session: SessionId) => string,
-  metrics?: Pick<Metrics, 'countMail'>,
-): Promise<ClusterAdapter> {
-  // Unlike the store's client, these keep an offline queue: a publish made
-  // during a short outage goes out when Redis is back instead of failing.
-  // Publishes made in the same tick go out in one write.
+export async function connectPubSub(redisUrl: string, logger: Logger): Promise<PubSub> {
   const pub = new Redis(redisUrl, {
     lazyConnect: true,
     maxRetriesPerRequest: null,
@@ -77,6 +74,23 @@ export async function createClusterAdapter(
     client.on('error', (err: Error) => logger.warn({ err: err.message, client: name }, 'redis adapter connection error'));
   }
   await Promise.all([pub.connect(), sub.connect()]);
+  return { pub, sub };
+}
+
+/**
+ * The adapter on `pubsub`, and the session mail beside it on the same
+ * channels, whose arriving messages go to `receiver`. `sessionRoom` names a
+ * session's room: the adapter subscribes its channel on the node holding the
+ * session (`subscriptionMode: "dynamic"`), and the session mail publishes there.
+ */
+export function createClusterAdapter(
+  { pub, sub }: PubSub,
+  prefix: string,
+  logger: Logger,
+  sessionRoom: (session: SessionId) => string,
+  receiver: MailReceiver,
+  metrics?: Pick<Metrics, 'countMail'>,
+): ClusterAdapter {
   // The adapter of the main namespace, once Socket.IO has made it.
   let root: ShardedInternals | undefined;
   const onPublishError = (err: unknown) => logger.warn({ err }, 'publish to another node failed');
@@ -86,6 +100,7 @@ export async function createClusterAdapter(
   };
   const mail = new SessionMail(
     { publish: (session, data) => publish(sessionRoom(session), data), publishToRoom: publish },
+    receiver,
     randomUUID(),
     (err) => logger.warn({ err }, 'unreadable session message from another node'),
     metrics ? (direction, kind) => metrics.countMail(direction, kind) : undefined,

@@ -18,7 +18,7 @@ import type { Metrics } from '../metrics.js';
 import type { CallObservers } from '../calls/hooks.js';
 import type { CallStore, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
-import type { SessionMail } from './session-mail.js';
+import type { Delivery } from './delivery.js';
 
 /** An emit of any event name and payload (the typed maps know only the protocol's own pairs). */
 export type UntypedEmit = (event: string, payload: unknown) => boolean;
@@ -63,18 +63,8 @@ export interface Deps {
   now: () => number;
   /** Every observer of calls (logs, metrics, webhooks, a host's own). */
   observers: CallObservers;
-  /**
-   * Sends an event to one session. In memory mode every socket is here:
-   * straight to it, or nowhere while the session is away (inside its grace).
-   * In Redis mode to its room: through the adapter as any emit when a socket
-   * of that room is here (during a takeover a session briefly has two), else
-   * as session mail (session-mail.ts) to the node that holds it. `known` is
-   * what this node knows of the call the event is about; the mail carries it
-   * along, so that node can run the call's next event without a store read.
-   */
-  emitToSession(session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void;
-  /** Redis mode: messages to sessions and rooms on other nodes (session-mail.ts). Undefined with one node. */
-  mail: SessionMail | undefined;
+  /** How events reach sessions and rooms: this process only, or every node (delivery.ts). */
+  delivery: Delivery;
 }
 
 export function actorOf(session: SessionInfo): Actor {

@@ -5,7 +5,8 @@
  */
 import type { PresenceStatus, PresenceUser, ServerToClientEvents, UserId } from '@switchboard/protocol';
 import { userKey } from '../calls/types.js';
-import type { Deps, SbSocket, SessionInfo, UntypedEmit } from './context.js';
+import type { Deps, SbSocket, SessionInfo } from './context.js';
+import { tellLocal } from './delivery.js';
 import { rooms } from './context.js';
 
 export class Presence {
@@ -48,7 +49,7 @@ export class Presence {
    * `announceStatus` knows whether to.
    */
   reachesOtherNodes(): boolean {
-    return this.deps.config.presenceStatus && this.deps.mail !== undefined;
+    return this.deps.config.presenceStatus && this.deps.delivery.crossesNodes;
   }
 
   /**
@@ -65,7 +66,7 @@ export class Presence {
     parties.forEach((userId, i) => {
       const target = this.deps.config.contacts === 'all' ? rooms.tenant(tenant) : rooms.watchers(keys[i]!);
       if (othersOnline) this.announce(target, except, 'user:status', { userId, status });
-      else this.tellLocal(target, except, 'user:status', { userId, status });
+      else tellLocal(this.deps.io, target, except, 'user:status', { userId, status });
     });
   }
 
@@ -75,39 +76,13 @@ export class Presence {
     return [target, rooms.user(session.key)];
   }
 
-  /**
-   * Tells the sockets of `target`, on every node, but those in any room of
-   * `except`: this node's at once — not even encoding an announcement none of
-   * them would receive (two users alone in their tenant, say) — and in Redis
-   * mode the other nodes' by the session mail, which sends what one tick
-   * announces to one room as one message.
-   */
+  /** Tells the sockets of `target`, on every node, but those in any room of `except` (see `Delivery.announce`). */
   private announce<E extends 'user:online' | 'user:offline' | 'user:status'>(
     target: string,
     except: string[],
     event: E,
     payload: Parameters<ServerToClientEvents[E]>[0],
   ): void {
-    this.tellLocal(target, except, event, payload);
-    this.deps.mail?.announce(target, except, event, payload);
-  }
-
-  /**
-   * Tells this node's sockets of `target` but those in any room of `except`;
-   * an announcement none of them would receive is not even encoded. Also how
-   * an announcement from another node reaches this node's sockets.
-   */
-  tellLocal(target: string, except: string[], event: string, payload: unknown): void {
-    if (this.anyoneIn(target, except)) (this.deps.io.local.to(target).except(except).emit as UntypedEmit)(event, payload);
-  }
-
-  /** Whether an emit to `target` without `except` could reach a socket of this node. */
-  private anyoneIn(target: string, except: string[]): boolean {
-    const local = this.deps.io.of('/').adapter.rooms;
-    const members = local.get(target);
-    if (!members) return false;
-    const left = except.map((room) => local.get(room));
-    for (const socketId of members) if (!left.some((room) => room?.has(socketId))) return true;
-    return false;
+    this.deps.delivery.announce(target, except, event, payload);
   }
 }

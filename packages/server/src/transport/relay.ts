@@ -3,7 +3,7 @@
  * active call, `from` always the sender's user id.
  *
  * A socket bound to the call (see bindings.ts) relays at once: one lookup,
- * then one synchronous emit to the peer's session (`Deps.emitToSession`:
+ * then one synchronous emit to the peer's session (`Delivery.toSession`:
  * its socket in memory mode; in Redis mode its room, which reaches the one
  * node that holds it over a channel subscribed since sign-in). Either way a
  * sender's messages stay in order. An unbound socket checks the call in
@@ -52,7 +52,7 @@ export class Relay {
       'sdp' in payload
         ? { callId: payload.callId as CallId, from, sdp: payload.sdp }
         : { callId: payload.callId as CallId, from, candidate: payload.candidate };
-    this.deps.emitToSession(peer, event, out);
+    this.deps.delivery.toSession(peer, event, out);
   }
 
   /** Checks the call in the store, then binds this socket to it. */

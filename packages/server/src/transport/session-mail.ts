@@ -65,16 +65,14 @@ export class SessionMail {
   private scheduled = false;
   private readonly flush = () => this.flushNow();
 
-  /** `origin` names this node in its room messages; `count` hears of every message sent and received. */
+  /** `deliver` takes each arriving message; `origin` names this node in its room messages; `count` hears of every message sent and received. */
   constructor(
     private readonly transport: MailTransport,
+    private readonly deliver: MailReceiver,
     private readonly origin: string,
     private readonly onBadMessage: (err: unknown) => void,
     private readonly count: (direction: 'out' | 'in', kind: 'session' | 'room' | 'unreadable') => void = () => undefined,
   ) {}
-
-  /** Who takes each arriving message; set once the node's sessions exist. */
-  deliver: MailReceiver = { session: () => undefined, room: () => undefined };
 
   /** Whether something for `session` still waits to go out this tick. */
   pending(session: SessionId): boolean {

@@ -20,6 +20,7 @@ import type { Presence } from './presence.js';
 import { RateLimiter } from './rate-limit.js';
 import type { DueTimers } from './timers.js';
 import type { AddressGate, SignInLimits } from './abuse.js';
+import type { LocalSessions } from './delivery.js';
 
 /** 144 random bits, URL-safe. */
 function newSessionId(): SessionId {
@@ -37,13 +38,13 @@ function closedError(): SwitchboardError {
 
 export class Sessions {
   private readonly locks = new KeyedMutex();
-  /** Sockets on this node by the session they carry. */
-  readonly local = new Map<SessionId, Conn>();
   /** Sessions being stored for a sign-in here, not yet attached to their socket. */
   private readonly signingIn = new Set<SessionId>();
 
   constructor(
     private readonly deps: Deps,
+    /** Sockets on this node by the session they carry. */
+    readonly local: LocalSessions,
     private readonly calls: CallRunner,
     private readonly presence: Presence,
     private readonly timers: DueTimers,
