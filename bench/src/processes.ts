@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -80,15 +79,9 @@ export function spawnPinned(cpu: number | null, command: string, args: string[],
   return spawn('taskset', ['-c', cpus, command, ...args], options);
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
+import { freePort } from '../../test/support/ports.js';
+
+export { freePort };
 
 /** What a server printed at warn level or above. */
 export interface LogSummary {

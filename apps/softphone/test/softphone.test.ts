@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { SwitchboardServer } from '@switchboard/server';
-import { startTestServer } from '../../../packages/server/test/helpers.js';
+import { startTestServer } from '../../../test/support/server.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;

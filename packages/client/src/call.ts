@@ -4,7 +4,7 @@
  * (through a `Negotiator`), and applies mute and hold to the local track.
  * A `Phone` creates calls and routes the server's events to them.
  */
-import type { CallId, ControlEvent, PartyFlags, UserRef } from '@switchboard/protocol';
+import type { CallId, ControlEvent, PartyFlags, UserRef } from '@switchboard/protocol/wire';
 import { Controls, NO_LOCAL_FLAGS } from './controls.js';
 import { TypedEmitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';

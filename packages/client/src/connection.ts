@@ -8,6 +8,7 @@
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import type {
+  AckData,
   AuthSuccess,
   ClientEventName,
   ClientToServerEvents,
@@ -15,13 +16,14 @@ import type {
   ServerToClientEvents,
   SessionId,
   UserRef,
-} from '@switchboard/protocol';
+} from '@switchboard/protocol/wire';
 import { SwitchboardError } from './errors.js';
 import type { ReconnectPolicy } from './reconnect-policy.js';
 import type { DisconnectInfo, PhoneState, TokenSource } from './types.js';
 
 export type SbSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-export type AckResult = { ok: true } & Record<string, unknown>;
+/** A successful ack of `E`: `ok` and what the protocol says it carries. */
+export type AckResult<E extends ClientEventName = ClientEventName> = { ok: true } & AckData[E];
 
 export interface LinkObserver {
   /** Authenticated: the first time, or `afresh` after a session that could not be resumed. */
@@ -130,7 +132,7 @@ export class Connection {
   }
 
   /** Emits with an ack: resolves on `ok`, rejects with a `SwitchboardError`. */
-  async request(event: ClientEventName, payload: object): Promise<AckResult> {
+  async request<E extends ClientEventName>(event: E, payload: object): Promise<AckResult<E>> {
     if (!this.authenticatedOnSocket) throw SwitchboardError.notConnected(event);
     return this.emitWithAck(event, payload);
   }
@@ -176,7 +178,7 @@ export class Connection {
     try {
       const token = await this.token();
       if (epoch !== this.epoch) return;
-      const success = (await this.emitWithAck('auth:handshake', { token })) as unknown as AuthSuccess;
+      const success = await this.emitWithAck('auth:handshake', { token });
       if (epoch !== this.epoch) return;
       this.onAuthenticated(success);
     } catch (err) {
@@ -316,7 +318,7 @@ export class Connection {
     }
   }
 
-  private async emitWithAck(event: ClientEventName, payload: object): Promise<AckResult> {
+  private async emitWithAck<E extends ClientEventName>(event: E, payload: object): Promise<AckResult<E>> {
     const ms = this.options.requestTimeoutMs;
     const socket = this.socket.timeout(ms) as unknown as {
       emitWithAck(event: string, payload: object): Promise<{ ok: boolean; error?: { code: string; message: string } }>;
@@ -331,6 +333,6 @@ export class Connection {
       const error = answer.error ?? { code: 'internal', message: 'the server refused without saying why' };
       throw SwitchboardError.fromBody(error as Parameters<typeof SwitchboardError.fromBody>[0]);
     }
-    return answer as AckResult;
+    return answer as AckResult<E>;
   }
 }

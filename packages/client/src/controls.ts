@@ -3,7 +3,7 @@
  * audio track at once, and told to the server once the call is answered —
  * and the peer's flags, as its control events report them.
  */
-import { CONTROL_FLAGS, type ControlEvent, type PartyFlags } from '@switchboard/protocol';
+import { CONTROL_FLAGS, type ControlEvent, type PartyFlags } from '@switchboard/protocol/wire';
 import type { LocalFlags } from './types.js';
 
 /** What the server holds for a party that has sent no control yet. */

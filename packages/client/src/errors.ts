@@ -4,7 +4,7 @@
  * code (an ack's `error.code`, an `auth:error` code, a `reconnect:failed`
  * reason) or one of the SDK's own {@link ClientErrorCode}s.
  */
-import type { AuthErrorCode, ErrorBody, ErrorCode, ReconnectFailReason } from '@switchboard/protocol';
+import type { AuthErrorCode, ErrorBody, ErrorCode, ReconnectFailReason } from '@switchboard/protocol/wire';
 
 /** Codes the SDK raises by itself, with no server answer behind them. */
 export const ClientErrorCode = {

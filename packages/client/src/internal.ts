@@ -4,7 +4,8 @@
  * apps cannot call them) and the narrow host interface a call sees its phone
  * through.
  */
-import type { CallId, CallSnapshot, ClientEventName, IceServer, ServerPayload, UserRef } from '@switchboard/protocol';
+import { CALL_STATE_EVENTS, CONTROL_EVENTS, RELAY_EVENTS } from '@switchboard/protocol/wire';
+import type { CallId, CallSnapshot, ClientEventName, IceServer, ServerPayload, UserRef } from '@switchboard/protocol/wire';
 import type { Call } from './call.js';
 import type { RtcImplementation } from './types.js';
 
@@ -17,44 +18,9 @@ export const resumed = Symbol('resumed');
 /** End the call here without telling the server (it knows already, or cannot be told). */
 export const endLocally = Symbol('endLocally');
 
-export type CallServerEvent =
-  | 'call:accepted'
-  | 'call:rejected'
-  | 'call:busy'
-  | 'call:cancelled'
-  | 'call:ended'
-  | 'call:error'
-  | 'call:reconnecting'
-  | 'call:reconnected'
-  | 'call:mute'
-  | 'call:unmute'
-  | 'call:hold'
-  | 'call:resume'
-  | 'call:video-off'
-  | 'call:video-on'
-  | 'webrtc:offer'
-  | 'webrtc:answer'
-  | 'webrtc:ice-candidate';
-
-export const CALL_SERVER_EVENTS: readonly CallServerEvent[] = [
-  'call:accepted',
-  'call:rejected',
-  'call:busy',
-  'call:cancelled',
-  'call:ended',
-  'call:error',
-  'call:reconnecting',
-  'call:reconnected',
-  'call:mute',
-  'call:unmute',
-  'call:hold',
-  'call:resume',
-  'call:video-off',
-  'call:video-on',
-  'webrtc:offer',
-  'webrtc:answer',
-  'webrtc:ice-candidate',
-];
+/** The server events about one call, routed by the phone to it: the protocol's lists of them. */
+export const CALL_SERVER_EVENTS = [...CALL_STATE_EVENTS, ...CONTROL_EVENTS, ...RELAY_EVENTS] as const;
+export type CallServerEvent = (typeof CALL_SERVER_EVENTS)[number];
 
 export type Delivery = { [E in CallServerEvent]: { event: E; payload: ServerPayload<E> } }[CallServerEvent];
 

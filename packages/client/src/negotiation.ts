@@ -8,7 +8,7 @@
  * callee) rolls its own offer back and answers; the impolite side (the
  * caller) ignores the peer's offer and keeps its own.
  */
-import type { IceCandidateInit, IceServer } from '@switchboard/protocol';
+import type { IceCandidateInit, IceServer } from '@switchboard/protocol/wire';
 import { SwitchboardError } from './errors.js';
 import type { RtcImplementation } from './types.js';
 

@@ -5,7 +5,7 @@
  * a transport loss.
  */
 // Types only: the SDK pulls none of the protocol's runtime (its zod schemas) into a browser bundle.
-import type { AuthSuccess, CallId, CallSnapshot, PresenceUser, ServerPayload, SessionId, UserRef } from '@switchboard/protocol';
+import type { AuthSuccess, CallId, CallSnapshot, PresenceUser, ServerPayload, SessionId, UserRef } from '@switchboard/protocol/wire';
 import { Call } from './call.js';
 import { Connection, type LinkObserver, type SbSocket } from './connection.js';
 import { TypedEmitter } from './emitter.js';

@@ -6,7 +6,7 @@ import type {
   PresenceUser,
   RejectedReason,
   UserRef,
-} from '@switchboard/protocol';
+} from '@switchboard/protocol/wire';
 import type { ManagerOptions, SocketOptions } from 'socket.io-client';
 import type { ReconnectPolicy } from './reconnect-policy.js';
 

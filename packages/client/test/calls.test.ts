@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SwitchboardServer } from '../../server/src/index.js';
-import { startTestServer } from '../../server/test/helpers.js';
+import { startTestServer } from '../../../test/support/server.js';
 import { type Call, type CallEndInfo, type PartyFlags, SwitchboardError } from '../src/index.js';
 import { Lab, collectGarbage, isSilent, isTone, next, reach, statesOf } from './support.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SwitchboardServer } from '../../server/src/index.js';
-import { startTestServer, tokenFor } from '../../server/test/helpers.js';
+import { startTestServer, tokenFor } from '../../../test/support/server.js';
 import { type CallEndInfo, type DisconnectInfo, Phone, SwitchboardError } from '../src/index.js';
 import { Lab, collectGarbage, next, rtc } from './support.js';
 

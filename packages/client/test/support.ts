@@ -8,7 +8,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import wrtc from '@roamhq/wrtc';
 import type { SwitchboardServer } from '../../server/src/index.js';
-import { tokenFor } from '../../server/test/helpers.js';
+import { tokenFor } from '../../../test/support/server.js';
 import { Phone, type Call, type CallState, type PhoneOptions } from '../src/index.js';
 
 export const WAIT_MS = 5000;

@@ -67,3 +67,12 @@ test('schemas enforce the size limits and strip unknown keys', () => {
   assert.equal(iceCandidateSchema.safeParse({ callId: id, candidate: null }).success, true);
   assert.equal(callRequestSchema.safeParse({ to: 'bob', callId: 'not-a-uuid' }).success, false);
 });
+
+test('every client event has its ack data, and the no-zod entry point exports what the SDK needs', async () => {
+  expectTypeOf<keyof import('./index.js').AckData>().toEqualTypeOf<import('./index.js').ClientEventName>();
+  expectTypeOf<import('./index.js').AckData['auth:handshake']>().toEqualTypeOf<import('./index.js').AuthSuccess>();
+  const wire = await import('./wire.js');
+  assert.deepEqual(wire.CONTROL_EVENTS, CONTROL_EVENTS);
+  assert.ok(wire.CALL_STATE_EVENTS.includes('call:ended'));
+  assert.ok(!('callRequestSchema' in wire), 'no schema, so no zod');
+});

@@ -116,6 +116,31 @@ export interface ClientToServerEvents extends ControlHandlers {
 }
 export type ClientEventName = keyof ClientToServerEvents;
 
+type CallAcks = { [E in 'call:accept' | 'call:reject' | 'call:cancel' | 'call:end' | ControlEvent]: { callId: CallId } };
+type RelayAcks = { [E in RelayEvent]: Record<never, never> };
+/** What the ack of each client event carries besides `ok: true` when it succeeds. */
+export interface AckData extends CallAcks, RelayAcks {
+  'auth:handshake': AuthSuccess;
+  'reconnect:attempt': { sessionId: SessionId; calls: CallSnapshot[] };
+  'user:list': { users: PresenceUser[] };
+  'call:request': { callId: CallId };
+}
+
+/**
+ * The server events about one call, as a client routes them to it: how it
+ * ends or is answered, the peer's controls, and the relayed SDP and ICE.
+ */
+export const CALL_STATE_EVENTS = [
+  'call:accepted',
+  'call:rejected',
+  'call:busy',
+  'call:cancelled',
+  'call:ended',
+  'call:error',
+  'call:reconnecting',
+  'call:reconnected',
+] as const satisfies readonly ServerEventName[];
+
 export interface ServerToClientEvents extends ControlNotices {
   'auth:success': (payload: AuthSuccess) => void;
   'auth:error': (payload: { code: AuthErrorCode; message: string }) => void;

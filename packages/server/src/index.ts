@@ -2,7 +2,8 @@ export { startServer, type StartOptions, type SwitchboardServer } from './server
 export { loadConfig, ConfigError, type Config } from './config.js';
 export { MemoryStore } from './store/memory-store.js';
 export type * from './store/types.js';
-export { applyCallEvent, roleOf } from './calls/machine.js';
+export { applyCallEvent } from './calls/machine.js';
+export { roleOf } from './calls/parties.js';
 export type * from './calls/types.js';
 export { userKey } from './calls/types.js';
 export { mintToken, TokenVerifier, AuthError } from './auth/tokens.js';

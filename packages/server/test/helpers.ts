@@ -15,7 +15,7 @@ import type {
   ClientEventName,
 } from '@switchboard/protocol';
 import { CONTROL_EVENTS, RELAY_EVENTS } from '@switchboard/protocol';
-import { loadConfig, mintToken, startServer, type StartOptions, type SwitchboardServer } from '../src/index.js';
+import type { SwitchboardServer } from '../src/index.js';
 import type { MintOptions } from '../src/auth/tokens.js';
 
 /** Every event a client may send, in the contract's order. */
@@ -32,26 +32,8 @@ export const CLIENT_EVENTS: readonly ClientEventName[] = [
   ...RELAY_EVENTS,
 ];
 
-export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop';
-export const WAIT_MS = 5000;
-
-export async function startTestServer(
-  env: Record<string, string> = {},
-  options: Pick<StartOptions, 'store' | 'hooks'> = {},
-): Promise<SwitchboardServer> {
-  const config = loadConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    JWT_SECRET: TEST_SECRET,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    ...env,
-  });
-  return startServer(config, options);
-}
-
-export function tokenFor(userId: string, options: Omit<MintOptions, 'userId'> = {}, secret = TEST_SECRET): Promise<string> {
-  return mintToken(secret, { name: userId[0]!.toUpperCase() + userId.slice(1), ...options, userId });
-}
+export { startTestServer, TEST_SECRET, tokenFor, WAIT_MS } from '../../../test/support/server.js';
+import { startTestServer, tokenFor, WAIT_MS } from '../../../test/support/server.js';
 
 type Received = { event: string; payload: unknown };
 

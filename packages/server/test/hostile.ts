@@ -11,24 +11,8 @@ import WebSocket from 'ws';
 import { userKey, type SwitchboardServer } from '../src/index.js';
 import type { TestClient } from './helpers.js';
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws, naming `what`). */
-export async function pollUntil<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+export { pollUntil } from '../../../test/support/wait.js';
+import { pollUntil } from '../../../test/support/wait.js';
 
 /** The value of one unlabelled Prometheus sample from `/metrics`. */
 export async function metricValue(server: SwitchboardServer, name: string): Promise<number> {

@@ -15,14 +15,7 @@ import type { WebhookEvent } from '../src/webhooks.js';
 export const ROOT = new URL('../../../', import.meta.url).pathname;
 export const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 
-/** Resolves when `check()` holds; rejects after `timeoutMs` with `what`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { pollUntil as waitFor } from '../../../test/support/wait.js';
 
 function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '', ...env };

@@ -15,6 +15,7 @@ import type { SwitchboardServer } from '../src/index.js';
 import { userKey } from '../src/calls/types.js';
 import { dropPrefix, freshPrefix, OwnedRedis, sharedRedis } from './cluster/harness.js';
 import { RawClient } from './hostile.js';
+import { pollUntil, within } from '../../../test/support/wait.js';
 import { errorCode, establish, expectOk, openSocket, signIn, startTestServer, tokenFor, WAIT_MS, type TestClient } from './helpers.js';
 
 type Mode = 'memory' | 'redis';
@@ -25,27 +26,8 @@ function turns(n: number): Promise<void> {
   return n <= 0 ? Promise.resolve() : new Promise((resolve) => setImmediate(() => void turns(n - 1).then(resolve)));
 }
 
-/** Waits until `check` holds, looking again after each store round; bounded. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await turns(50);
-  }
-}
-
-/** `promise`, or a failure naming `what` after `timeoutMs`. */
-async function within<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Waits until `check` holds; bounded. */
+const until = (what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS) => pollUntil(what, check, timeoutMs);
 
 for (const mode of MODES) {
   describe(`sign-in rules (${mode} mode)`, () => {

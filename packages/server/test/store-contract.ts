@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { pollUntil as waitFor } from '../../../test/support/wait.js';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../src/calls/types.js';
 import { NO_FLAGS, userKey } from '../src/calls/types.js';
@@ -84,13 +85,6 @@ function historyEntry(callId: string, patch: Partial<HistoryEntry> = {}): Histor
 }
 
 /** Polls `check` until it holds, failing after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
 
 const count = (results: boolean[]) => results.filter(Boolean).length;
 const ids = (sessions: SessionRecord[]) => sessions.map((s) => s.id).sort();

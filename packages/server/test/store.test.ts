@@ -7,127 +7,26 @@
  * (always on a private server, which these tests stop and start).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import { NO_FLAGS, userKey } from '../src/calls/types.js';
 import type { CallRecord } from '../src/calls/types.js';
-import { describeCallStore, waitFor } from './store-contract.js';
+import { describeCallStore } from './store-contract.js';
+import { freePort } from '../../../test/support/ports.js';
+import { OwnedRedis, sharedRedis } from '../../../test/support/redis.js';
+import { pollUntil as waitFor } from '../../../test/support/wait.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { failFastOptions, RedisStore } from '../src/store/redis-store.js';
 import type { HistoryAppend, SessionRecord } from '../src/store/types.js';
 
-const START_TIMEOUT_MS = 10_000;
 
 describeCallStore('MemoryStore', async () => {
   const store = new MemoryStore();
   return { store, cleanup: () => store.close() };
 });
 
-/** A `redis-server` of this test's own, on a free port, persisting nothing. */
-class PrivateRedis {
-  private child: ChildProcess | undefined;
-  private constructor(readonly port: number) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  static async start(): Promise<PrivateRedis> {
-    const server = new PrivateRedis(await freePort());
-    await server.restart();
-    return server;
-  }
-
-  /** Starts the server (again, on the same port); resolves once it accepts connections. */
-  restart(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()];
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    let output = '';
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`redis-server did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
-      const fail = (err: Error) => {
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        reject(err);
-      };
-      child.on('error', (err: NodeJS.ErrnoException) =>
-        fail(
-          err.code === 'ENOENT'
-            ? new Error('redis-server is not installed: the RedisStore tests need it (set REDIS_URL, run one on 6379, or install redis-server)')
-            : err,
-        ),
-      );
-      const onEarlyExit = (code: number | null) => fail(new Error(`redis-server exited with ${code} before it was ready:\n${output}`));
-      child.on('exit', onEarlyExit);
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          child.off('exit', onEarlyExit);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-    });
-  }
-
-  /** Stops the server (SIGKILL: as a crash would) and waits for it to be gone. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
-    await Promise.race([
-      exited,
-      new Promise<void>((_, reject) => setTimeout(() => reject(new Error('redis-server did not stop')), START_TIMEOUT_MS).unref()),
-    ]);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function answers(url: string): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 500, maxRetriesPerRequest: 0 });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    await probe.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
-async function resolveRedis(): Promise<{ url: string; owned: PrivateRedis | undefined }> {
-  const fromEnv = process.env.REDIS_URL;
-  if (fromEnv) {
-    if (!(await answers(fromEnv))) throw new Error(`REDIS_URL=${fromEnv} does not answer`);
-    return { url: fromEnv, owned: undefined };
-  }
-  const local = 'redis://127.0.0.1:6379';
-  if (await answers(local)) return { url: local, owned: undefined };
-  const owned = await PrivateRedis.start();
-  return { url: owned.url, owned };
-}
 
 async function deleteKeys(client: Redis, pattern: string): Promise<void> {
   let cursor = '0';
@@ -226,13 +125,14 @@ describe('MemoryStore tombstones', () => {
 describe('RedisStore on a real Redis', () => {
   const runPrefix = `sbtest:${randomBytes(8).toString('hex')}:`;
   let url = '';
-  let owned: PrivateRedis | undefined;
+  let shared: Awaited<ReturnType<typeof sharedRedis>> | undefined;
   let admin: Redis;
   let stores = 0;
   const freshPrefix = () => `${runPrefix}${++stores}:`;
 
   before(async () => {
-    ({ url, owned } = await resolveRedis());
+    shared = await sharedRedis();
+    url = shared.url;
     admin = new Redis(url, { maxRetriesPerRequest: 1 });
   });
   after(async () => {
@@ -241,7 +141,7 @@ describe('RedisStore on a real Redis', () => {
       assert.equal((await keysUnder(admin, runPrefix)).size, 0);
       await admin.quit();
     }
-    await owned?.stop();
+    await shared?.release();
   });
 
   describeCallStore('RedisStore', async () => {
@@ -450,12 +350,12 @@ describe('RedisStore on a real Redis', () => {
 });
 
 describe('RedisStore while Redis is away', () => {
-  let server: PrivateRedis;
+  let server: OwnedRedis;
   before(async () => {
-    server = await PrivateRedis.start();
+    server = await OwnedRedis.start({ persist: false });
   });
   after(async () => {
-    await server?.stop();
+    await server?.destroy();
   });
 
   test('a store whose Redis never answers rejects within its command timeout', async () => {
@@ -483,7 +383,7 @@ describe('RedisStore while Redis is away', () => {
         assert.ok(Date.now() - started < 1500, `a command took ${Date.now() - started} ms to fail`);
       }
 
-      await server.restart();
+      await server.resume();
       await waitFor('the store to reconnect', () => store.ping().then(() => true, () => false), 15_000);
       // The restarted server persisted nothing: the call is gone and may be made again.
       assert.equal(await store.getCall('c1' as CallId), undefined);

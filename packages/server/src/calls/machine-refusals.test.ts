@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CallId, ErrorCode, SessionId, UserId } from '@switchboard/protocol';
-import { applyCallEvent, canRelay } from './machine.js';
+import { applyCallEvent } from './machine.js';
+import { canRelay } from './parties.js';
 import type { Actor, CallContext, CallInput, CallRecord } from './types.js';
 
 const CALL = '00000000-0000-4000-8000-000000000001' as CallId;

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { CallId, ControlEvent, SessionId, UserId } from '@switchboard/protocol';
-import { applyCallEvent, roleOf } from './machine.js';
+import { applyCallEvent } from './machine.js';
+import { roleOf } from './parties.js';
 import type { CallInput, CallRecord, Effect } from './types.js';
 
 const USERS = ['ann', 'ben', 'cat'] as UserId[];

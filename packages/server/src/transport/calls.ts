@@ -4,7 +4,8 @@
  * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
 import type { CallId, PresenceStatus } from '@switchboard/protocol';
-import { applyCallEvent, peerOf, roleOf } from '../calls/machine.js';
+import { applyCallEvent } from '../calls/machine.js';
+import { peerOf, roleOf } from '../calls/parties.js';
 import type { CallContext, CallInput, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';

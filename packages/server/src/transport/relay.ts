@@ -10,7 +10,7 @@
  * the store first, and what it sends meanwhile waits behind that check.
  */
 import type { CallId, IceCandidateInit, RelayEvent, SessionId } from '@switchboard/protocol';
-import { canRelay } from '../calls/machine.js';
+import { canRelay } from '../calls/parties.js';
 import type { Bindings } from './bindings.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SessionInfo } from './context.js';

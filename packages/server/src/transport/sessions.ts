@@ -3,12 +3,10 @@
  * session outlives its socket for RECONNECT_GRACE_MS; a deliberate disconnect
  * ends it at once.
  */
-import { randomBytes } from 'node:crypto';
 import type { AuthErrorCode, AuthSuccess, CallSnapshot, ReconnectFailReason, SessionId } from '@switchboard/protocol';
 import { AuthError, type Identity } from '../auth/tokens.js';
 import { iceServersFor } from '../auth/turn.js';
-import { peerOf, roleOf } from '../calls/machine.js';
-import type { CallRecord } from '../calls/types.js';
+import { roleOf } from '../calls/parties.js';
 import { userKey } from '../calls/types.js';
 import type { SessionRecord } from '../store/types.js';
 import type { CallRunner } from './calls.js';
@@ -21,11 +19,7 @@ import { RateLimiter } from './rate-limit.js';
 import type { DueTimers } from './timers.js';
 import type { AddressGate, SignInLimits } from './abuse.js';
 import type { LocalSessions } from './delivery.js';
-
-/** 144 random bits, URL-safe. */
-function newSessionId(): SessionId {
-  return randomBytes(18).toString('base64url') as SessionId;
-}
+import { infoOf, newSessionRecord, snapshotOf } from './session-info.js';
 
 /** A resume whose write keeps losing to writes on other nodes gives up after this many reads. */
 const RESUME_TRIES = 5;
@@ -119,19 +113,7 @@ export class Sessions {
     }
     this.assertOpen(conn);
     const now = this.deps.now();
-    const record: SessionRecord = {
-      id: newSessionId(),
-      tenant: identity.tenant,
-      userId: identity.userId,
-      name: identity.name,
-      contacts: this.deps.config.contacts === 'claims' ? (identity.contacts ?? []) : null,
-      nodeId: this.deps.config.nodeId,
-      connected: true,
-      graceUntil: null,
-      resumes: 0,
-      resumeWindowStart: now,
-      createdAt: now,
-    };
+    const record = newSessionRecord(identity, this.deps.config, now);
     const info = infoOf(record);
     // Stored but not yet attached to its socket: not a ghost for `reconcile` to reap.
     this.signingIn.add(record.id);
@@ -416,34 +398,4 @@ export class Sessions {
     conn.socket.emit('auth:error', { code, message });
     conn.socket.disconnect(true);
   }
-}
-
-export function infoOf(record: SessionRecord): SessionInfo {
-  return {
-    id: record.id,
-    userId: record.userId,
-    name: record.name,
-    tenant: record.tenant,
-    key: userKey(record.tenant, record.userId),
-    contacts: record.contacts === null ? null : new Set(record.contacts),
-  };
-}
-
-export function snapshotOf(call: CallRecord, sessionId: SessionId): CallSnapshot | undefined {
-  const role = roleOf(call, sessionId);
-  if (!role || call.state === 'ended') return undefined;
-  const self = call[role];
-  const peer = peerOf(call, role);
-  return {
-    callId: call.id,
-    state: call.state,
-    role,
-    peer: { id: peer.userId, name: peer.name },
-    media: call.media,
-    createdAt: call.createdAt,
-    answeredAt: call.answeredAt,
-    self: { ...self.flags },
-    remote: { ...peer.flags },
-    peerReconnecting: peer.reconnecting,
-  };
 }

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SessionId } from '@switchboard/protocol';
-import type { CallRecord } from '../src/calls/types.js';
-import { MAIL_MARK, SessionMail, type MailItem, type RoomEntry } from '../src/transport/session-mail.js';
+import type { CallRecord } from '../calls/types.js';
+import { MAIL_MARK, SessionMail, type MailItem, type RoomEntry } from './session-mail.js';
 
 const A = 'session-a' as SessionId;
 const B = 'session-b' as SessionId;

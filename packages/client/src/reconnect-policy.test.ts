@@ -1,7 +1,7 @@
 /** The default reconnect policy: a table of delays, jitter after the first two, then null. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_RECONNECT_DELAYS_MS, DefaultReconnectPolicy } from '../src/index.js';
+import { DEFAULT_RECONNECT_DELAYS_MS, DefaultReconnectPolicy } from './index.js';
 
 describe('DefaultReconnectPolicy', () => {
   test('follows its table, adds jitter only from the third attempt, and gives up after the last', () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { coalesceWrites } from '../src/transport/coalesce.js';
+import { coalesceWrites } from './coalesce.js';
 
 /** Counts how the socket hands its data to the kernel: `_write` is one chunk, `_writev` several at once. */
 function countWrites(tcp: Socket): { single: number; vectored: number[] } {

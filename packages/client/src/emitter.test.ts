@@ -1,7 +1,7 @@
 /** The typed emitter under Phone and Call: order, once, off, and a throwing listener that stops nobody. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TypedEmitter } from '../src/index.js';
+import { TypedEmitter } from './index.js';
 
 type Events = { ping: (n: number) => void; done: () => void };
 class Probe extends TypedEmitter<Events> {
