@@ -23,6 +23,7 @@ import { createClusterAdapter, NodeLiveness, type ClusterAdapter, type PubSub } 
 import { coalesceWrites } from './transport/coalesce.js';
 import { rooms, type Conn, type Deps, type SbServer, type SbSocket, type UntypedEmit } from './transport/context.js';
 import { ClusterDelivery, LoopbackDelivery, tellLocal, type LocalSessions } from './transport/delivery.js';
+import { CallRequests } from './transport/call-requests.js';
 import { Dispatcher } from './transport/dispatch.js';
 import { admission, cutSlowReaders, MAX_HTTP_BUFFER_BYTES } from './transport/guards.js';
 import { Presence } from './transport/presence.js';
@@ -98,7 +99,8 @@ export class SwitchboardNode {
     this.calls = new CallRunner(deps, this.presence, this.timers, this.bindings);
     const limits = config.rateLimits ? new SignInLimits(store, addressSignIns(config.maxUnauthenticatedPerAddress), Date.now) : null;
     this.sessions = new Sessions(deps, this.local, this.calls, this.presence, this.timers, gate, limits);
-    this.dispatcher = new Dispatcher(deps, this.sessions, this.calls, this.presence, new Relay(deps, this.bindings, this.calls), this.userLimiters);
+    const requests = new CallRequests(deps, this.calls, this.presence);
+    this.dispatcher = new Dispatcher(deps, this.sessions, this.calls, this.presence, requests, new Relay(deps, this.bindings, this.calls), this.userLimiters);
     this.liveness = this.bus ? new NodeLiveness(deps, (id, nodeId) => this.sessions.markLost(id, nodeId)) : null;
 
     if (gate) this.io.engine.on('connection', (c: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(c, c.remoteAddress));

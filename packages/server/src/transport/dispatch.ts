@@ -3,7 +3,6 @@
  * its schema, run, and answered — by its ack when it has one, by `call:error`
  * when it failed without one. Nothing a client sends can throw past this.
  */
-import { randomUUID } from 'node:crypto';
 import type { ZodType } from 'zod';
 import {
   type CallId,
@@ -21,11 +20,10 @@ import {
   reconnectAttemptSchema,
   sdpSchema,
 } from '@switchboard/protocol';
-import { userKey } from '../calls/types.js';
 import type { CallRunner } from './calls.js';
-import { PAIR_REQUESTS, pairKey, type UserLimiters } from './abuse.js';
-import type { RateRule } from '../store/types.js';
-import type { Conn, Deps, SessionInfo } from './context.js';
+import type { UserLimiters } from './abuse.js';
+import type { CallRequests } from './call-requests.js';
+import type { Conn, Deps } from './context.js';
 import { actorOf, logOf } from './context.js';
 import { SwitchboardError } from './errors.js';
 import type { Presence } from './presence.js';
@@ -52,6 +50,7 @@ export class Dispatcher {
     sessions: Sessions,
     calls: CallRunner,
     presence: Presence,
+    requests: CallRequests,
     relay: Relay,
     private readonly userLimiters: UserLimiters | null,
   ) {
@@ -71,7 +70,7 @@ export class Dispatcher {
           return { users };
         }),
       ],
-      ['call:request', route(callRequestSchema, true, (conn, p) => this.request(conn.session!, calls, presence, p))],
+      ['call:request', route(callRequestSchema, true, (conn, p) => requests.request(conn.session!, p))],
       ['call:accept', callEvent('accept')],
       ['call:reject', callEvent('reject')],
       ['call:cancel', callEvent('cancel')],
@@ -93,52 +92,6 @@ export class Dispatcher {
       ]),
     ];
     this.routes = new Map(entries);
-  }
-
-  private async request(
-    session: SessionInfo,
-    calls: CallRunner,
-    presence: Presence,
-    p: { to: string; callId?: string | undefined; media?: { audio: boolean; video: boolean } | undefined },
-  ): Promise<object> {
-    const to = p.to as UserId;
-    const { store, config, now } = this.deps;
-    const visible = to !== session.userId && presence.canSee(session, to);
-    // The pair's limit is read in the same round trip as the callee's sessions.
-    const [admitted, found] = await Promise.all([
-      config.rateLimits ? store.admit(pairKey('call', session.key, to), PAIR_REQUESTS, now()) : true,
-      visible ? store.sessionsOf(userKey(session.tenant, to)) : [],
-    ]);
-    if (!admitted) throw new SwitchboardError('rate_limited', `at most ${PAIR_REQUESTS.limit} calls to the same user within a minute`);
-    const calleeSessions = found.filter((s) => s.connected);
-    const callId = (p.callId ?? randomUUID()) as CallId;
-    try {
-      await calls.run(
-        {
-          type: 'request',
-          callId,
-          tenant: session.tenant,
-          caller: actorOf(session),
-          callee: { userId: to, name: calleeSessions[0]?.name ?? to },
-          calleeSessions: calleeSessions.map((s) => s.id),
-          media: p.media ?? { audio: true, video: false },
-        },
-        logOf(session),
-      );
-    } catch (err) {
-      // The rules took the caller (free, not calling itself) and found a visible callee with no live session.
-      if (visible && err instanceof SwitchboardError && err.code === 'unavailable') await this.unreachable(session, to, callId, calls);
-      throw err;
-    }
-    return { callId };
-  }
-
-  /** Tells the host app (`call.unreachable`) at most once per caller and callee within a ring window. */
-  private async unreachable(session: SessionInfo, callee: UserId, callId: CallId, calls: CallRunner): Promise<void> {
-    const { store, config, now } = this.deps;
-    const once: RateRule = { kind: 'window', limit: 1, windowMs: config.ringTimeoutMs };
-    if (!(await store.admit(pairKey('unreachable', session.key, callee), once, now()))) return;
-    this.deps.observers.tell('unreachable', { callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee });
   }
 
   /**
