@@ -184,7 +184,7 @@ export class Connection {
     } catch (err) {
       if (epoch !== this.epoch) return; // the socket closed: its close handler decides
       const error = err instanceof SwitchboardError ? err : SwitchboardError.token(err);
-      if (error.code === 'unauthenticated') return; // `auth:error` came first and said why
+      if (error.told) return; // `auth:error` came first and said why
       if (this.currentState === 'connecting') this.failOpen(error);
       else this.retryOnNewSocket(error);
     }
@@ -240,7 +240,7 @@ export class Connection {
     } catch (err) {
       if (epoch !== this.epoch || this.currentState !== 'reconnecting') return;
       const error = err instanceof SwitchboardError ? err : SwitchboardError.token(err);
-      if (error.code === 'unauthenticated') return; // `reconnect:failed` gave the verdict
+      if (error.told) return; // `reconnect:failed` gave the verdict
       this.retryOnNewSocket(error); // no verdict (rate limited, no answer, no token): try again later
     }
   }

@@ -47,17 +47,24 @@ export type SwitchboardErrorCode = ErrorCode | AuthErrorCode | ReconnectFailReas
 export class SwitchboardError extends Error {
   override readonly name = 'SwitchboardError';
 
+  /**
+   * The server had already said why by an event of its own (`auth:error`,
+   * `reconnect:failed`) before this answer: the event is the verdict.
+   */
+  readonly told: boolean;
+
   constructor(
     readonly code: SwitchboardErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; told?: boolean },
   ) {
     super(message, options);
+    this.told = options?.told ?? false;
   }
 
   /** The error of a failed ack (`{ ok: false, error }`) or of a `call:error` event. */
   static fromBody(body: ErrorBody): SwitchboardError {
-    return new SwitchboardError(body.code, body.message);
+    return new SwitchboardError(body.code, body.message, { told: body.told === true });
   }
 
   /** `auth:error`: the token was refused; the server closed the socket. */

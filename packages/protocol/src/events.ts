@@ -26,6 +26,12 @@ import type {
 export interface ErrorBody {
   code: ErrorCode;
   message: string;
+  /**
+   * The server has already said why by an event of its own (`auth:error`,
+   * `reconnect:failed`) before this answer: the event is the verdict, and the
+   * client has nothing more to do about this answer. (An addition to the contract.)
+   */
+  told?: true;
 }
 /** Every acknowledgement: `{ ok: true, ...data }` or `{ ok: false, error }`. */
 export type AckResponse<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ErrorBody };

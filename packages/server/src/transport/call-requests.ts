@@ -12,7 +12,7 @@ import { PAIR_REQUESTS, pairKey } from './abuse.js';
 import type { CallRunner } from './calls.js';
 import type { Deps, SessionInfo } from './context.js';
 import { actorOf, logOf } from './context.js';
-import { SwitchboardError } from './errors.js';
+import { refusals, SwitchboardError } from './errors.js';
 import type { Presence } from './presence.js';
 
 export class CallRequests {
@@ -32,7 +32,7 @@ export class CallRequests {
       config.rateLimits ? store.admit(pairKey('call', session.key, to), PAIR_REQUESTS, now()) : true,
       visible ? store.sessionsOf(userKey(session.tenant, to)) : [],
     ]);
-    if (!admitted) throw new SwitchboardError('rate_limited', `at most ${PAIR_REQUESTS.limit} calls to the same user within a minute`);
+    if (!admitted) throw refusals.pairRate(PAIR_REQUESTS.limit);
     const calleeSessions = found.filter((s) => s.connected);
     const callId = (p.callId ?? randomUUID()) as CallId;
     try {

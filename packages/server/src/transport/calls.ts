@@ -11,7 +11,7 @@ import { userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
 import type { Conn, Deps } from './context.js';
-import { SwitchboardError } from './errors.js';
+import { refusals, SwitchboardError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { DueTimers } from './timers.js';
 import type { Presence } from './presence.js';
@@ -165,7 +165,7 @@ export class CallRunner {
       // Only an answer from what the store holds now is final: a guess that fails or changes nothing is checked.
       if (!t.ok) {
         if (!fresh) continue;
-        throw new SwitchboardError(t.code, t.message, event.callId);
+        throw new SwitchboardError(t.code, t.message, { callId: event.callId });
       }
       if (!t.changed || !t.call) {
         if (!fresh) continue;
@@ -208,7 +208,7 @@ export class CallRunner {
       if (status) this.presence.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };
     }
-    throw new SwitchboardError('internal', 'the call changed too often; try again', event.callId);
+    throw refusals.callChangedTooOften(event.callId);
   }
 
   /** Tells this node the call as the store holds it now (a read made elsewhere, e.g. by the relay). */

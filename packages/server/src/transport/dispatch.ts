@@ -25,7 +25,7 @@ import type { UserLimiters } from './abuse.js';
 import type { CallRequests } from './call-requests.js';
 import type { Conn, Deps } from './context.js';
 import { actorOf, logOf } from './context.js';
-import { SwitchboardError } from './errors.js';
+import { refusals, SwitchboardError } from './errors.js';
 import type { Presence } from './presence.js';
 import type { Relay, RelayPayload } from './relay.js';
 import type { Sessions } from './sessions.js';
@@ -143,12 +143,12 @@ export class Dispatcher {
           conn.socket.conn.close(true);
           return;
         }
-        return this.fail(conn, event, ack, payload, new SwitchboardError('rate_limited', 'too many events; slow down'));
+        return this.fail(conn, event, ack, payload, refusals.tooManyEvents());
       }
     }
-    if (!route) return this.fail(conn, event, ack, payload, new SwitchboardError('invalid_payload', `unknown event "${truncate(event)}"`));
+    if (!route) return this.fail(conn, event, ack, payload, refusals.unknownEvent(truncate(event)));
     if (route.session && !conn.session) {
-      return this.fail(conn, event, ack, payload, new SwitchboardError('unauthenticated', 'authenticate first'));
+      return this.fail(conn, event, ack, payload, refusals.authenticateFirst());
     }
     let input: unknown = undefined;
     if (route.schema) {
@@ -156,7 +156,7 @@ export class Dispatcher {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'payload';
-        return this.fail(conn, event, ack, payload, new SwitchboardError('invalid_payload', `${where}: ${issue?.message ?? 'invalid'}`));
+        return this.fail(conn, event, ack, payload, refusals.badPayload(where, issue?.message ?? 'invalid'));
       }
       input = parsed.data;
     }
@@ -178,13 +178,13 @@ export class Dispatcher {
   private fail(conn: Conn, event: string, ack: ((r: unknown) => void) | undefined, payload: unknown, err: unknown): void {
     const known = err instanceof SwitchboardError;
     if (!known) this.deps.logger.error({ err, event, session: conn.session?.id }, 'event handler failed');
-    const error: ErrorBody = known ? { code: err.code, message: err.message } : { code: 'internal', message: 'internal error' };
+    const error: ErrorBody = known ? err.toBody() : { code: 'internal', message: 'internal error' };
     this.deps.metrics.errorsTotal.inc({ code: error.code });
     if (ack) {
       ack({ ok: false, error });
       return;
     }
-    if (known && err.notified) return;
+    if (known && err.told) return;
     const callId = known && err.callId ? err.callId : callIdIn(payload);
     conn.socket.emit('call:error', { event: truncate(event), ...error, ...(callId ? { callId } : {}) });
   }

@@ -14,7 +14,7 @@ import { canRelay } from '../calls/parties.js';
 import type { Bindings } from './bindings.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SessionInfo } from './context.js';
-import { SwitchboardError } from './errors.js';
+import { refusals, SwitchboardError } from './errors.js';
 
 export type RelayPayload = { callId: string; sdp: string } | { callId: string; candidate: IceCandidateInit | null };
 
@@ -59,14 +59,14 @@ export class Relay {
   private async slowPath(conn: Conn, event: RelayEvent, payload: RelayPayload): Promise<void> {
     const session = conn.session as SessionInfo;
     const found = await this.deps.store.getCall(payload.callId as CallId);
-    if (!found) throw new SwitchboardError('call_not_found', 'no such call', payload.callId as CallId);
+    if (!found) throw refusals.noSuchCall(payload.callId as CallId);
     this.calls.remember(found);
     const call = found.value;
     const verdict = canRelay(call, { tenant: session.tenant, userId: session.userId, sessionId: session.id });
-    if (!verdict.ok) throw new SwitchboardError(verdict.code, verdict.message, call.id);
+    if (!verdict.ok) throw new SwitchboardError(verdict.code, verdict.message, { callId: call.id });
     const { peer } = verdict;
     // The call may have ended while the store was read: then it is no longer there to bind to.
-    if (!this.bindings.bind(conn, call.id, peer)) throw new SwitchboardError('invalid_state', 'the call is ended', call.id);
+    if (!this.bindings.bind(conn, call.id, peer)) throw refusals.callEnded(call.id);
     this.forward(conn, event, peer, payload);
   }
 }

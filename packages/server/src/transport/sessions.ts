@@ -3,7 +3,7 @@
  * session outlives its socket for RECONNECT_GRACE_MS; a deliberate disconnect
  * ends it at once.
  */
-import type { AuthErrorCode, AuthSuccess, CallSnapshot, ReconnectFailReason, SessionId } from '@switchboard/protocol';
+import type { AuthErrorCode, AuthSuccess, CallSnapshot, ErrorCode, ReconnectFailReason, SessionId } from '@switchboard/protocol';
 import { AuthError, type Identity } from '../auth/tokens.js';
 import { iceServersFor } from '../auth/turn.js';
 import { roleOf } from '../calls/parties.js';
@@ -12,7 +12,7 @@ import type { SessionRecord } from '../store/types.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SbSocket, SessionInfo } from './context.js';
 import { logOf, rooms } from './context.js';
-import { SwitchboardError } from './errors.js';
+import { refusals, SwitchboardError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Presence } from './presence.js';
 import { RateLimiter } from './rate-limit.js';
@@ -24,11 +24,6 @@ import { infoOf, newSessionRecord, snapshotOf } from './session-info.js';
 /** A resume whose write keeps losing to writes on other nodes gives up after this many reads. */
 const RESUME_TRIES = 5;
 
-const SIGN_IN_RATE_MESSAGE = 'too many sign-ins for this user or address; try again in a few seconds';
-
-function closedError(): SwitchboardError {
-  return new SwitchboardError('unauthenticated', 'the socket closed', undefined, true);
-}
 
 export class Sessions {
   private readonly locks = new KeyedMutex();
@@ -88,8 +83,7 @@ export class Sessions {
     } catch (err) {
       if (err instanceof SwitchboardError) throw err;
       this.deps.logger.error({ err, socket: conn.socket.id }, 'sign-in failed');
-      this.refuse(conn, 'internal', 'the sign-in could not be completed; try again later');
-      throw new SwitchboardError('internal', 'the sign-in could not be completed; try again later', undefined, true);
+      throw this.refused(conn, refusals.signInFailed());
     } finally {
       conn.authenticating = false;
     }
@@ -104,12 +98,11 @@ export class Sessions {
       const code: AuthErrorCode = err instanceof AuthError ? err.code : 'invalid_token';
       const message = err instanceof Error ? err.message : 'the token was refused';
       this.refuse(conn, code, message);
-      throw new SwitchboardError('unauthenticated', message, undefined, true);
+      throw refusals.tokenRefused(message);
     }
     const key = userKey(identity.tenant, identity.userId);
     if (this.limits && !(await this.limits.admit(key, conn.socket.handshake.address))) {
-      this.refuse(conn, 'rate_limited', SIGN_IN_RATE_MESSAGE);
-      throw new SwitchboardError('rate_limited', SIGN_IN_RATE_MESSAGE, undefined, true);
+      throw this.refused(conn, refusals.signInRate(true));
     }
     this.assertOpen(conn);
     const now = this.deps.now();
@@ -122,16 +115,14 @@ export class Sessions {
       const { maxSessionsPerUser, rateLimits } = this.deps.config;
       const added = await this.deps.store.addSession(record, rateLimits ? maxSessionsPerUser : undefined);
       if (!added) {
-        const message = `this user already has ${maxSessionsPerUser} sessions, the most allowed`;
-        this.refuse(conn, 'rate_limited', message);
-        throw new SwitchboardError('rate_limited', message, undefined, true);
+        throw this.refused(conn, refusals.sessionCap(maxSessionsPerUser));
       }
       first = added.first;
       if (conn.closing || conn.socket.disconnected) {
         // The socket went while the session was written: it never carried it.
         const removed = await this.deps.store.removeSession(record.id, record);
         if (removed?.last) this.presence.announceOffline(info, this.deps.now());
-        throw closedError();
+        throw refusals.socketClosed();
       }
       this.attach(conn, info);
     } finally {
@@ -166,7 +157,7 @@ export class Sessions {
       }
       // Refused without a verdict: the session is untouched, and the client may try again a little later.
       if (this.limits && !(await this.limits.admit(userKey(identity.tenant, identity.userId), conn.socket.handshake.address))) {
-        throw new SwitchboardError('rate_limited', SIGN_IN_RATE_MESSAGE);
+        throw refusals.signInRate(false);
       }
       this.assertOpen(conn);
       return await this.locks.run(sessionId, () => this.resumeLocked(conn, identity, sessionId as SessionId, startedAt));
@@ -216,7 +207,7 @@ export class Sessions {
     if (conn.closing || conn.socket.disconnected) {
       // The new socket went while the session was written: the session is lost again, at once.
       await this.loseLocked(sessionId, config.nodeId);
-      throw closedError();
+      throw refusals.socketClosed();
     }
     this.attach(conn, info);
     const calls: CallSnapshot[] = [];
@@ -370,13 +361,13 @@ export class Sessions {
   }
 
   private assertUnauthenticated(conn: Conn): void {
-    if (conn.session) throw new SwitchboardError('invalid_state', 'this socket is already authenticated');
-    if (conn.authenticating) throw new SwitchboardError('invalid_state', 'authentication is already in progress');
+    if (conn.session) throw refusals.alreadySignedIn();
+    if (conn.authenticating) throw refusals.signInRunning();
   }
 
   /** Nothing is written for a socket that has already gone (or been refused). */
   private assertOpen(conn: Conn): void {
-    if (conn.closing || conn.socket.disconnected) throw closedError();
+    if (conn.closing || conn.socket.disconnected) throw refusals.socketClosed();
   }
 
   /** A socket of this node carries the session, or is being signed in with it. */
@@ -387,7 +378,13 @@ export class Sessions {
   private resumeFailed(conn: Conn, reason: ReconnectFailReason, message: string): never {
     this.deps.logger.info({ socket: conn.socket.id, reason }, 'resume refused');
     conn.socket.emit('reconnect:failed', { reason, message });
-    throw new SwitchboardError('unauthenticated', message, undefined, true);
+    throw refusals.tokenRefused(message);
+  }
+
+  /** Refuses the sign-in with `error` (its code is an `auth:error` code): says so, closes the socket, and returns it to throw. */
+  private refused(conn: Conn, error: SwitchboardError<AuthErrorCode & ErrorCode>): SwitchboardError {
+    this.refuse(conn, error.code, error.message);
+    return error;
   }
 
   private refuse(conn: Conn, code: AuthErrorCode, message: string): void {
