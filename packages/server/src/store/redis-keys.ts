@@ -14,7 +14,11 @@
 import { createHash } from 'node:crypto';
 import type { CallId, SessionId } from '@switchboard/protocol';
 import type { UserKey } from '../calls/types.js';
-import type { TimerKind } from './types.js';
+import { userKey } from '../calls/types.js';
+import { bucketParams, windowParams } from './rate-rules.js';
+import type { CallCommit, RateRule, SessionRecord, TimerKind } from './types.js';
+
+const userKeyOf = (session: SessionRecord): UserKey => userKey(session.tenant, session.userId);
 
 /** The default key prefix. */
 export const DEFAULT_PREFIX = 'sb:';
@@ -221,6 +225,56 @@ return {1, others}
 `,
 );
 
+/** What a script is called with. */
+export interface ScriptCall {
+  keys: string[];
+  args: (string | number)[];
+}
+
+/** History limits every history append carries. */
+export interface HistoryLimits {
+  historyLimit: number;
+  historyRetentionMs: number;
+}
+
+/** KEYS and ARGV of `COMMIT_CALL` for `commit`, laid out as its comment says; with `counting`, the call's distinct parties. */
+export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: HistoryLimits, counting: boolean): ScriptCall {
+  const { timer } = commit;
+  const args: (string | number)[] = [
+    commit.expectVersion,
+    JSON.stringify(commit.call),
+    commit.ttlMs === null ? '' : Math.max(0, Math.ceil(commit.ttlMs)),
+    timer?.op ?? '',
+    timer ? timerMember(timer.kind, timer.id) : '',
+    timer?.op === 'schedule' ? timer.dueAt : '',
+    commit.claims.length,
+    limits.historyLimit,
+    limits.historyRetentionMs,
+  ];
+  if (!counting) args.push('');
+  else {
+    const parties = [...new Set([commit.call.caller.userId, commit.call.callee.userId])];
+    args.push(parties.length, ...parties);
+  }
+  for (const claim of commit.claims) {
+    if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
+    else args.push('release', '', claim.callId);
+  }
+  const history = commit.history ?? [];
+  for (const { entry } of history) args.push(JSON.stringify(entry));
+  return {
+    keys: [
+      keys.call(commit.call.id),
+      keys.timers(),
+      keys.historySeq(),
+      keys.online(commit.call.tenant),
+      ...commit.claims.map((c) => keys.claim(c.key)),
+      ...history.map((h) => keys.history(h.key)),
+    ],
+    args,
+  };
+}
+
 /*
  * Session pruning, shared by the session scripts below: a member of a set of
  * SessionIds (a user's or a node's) whose session key has expired (its safety
@@ -342,6 +396,64 @@ return { 'removed', raw, left }
 `,
 );
 
+/** When a stored session's key expires ('' = never): only a disconnected one, `safetyMs` after its grace. */
+function expireAt(session: SessionRecord, safetyMs: number): number | '' {
+  return session.connected || session.graceUntil === null ? '' : session.graceUntil + safetyMs;
+}
+
+/**
+ * KEYS and ARGV of `ADD_SESSION`: `members` are the user's session ids as
+ * just read (to prune), `was` the guessed node of a record with this id,
+ * `maxSessions` the cap (none when undefined or infinite).
+ */
+export function encodeAddSession(
+  keys: RedisKeys,
+  session: SessionRecord,
+  at: { was: string; members: readonly SessionId[]; maxSessions: number | undefined; safetyMs: number },
+): ScriptCall {
+  const user = userKeyOf(session);
+  const cap = at.maxSessions === undefined || at.maxSessions === Infinity ? '' : at.maxSessions;
+  return {
+    keys: [
+      keys.session(session.id),
+      keys.userSessions(user),
+      keys.online(session.tenant),
+      keys.nodeSessions(session.nodeId),
+      keys.nodeSessions(at.was),
+      ...at.members.map(keys.session),
+    ],
+    args: [session.id, JSON.stringify(session), session.userId, session.name, expireAt(session, at.safetyMs), session.nodeId, at.was, cap, ...at.members],
+  };
+}
+
+/** KEYS and ARGV of `UPDATE_SESSION`: `was` the guessed node of the stored record, `expected` the record as read (if any). */
+export function encodeUpdateSession(
+  keys: RedisKeys,
+  session: SessionRecord,
+  at: { was: string; expected: SessionRecord | undefined; safetyMs: number },
+): ScriptCall {
+  return {
+    keys: [keys.session(session.id), keys.nodeSessions(at.was), keys.nodeSessions(session.nodeId)],
+    args: [JSON.stringify(session), expireAt(session, at.safetyMs), session.id, at.was, session.nodeId, at.expected ? JSON.stringify(at.expected) : ''],
+  };
+}
+
+/**
+ * KEYS and ARGV of `REMOVE_SESSION` for the session `read` (its user and
+ * tenant name the keys): `others` the user's other session ids as just read,
+ * `expected` the record the removal is conditional on (if any).
+ */
+export function encodeRemoveSession(
+  keys: RedisKeys,
+  read: SessionRecord,
+  at: { was: string; others: readonly SessionId[]; expected: SessionRecord | undefined },
+): ScriptCall {
+  return {
+    keys: [keys.session(read.id), keys.userSessions(userKeyOf(read)), keys.online(read.tenant), keys.nodeSessions(at.was), ...at.others.map(keys.session)],
+    args: [read.id, read.userId, at.was, at.expected ? JSON.stringify(at.expected) : '', ...at.others],
+  };
+}
+
 /**
  * KEYS[1] user's session set, KEYS[2] tenant's online hash, KEYS[3..] session keys found missing.
  * ARGV[1] userId, ARGV[2..] their ids. Returns how many sessions the user has left.
@@ -414,6 +526,16 @@ redis.call('PEXPIRE', KEYS[1], window)
 return 1
 `,
 );
+
+/** KEYS and ARGV of `ADMIT` for one event at `now` against `rule` (see rate-rules.ts for the arithmetic). */
+export function encodeAdmit(keys: RedisKeys, key: string, rule: RateRule, now: number): ScriptCall {
+  if (rule.kind === 'bucket') {
+    const { intervalMs, toleranceMs } = bucketParams(rule);
+    return { keys: [keys.rate(key)], args: ['bucket', now, intervalMs, toleranceMs] };
+  }
+  const { limit, windowMs } = windowParams(rule);
+  return { keys: [keys.rate(key)], args: ['window', now, limit, windowMs] };
+}
 
 /**
  * KEYS[1] timers. ARGV[1] member, ARGV[2] now, ARGV[3] lease end.

@@ -14,6 +14,11 @@ import {
   ADD_SESSION,
   ADMIT,
   APPEND_HISTORY,
+  encodeAddSession,
+  encodeAdmit,
+  encodeCommitCall,
+  encodeRemoveSession,
+  encodeUpdateSession,
   CLAIM_DEAD_NODES,
   CLAIM_DUE,
   CLAIM_TIMER,
@@ -27,6 +32,7 @@ import {
   redisKeys,
   type RedisKeys,
   REMOVE_SESSION,
+  type ScriptCall,
   splitUserKey,
   timerMember,
   UPDATE_SESSION,
@@ -45,7 +51,6 @@ import type {
   Versioned,
 } from './types.js';
 import { checkDueAt, leaseEnd } from './timer-rules.js';
-import { bucketParams, windowParams } from './rate-rules.js';
 
 export interface RedisStoreOptions {
   /** Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS); the store opens and closes its own connection. */
@@ -164,62 +169,18 @@ export class RedisStore implements CallStore {
 
   /** Null when not written; else the count of others online, 0 when not `counting`. */
   private async commit(commit: CallCommit, counting: boolean): Promise<number | null> {
-    const { timer } = commit;
-    if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
-    const args: (string | number)[] = [
-      commit.expectVersion,
-      JSON.stringify(commit.call),
-      commit.ttlMs === null ? '' : Math.max(0, Math.ceil(commit.ttlMs)),
-      timer?.op ?? '',
-      timer ? timerMember(timer.kind, timer.id) : '',
-      timer?.op === 'schedule' ? timer.dueAt : '',
-      commit.claims.length,
-      this.historyLimit,
-      this.historyRetentionMs,
-    ];
-    if (!counting) args.push('');
-    else {
-      const parties = [...new Set([commit.call.caller.userId, commit.call.callee.userId])];
-      args.push(parties.length, ...parties);
-    }
-    for (const claim of commit.claims) {
-      if (claim.op === 'take') args.push('take', claim.expect === null ? '' : `=${claim.expect}`, claim.callId);
-      else args.push('release', '', claim.callId);
-    }
-    const history = commit.history ?? [];
-    for (const { entry } of history) args.push(JSON.stringify(entry));
-    const keys = [
-      this.keys.call(commit.call.id),
-      this.keys.timers(),
-      this.keys.historySeq(),
-      this.keys.online(commit.call.tenant),
-      ...commit.claims.map((c) => this.keys.claim(c.key)),
-      ...history.map((h) => this.keys.history(h.key)),
-    ];
-    const result = await this.run(COMMIT_CALL, keys, args);
+    if (commit.timer?.op === 'schedule') checkDueAt(commit.timer.dueAt);
+    const result = await this.run(COMMIT_CALL, encodeCommitCall(this.keys, commit, { historyLimit: this.historyLimit, historyRetentionMs: this.historyRetentionMs }, counting));
     if (result === 1) return 0;
     if (Array.isArray(result) && result[0] === 1 && typeof result[1] === 'number') return result[1];
     return null;
   }
 
   async addSession(session: SessionRecord, maxSessions?: number): Promise<{ first: boolean } | null> {
-    const user = userKey(session.tenant, session.userId);
-    const members = await this.membersOf(user);
-    const cap = maxSessions === undefined || maxSessions === Infinity ? '' : maxSessions;
+    const members = await this.membersOf(userKey(session.tenant, session.userId));
     // A new session replaces no record; should one exist with this id, the script names its node.
     const count = await this.onNode(session.nodeId, (was) =>
-      this.run(
-        ADD_SESSION,
-        [
-          this.keys.session(session.id),
-          this.keys.userSessions(user),
-          this.keys.online(session.tenant),
-          this.keys.nodeSessions(session.nodeId),
-          this.keys.nodeSessions(was),
-          ...members.map(this.keys.session),
-        ],
-        [session.id, JSON.stringify(session), session.userId, session.name, this.expireAt(session), session.nodeId, was, cap, ...members],
-      ),
+      this.run(ADD_SESSION, encodeAddSession(this.keys, session, { was, members, maxSessions, safetyMs: this.sessionSafetyMs })),
     );
     if (Array.isArray(count) && count[0] === 'full') return null;
     return { first: count === 1 };
@@ -237,13 +198,8 @@ export class RedisStore implements CallStore {
    * costs a second round trip.
    */
   async updateSession(session: SessionRecord, expected?: SessionRecord): Promise<boolean> {
-    const read = expected ? JSON.stringify(expected) : '';
     const updated = await this.onNode(expected?.nodeId ?? session.nodeId, (was) =>
-      this.run(
-        UPDATE_SESSION,
-        [this.keys.session(session.id), this.keys.nodeSessions(was), this.keys.nodeSessions(session.nodeId)],
-        [JSON.stringify(session), this.expireAt(session), session.id, was, session.nodeId, read],
-      ),
+      this.run(UPDATE_SESSION, encodeUpdateSession(this.keys, session, { was, expected, safetyMs: this.sessionSafetyMs })),
     );
     return updated === 1;
   }
@@ -255,20 +211,9 @@ export class RedisStore implements CallStore {
   async removeSession(id: SessionId, expected?: SessionRecord): Promise<{ session: SessionRecord; last: boolean } | undefined> {
     const read = expected ?? (await this.getSession(id));
     if (!read) return undefined;
-    const user = userKey(read.tenant, read.userId);
-    const others = (await this.membersOf(user)).filter((m) => m !== id);
+    const others = (await this.membersOf(userKey(read.tenant, read.userId))).filter((m) => m !== id);
     const result = (await this.onNode(read.nodeId, (was) =>
-      this.run(
-        REMOVE_SESSION,
-        [
-          this.keys.session(id),
-          this.keys.userSessions(user),
-          this.keys.online(read.tenant),
-          this.keys.nodeSessions(was),
-          ...others.map(this.keys.session),
-        ],
-        [id, read.userId, was, expected ? JSON.stringify(expected) : '', ...others],
-      ),
+      this.run(REMOVE_SESSION, encodeRemoveSession(this.keys, read, { was, others, expected })),
     )) as ['removed', string, number] | null;
     if (result === null) return undefined;
     return { session: JSON.parse(result[1]) as SessionRecord, last: result[2] === 0 };
@@ -282,11 +227,10 @@ export class RedisStore implements CallStore {
     raw.forEach((r, i) => (r === null ? missing.push(ids[i]!) : found.push(JSON.parse(r) as SessionRecord)));
     if (missing.length > 0) {
       const { tenant, userId } = splitUserKey(key);
-      await this.run(
-        PRUNE_SESSIONS,
-        [this.keys.userSessions(key), this.keys.online(tenant), ...missing.map(this.keys.session)],
-        [userId, ...missing],
-      );
+      await this.run(PRUNE_SESSIONS, {
+        keys: [this.keys.userSessions(key), this.keys.online(tenant), ...missing.map(this.keys.session)],
+        args: [userId, ...missing],
+      });
     }
     return found;
   }
@@ -300,11 +244,10 @@ export class RedisStore implements CallStore {
   /** One script for the whole list (see `APPEND_HISTORY`); none for an empty one. */
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.run(
-      APPEND_HISTORY,
-      [this.keys.historySeq(), ...entries.map((e) => this.keys.history(e.key))],
-      [this.historyLimit, this.historyRetentionMs, ...entries.map((e) => JSON.stringify(e.entry))],
-    );
+    await this.run(APPEND_HISTORY, {
+      keys: [this.keys.historySeq(), ...entries.map((e) => this.keys.history(e.key))],
+      args: [this.historyLimit, this.historyRetentionMs, ...entries.map((e) => JSON.stringify(e.entry))],
+    });
   }
 
   async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
@@ -337,18 +280,18 @@ export class RedisStore implements CallStore {
   async claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]> {
     const leaseUntil = leaseEnd(now, leaseMs);
     if (!(max >= 1)) return [];
-    const members = (await this.run(CLAIM_DUE, [this.keys.timers()], [now, Math.floor(max), leaseUntil])) as string[];
+    const members = (await this.run(CLAIM_DUE, { keys: [this.keys.timers()], args: [now, Math.floor(max), leaseUntil] })) as string[];
     return members.map((m) => ({ ...parseTimerMember(m), leaseUntil }));
   }
 
   async claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null> {
     const leaseUntil = leaseEnd(now, leaseMs);
-    const claimed = await this.run(CLAIM_TIMER, [this.keys.timers()], [timerMember(kind, id), now, leaseUntil]);
+    const claimed = await this.run(CLAIM_TIMER, { keys: [this.keys.timers()], args: [timerMember(kind, id), now, leaseUntil] });
     return claimed === 1 ? { kind, id, leaseUntil } : null;
   }
 
   async completeTimer(timer: ClaimedTimer): Promise<void> {
-    await this.run(COMPLETE_TIMER, [this.keys.timers()], [timerMember(timer.kind, timer.id), timer.leaseUntil]);
+    await this.run(COMPLETE_TIMER, { keys: [this.keys.timers()], args: [timerMember(timer.kind, timer.id), timer.leaseUntil] });
   }
 
   async beat(nodeId: string, aliveUntil: number): Promise<void> {
@@ -357,7 +300,7 @@ export class RedisStore implements CallStore {
   }
 
   async claimDeadNodes(now: number): Promise<string[]> {
-    return (await this.run(CLAIM_DEAD_NODES, [this.keys.nodes()], [now])) as string[];
+    return (await this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes()], args: [now] })) as string[];
   }
 
   async removeNode(nodeId: string): Promise<void> {
@@ -376,21 +319,13 @@ export class RedisStore implements CallStore {
       const raw = await this.client.mget(batch.map(this.keys.session));
       const missing: SessionId[] = [];
       raw.forEach((r, j) => (r === null ? missing.push(batch[j]!) : found.push(JSON.parse(r) as SessionRecord)));
-      if (missing.length > 0) await this.run(PRUNE_NODE_SESSIONS, [set, ...missing.map(this.keys.session)], missing);
+      if (missing.length > 0) await this.run(PRUNE_NODE_SESSIONS, { keys: [set, ...missing.map(this.keys.session)], args: missing });
     }
     return found;
   }
 
   async admit(key: string, rule: RateRule, now: number): Promise<boolean> {
-    let args: (string | number)[];
-    if (rule.kind === 'bucket') {
-      const { intervalMs, toleranceMs } = bucketParams(rule);
-      args = ['bucket', now, intervalMs, toleranceMs];
-    } else {
-      const { limit, windowMs } = windowParams(rule);
-      args = ['window', now, limit, windowMs];
-    }
-    return (await this.run(ADMIT, [this.keys.rate(key)], args)) === 1;
+    return (await this.run(ADMIT, encodeAdmit(this.keys, key, rule, now))) === 1;
   }
 
   async ping(): Promise<void> {
@@ -412,11 +347,6 @@ export class RedisStore implements CallStore {
     this.client.disconnect();
   }
 
-  /** When a session's key expires: only a disconnected one, well after its grace. */
-  private expireAt(session: SessionRecord): number | '' {
-    if (session.connected || session.graceUntil === null) return '';
-    return session.graceUntil + this.sessionSafetyMs;
-  }
 
   /**
    * Runs a session script that must know the node set of the stored record:
@@ -469,7 +399,7 @@ export class RedisStore implements CallStore {
   }
 
   /** EVALSHA, loading the script on first use (EVAL caches it for the next EVALSHA). */
-  private async run(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+  private async run(script: LuaScript, { keys, args }: ScriptCall): Promise<unknown> {
     await this.whenReady();
     try {
       return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);

@@ -1,0 +1,121 @@
+/**
+ * Each script's encoder lays out KEYS and ARGV where its Lua reads them: the
+ * positions below are the ones the scripts' text uses (checked against that
+ * text too), so the two cannot drift apart unseen. The store contract runs
+ * the real scripts on a real Redis.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { CallId, SessionId, UserId } from '@switchboard/protocol';
+import { NO_FLAGS, userKey, type CallRecord } from '../calls/types.js';
+import {
+  ADD_SESSION,
+  ADMIT,
+  COMMIT_CALL,
+  encodeAddSession,
+  encodeAdmit,
+  encodeCommitCall,
+  encodeRemoveSession,
+  encodeUpdateSession,
+  redisKeys,
+  REMOVE_SESSION,
+  UPDATE_SESSION,
+} from './redis-keys.js';
+import type { CallCommit, SessionRecord } from './types.js';
+
+const keys = redisKeys('p:');
+const party = (userId: string, sessionId: string | null) => ({ userId: userId as UserId, name: userId, sessionId: sessionId as SessionId | null, flags: { ...NO_FLAGS }, reconnecting: false });
+const call: CallRecord = {
+  id: 'c1' as CallId,
+  tenant: 't',
+  state: 'ended',
+  caller: party('ann', 's1'),
+  callee: party('ben', null),
+  ringing: [],
+  media: { audio: true, video: false },
+  createdAt: 1,
+  answeredAt: null,
+  endedAt: 2,
+  ringDeadline: 3,
+  outcome: 'busy',
+  endReason: 'busy',
+  endedBy: null,
+};
+/** ARGV[n] of the Lua, 1-based, as the encoder laid it out. */
+const argv = (args: unknown[], n: number) => args[n - 1];
+
+test('COMMIT_CALL: claims and history where the Lua looks for them, with and without the count of parties', () => {
+  const entry = { callId: call.id, direction: 'outgoing' as const, peer: { id: 'ben' as UserId, name: 'ben' }, outcome: 'busy' as const, reason: 'busy', createdAt: 1, answeredAt: null, endedAt: 2, durationMs: 0 };
+  const commit: CallCommit = {
+    call,
+    expectVersion: 4,
+    claims: [
+      { op: 'take', key: userKey('t', 'ann'), expect: null, callId: call.id },
+      { op: 'release', key: userKey('t', 'ben'), callId: call.id },
+    ],
+    ttlMs: 1000.4,
+    timer: { op: 'unschedule', kind: 'ring', id: 'c1' },
+    history: [
+      { key: userKey('t', 'ann'), entry },
+      { key: userKey('t', 'ben'), entry: { ...entry, direction: 'incoming' } },
+    ],
+  };
+  assert.match(COMMIT_CALL.lua, /local base = 10 \+ parties \+ \(i - 1\) \* 3/);
+  assert.match(COMMIT_CALL.lua, /appendHistory\(KEYS\[3\], 5 \+ claims, 11 \+ parties \+ claims \* 3/);
+  for (const counting of [false, true]) {
+    const { keys: k, args } = encodeCommitCall(keys, commit, { historyLimit: 200, historyRetentionMs: 9 }, counting);
+    const parties = counting ? 2 : 0;
+    assert.deepEqual(k, ['p:call:c1', 'p:timers', 'p:history-seq', 'p:online:t', 'p:claim:1:t:ann', 'p:claim:1:t:ben', 'p:history:1:t:ann', 'p:history:1:t:ben']);
+    assert.deepEqual([argv(args, 1), argv(args, 3), argv(args, 4), argv(args, 5), argv(args, 7), argv(args, 8), argv(args, 9)], [4, 1001, 'unschedule', 'ring:c1', 2, 200, 9]);
+    assert.equal(argv(args, 10), counting ? 2 : '');
+    if (counting) assert.deepEqual([argv(args, 11), argv(args, 12)], ['ann', 'ben']);
+    const claim = (i: number) => [1, 2, 3].map((o) => argv(args, 10 + parties + (i - 1) * 3 + o));
+    assert.deepEqual(claim(1), ['take', '', 'c1']);
+    assert.deepEqual(claim(2), ['release', '', 'c1']);
+    assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3))).direction, 'outgoing');
+    assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3 + 1))).direction, 'incoming');
+    assert.equal(args.length, 10 + parties + 2 * 3 + 2);
+  }
+});
+
+const session = (patch: Partial<SessionRecord> = {}): SessionRecord => ({
+  id: 's1' as SessionId,
+  tenant: 't',
+  userId: 'ann' as UserId,
+  name: 'Ann',
+  contacts: null,
+  nodeId: 'n1',
+  connected: true,
+  graceUntil: null,
+  resumes: 0,
+  resumeWindowStart: 0,
+  createdAt: 0,
+  ...patch,
+});
+
+test('the session scripts: the cap, the node guesses and the record as read where the Lua reads them', () => {
+  assert.match(ADD_SESSION.lua, /prune\(KEYS\[2\], 6, 9\)/);
+  assert.match(ADD_SESSION.lua, /tonumber\(ARGV\[8\]\)/);
+  const add = encodeAddSession(keys, session(), { was: 'n0', members: ['s7' as SessionId], maxSessions: 3, safetyMs: 5 });
+  assert.deepEqual(add.keys, ['p:session:s1', 'p:user-sessions:1:t:ann', 'p:online:t', 'p:node-sessions:n1', 'p:node-sessions:n0', 'p:session:s7']);
+  assert.deepEqual([argv(add.args, 1), argv(add.args, 3), argv(add.args, 4), argv(add.args, 5), argv(add.args, 6), argv(add.args, 7), argv(add.args, 8), argv(add.args, 9)], ['s1', 'ann', 'Ann', '', 'n1', 'n0', 3, 's7']);
+  assert.equal(argv(encodeAddSession(keys, session(), { was: 'n1', members: [], maxSessions: Infinity, safetyMs: 5 }).args, 8), '', 'no cap');
+
+  const lost = session({ connected: false, graceUntil: 100 });
+  assert.match(UPDATE_SESSION.lua, /ARGV\[6\] ~= '' and old ~= ARGV\[6\]/);
+  const update = encodeUpdateSession(keys, lost, { was: 'n1', expected: session(), safetyMs: 5 });
+  assert.deepEqual(update.keys, ['p:session:s1', 'p:node-sessions:n1', 'p:node-sessions:n1']);
+  assert.deepEqual(update.args.slice(1), [105, 's1', 'n1', 'n1', JSON.stringify(session())], 'a lost session expires its safety margin after its grace');
+
+  assert.match(REMOVE_SESSION.lua, /ARGV\[4\] ~= '' and raw ~= ARGV\[4\]/);
+  assert.match(REMOVE_SESSION.lua, /prune\(KEYS\[2\], 5, 5\)/);
+  const remove = encodeRemoveSession(keys, lost, { was: 'n1', others: ['s7' as SessionId], expected: undefined });
+  assert.deepEqual(remove.keys, ['p:session:s1', 'p:user-sessions:1:t:ann', 'p:online:t', 'p:node-sessions:n1', 'p:session:s7']);
+  assert.deepEqual(remove.args, ['s1', 'ann', 'n1', '', 's7']);
+});
+
+test('ADMIT: a bucket as its interval and tolerance, a window as its limit and length', () => {
+  assert.match(ADMIT.lua, /ARGV\[1\] == 'bucket'/);
+  assert.deepEqual(encodeAdmit(keys, 'k', { kind: 'bucket', burst: 10, perSecond: 2 }, 7), { keys: ['p:rate:k'], args: ['bucket', 7, 500, 4500] });
+  assert.deepEqual(encodeAdmit(keys, 'k', { kind: 'window', limit: 6, windowMs: 60_000 }, 7), { keys: ['p:rate:k'], args: ['window', 7, 6, 60_000] });
+});
