@@ -13,9 +13,10 @@ function table(head: string[], rows: (string | number)[][]): string {
   return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-export function markdownReport(r: BenchReport, chartFile: string | null): string {
-  const m = r.meta;
+/** The title, the run's circumstances and the targets met. */
+function header(r: BenchReport): string[] {
   const out: string[] = [];
+  const m = r.meta;
   out.push(`# Switchboard bench — ${m.startedAt}`);
   out.push('');
   out.push(
@@ -33,135 +34,156 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
       r.checks.map((c) => [c.name, c.target, c.detail ? `${c.value} (${c.detail})` : c.value, c.ok === null ? '—' : c.ok ? 'yes' : '**no**']),
     ),
   );
+  return out;
+}
 
+/** Saturation: the summary, the ratios and every window. */
+function saturationSection(r: BenchReport): string[] {
+  const out: string[] = [];
   const s = r.saturation;
-  if (s) {
-    out.push('');
-    const warmup = s.warmups ? `a warm-up until CPU per call settles (${warmUpTimes(s.warmups)})` : `${s.warmupS} s warm-up`;
-    out.push(`## Saturation — closed loop, ${s.pairs} concurrent pairs, ${s.windowS} s windows after ${warmup}, targets interleaved`);
-    out.push('');
+  if (!s) return [];
+  out.push('');
+  const warmup = s.warmups ? `a warm-up until CPU per call settles (${warmUpTimes(s.warmups)})` : `${s.warmupS} s warm-up`;
+  out.push(`## Saturation — closed loop, ${s.pairs} concurrent pairs, ${s.windowS} s windows after ${warmup}, targets interleaved`);
+  out.push('');
+  out.push(
+    table(
+      ['target', 'calls/s', 'server CPU ms / call', 'server CPU (% of a core)', 'generator CPU (% of a core)', 'machine CPU pressure %', 'failed calls'],
+      Object.entries(s.summary).map(([name, t]) => [
+        name,
+        f(t.callsPerSec, 0),
+        f(t.serverCpuMsPerCall, 3),
+        f(t.serverCpuPct, 0),
+        `${f(t.generatorCpuPct, 0)}${t.generatorSaturated ? ' (**saturated**)' : ''}`,
+        f(t.cpuPressurePct, 0),
+        t.failed,
+      ]),
+    ),
+  );
+  out.push('');
+  out.push('Medians over rounds. Ratios are taken round by round (each round runs every target back to back), then their median:');
+  out.push('');
+  if (s.cpuPerCallRatio) out.push(`- server CPU per call, Switchboard / bare: **${x(s.cpuPerCallRatio.median)}** (rounds: ${s.cpuPerCallRatio.perRound.map(x).join(', ')})`);
+  if (s.callsPerSecRatio) out.push(`- calls/s, Switchboard / bare: **${x(s.callsPerSecRatio.median)}** (rounds: ${s.callsPerSecRatio.perRound.map(x).join(', ')})`);
+  if (s.redisVsMemory) out.push(`- calls/s, Redis mode (2 nodes) / memory mode: **${x(s.redisVsMemory.median)}** (rounds: ${s.redisVsMemory.perRound.map(x).join(', ')})`);
+  if (s.redisCpuPerCallRatio) out.push(`- server CPU per call (both nodes), Redis mode / memory mode: **${x(s.redisCpuPerCallRatio.median)}**`);
+  const rs = s.summary['switchboard-redis'];
+  if (rs?.redisCommandsPerCall !== undefined) {
     out.push(
-      table(
-        ['target', 'calls/s', 'server CPU ms / call', 'server CPU (% of a core)', 'generator CPU (% of a core)', 'machine CPU pressure %', 'failed calls'],
-        Object.entries(s.summary).map(([name, t]) => [
-          name,
-          f(t.callsPerSec, 0),
-          f(t.serverCpuMsPerCall, 3),
-          f(t.serverCpuPct, 0),
-          `${f(t.generatorCpuPct, 0)}${t.generatorSaturated ? ' (**saturated**)' : ''}`,
-          f(t.cpuPressurePct, 0),
-          t.failed,
-        ]),
-      ),
+      `- Redis mode, the Redis server itself: ${f(rs.redisCommandsPerCall, 1)} commands and ${f(rs.redisCpuMsPerCall, 3)} ms of its CPU per call${r.redis?.source === 'shared' ? ' (a shared Redis: other clients count too)' : ''}`,
     );
-    out.push('');
-    out.push('Medians over rounds. Ratios are taken round by round (each round runs every target back to back), then their median:');
-    out.push('');
-    if (s.cpuPerCallRatio) out.push(`- server CPU per call, Switchboard / bare: **${x(s.cpuPerCallRatio.median)}** (rounds: ${s.cpuPerCallRatio.perRound.map(x).join(', ')})`);
-    if (s.callsPerSecRatio) out.push(`- calls/s, Switchboard / bare: **${x(s.callsPerSecRatio.median)}** (rounds: ${s.callsPerSecRatio.perRound.map(x).join(', ')})`);
-    if (s.redisVsMemory) out.push(`- calls/s, Redis mode (2 nodes) / memory mode: **${x(s.redisVsMemory.median)}** (rounds: ${s.redisVsMemory.perRound.map(x).join(', ')})`);
-    if (s.redisCpuPerCallRatio) out.push(`- server CPU per call (both nodes), Redis mode / memory mode: **${x(s.redisCpuPerCallRatio.median)}**`);
-    const rs = s.summary['switchboard-redis'];
-    if (rs?.redisCommandsPerCall !== undefined) {
-      out.push(
-        `- Redis mode, the Redis server itself: ${f(rs.redisCommandsPerCall, 1)} commands and ${f(rs.redisCpuMsPerCall, 3)} ms of its CPU per call${r.redis?.source === 'shared' ? ' (a shared Redis: other clients count too)' : ''}`,
-      );
-      if (rs.redisCommandMix) {
-        out.push(`  - per call, by command (last window): ${Object.entries(rs.redisCommandMix).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-      }
+    if (rs.redisCommandMix) {
+      out.push(`  - per call, by command (last window): ${Object.entries(rs.redisCommandMix).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     }
-    out.push('');
-    out.push('<details><summary>every window</summary>');
-    out.push('');
-    out.push(
-      table(
-        ['round', 'target', 'calls', 'calls/s', 'server ms/call', 'server %', 'generator %', 'CPU pressure %', 'incoming p50/p95/p99 ms', 'answer p50/p95/p99 ms', 'failed'],
-        s.windows.map((w) => [w.round, w.target, w.calls, f(w.callsPerSec, 0), f(w.serverCpuMsPerCall, 3), f(w.serverCpuPct, 0), f(w.generatorCpuPct, 0), f(w.cpuPressurePct, 0), pct(w.incoming), pct(w.answer), w.failed]),
-      ),
-    );
-    out.push('');
-    out.push('</details>');
   }
+  out.push('');
+  out.push('<details><summary>every window</summary>');
+  out.push('');
+  out.push(
+    table(
+      ['round', 'target', 'calls', 'calls/s', 'server ms/call', 'server %', 'generator %', 'CPU pressure %', 'incoming p50/p95/p99 ms', 'answer p50/p95/p99 ms', 'failed'],
+      s.windows.map((w) => [w.round, w.target, w.calls, f(w.callsPerSec, 0), f(w.serverCpuMsPerCall, 3), f(w.serverCpuPct, 0), f(w.generatorCpuPct, 0), f(w.cpuPressurePct, 0), pct(w.incoming), pct(w.answer), w.failed]),
+    ),
+  );
+  out.push('');
+  out.push('</details>');
+  return out;
+}
 
+/** Fixed offered load: one row per point, the CPU ratios and the chart. */
+function loadSection(r: BenchReport, chartFile: string | null): string[] {
+  const out: string[] = [];
   const l = r.load;
-  if (l) {
-    out.push('');
-    out.push(
-      `## Fixed offered load — open-loop Poisson arrivals, ${l.windowS} s per point, ${l.pairs} pairs available; rates are fractions of Switchboard's saturation (${f(l.baseRate, 0)} calls/s${l.baseFrom === 'option' ? ', from --load-base' : ''}); latency from the scheduled send time${
-        l.warmups ? `; each server first warmed until CPU per call settled (${warmUpTimes(l.warmups)})` : ''
-      }`,
-    );
-    out.push('');
-    out.push(
-      table(
-        ['offered', 'target', 'completed calls/s', 'request→incoming p50 / p95 / p99 ms', 'request→answer p50 / p95 / p99 ms', 'generator send lag p99 ms', 'queued for a pair', 'server event-loop max delay ms', 'server %', 'server ms/call', 'generator %', 'CPU pressure %', 'failed'],
-        l.points.map((p) => [
-          `${(p.fraction * 100).toFixed(0)}% = ${f(p.offeredRate, 0)}/s`,
-          p.target,
-          f(p.achievedRate, 0),
-          pct(p.incoming),
-          pct(p.answer),
-          f(p.sendLag.p99),
-          p.queued,
-          p.eventLoopMaxMs === null ? '—' : f(p.eventLoopMaxMs, 0),
-          f(p.serverCpuPct, 0),
-          f(p.serverCpuMsPerCall, 3),
-          f(p.generatorCpuPct, 0),
-          f(p.cpuPressurePct, 0),
-          p.failed,
-        ]),
-      ),
-    );
-    out.push('');
-    for (const q of l.cpuPerCallRatios) {
-      out.push(`- at ${(q.fraction * 100).toFixed(0)}% offered load, server CPU per call Switchboard / bare: **${x(q.ratio)}**`);
-    }
-    if (chartFile) {
-      out.push('');
-      out.push(`![latency against offered load](${chartFile})`);
-    }
+  if (!l) return [];
+  out.push('');
+  out.push(
+    `## Fixed offered load — open-loop Poisson arrivals, ${l.windowS} s per point, ${l.pairs} pairs available; rates are fractions of Switchboard's saturation (${f(l.baseRate, 0)} calls/s${l.baseFrom === 'option' ? ', from --load-base' : ''}); latency from the scheduled send time${
+      l.warmups ? `; each server first warmed until CPU per call settled (${warmUpTimes(l.warmups)})` : ''
+    }`,
+  );
+  out.push('');
+  out.push(
+    table(
+      ['offered', 'target', 'completed calls/s', 'request→incoming p50 / p95 / p99 ms', 'request→answer p50 / p95 / p99 ms', 'generator send lag p99 ms', 'queued for a pair', 'server event-loop max delay ms', 'server %', 'server ms/call', 'generator %', 'CPU pressure %', 'failed'],
+      l.points.map((p) => [
+        `${(p.fraction * 100).toFixed(0)}% = ${f(p.offeredRate, 0)}/s`,
+        p.target,
+        f(p.achievedRate, 0),
+        pct(p.incoming),
+        pct(p.answer),
+        f(p.sendLag.p99),
+        p.queued,
+        p.eventLoopMaxMs === null ? '—' : f(p.eventLoopMaxMs, 0),
+        f(p.serverCpuPct, 0),
+        f(p.serverCpuMsPerCall, 3),
+        f(p.generatorCpuPct, 0),
+        f(p.cpuPressurePct, 0),
+        p.failed,
+      ]),
+    ),
+  );
+  out.push('');
+  for (const q of l.cpuPerCallRatios) {
+    out.push(`- at ${(q.fraction * 100).toFixed(0)}% offered load, server CPU per call Switchboard / bare: **${x(q.ratio)}**`);
   }
+  if (chartFile) {
+    out.push('');
+    out.push(`![latency against offered load](${chartFile})`);
+  }
+  return out;
+}
 
+/** Idle sessions: memory per session. */
+function idleSection(r: BenchReport): string[] {
+  const out: string[] = [];
   const i = r.idle;
-  if (i) {
-    out.push('');
-    out.push(`## Idle authenticated sessions — ${i.levels.join(' / ')} sessions, fresh process per run; per-session cost = slope over the levels`);
-    out.push('');
-    out.push(
-      table(
-        ['target', 'round', 'baseline RSS', ...i.levels.map((n) => `RSS at ${n}`), 'RSS / session', 'heap / session', 'held', 'open time'],
-        i.runs.map((run) => [
-          run.target,
-          run.round,
-          mib(run.baseline.rssBytes),
-          ...i.levels.map((n) => mib(run.points.find((p) => p.sessions === n)?.rssBytes)),
-          kib(run.rssPerSession),
-          kib(run.heapPerSession),
-          run.sessionsHeld + (run.error ? ` (${run.error})` : ''),
-          `${f(run.openSeconds, 1)} s`,
-        ]),
-      ),
-    );
-    out.push('');
-    if (i.rssRatio) out.push(`- RSS per session, Switchboard / bare: **${x(i.rssRatio.median)}** (rounds: ${i.rssRatio.perRound.map(x).join(', ')})`);
-    if (i.heapRatio) out.push(`- V8 heap per session, Switchboard / bare: **${x(i.heapRatio.median)}** (rounds: ${i.heapRatio.perRound.map(x).join(', ')})`);
-  }
+  if (!i) return [];
+  out.push('');
+  out.push(`## Idle authenticated sessions — ${i.levels.join(' / ')} sessions, fresh process per run; per-session cost = slope over the levels`);
+  out.push('');
+  out.push(
+    table(
+      ['target', 'round', 'baseline RSS', ...i.levels.map((n) => `RSS at ${n}`), 'RSS / session', 'heap / session', 'held', 'open time'],
+      i.runs.map((run) => [
+        run.target,
+        run.round,
+        mib(run.baseline.rssBytes),
+        ...i.levels.map((n) => mib(run.points.find((p) => p.sessions === n)?.rssBytes)),
+        kib(run.rssPerSession),
+        kib(run.heapPerSession),
+        run.sessionsHeld + (run.error ? ` (${run.error})` : ''),
+        `${f(run.openSeconds, 1)} s`,
+      ]),
+    ),
+  );
+  out.push('');
+  if (i.rssRatio) out.push(`- RSS per session, Switchboard / bare: **${x(i.rssRatio.median)}** (rounds: ${i.rssRatio.perRound.map(x).join(', ')})`);
+  if (i.heapRatio) out.push(`- V8 heap per session, Switchboard / bare: **${x(i.heapRatio.median)}** (rounds: ${i.heapRatio.perRound.map(x).join(', ')})`);
+  return out;
+}
 
+/** Presence fan-out. */
+function fanoutSection(r: BenchReport): string[] {
+  const out: string[] = [];
   const fo = r.fanout;
-  if (fo) {
-    out.push('');
-    out.push('## Presence fan-out — one user comes online; time from its connect until every watcher saw `user:online` (median of reps)');
-    out.push('');
-    out.push(
-      table(
-        ['watchers', 'target', 'all saw it, ms', 'first saw it, ms'],
-        fo.summary.map((row) => [row.watchers, row.target, f(row.allMs), f(row.firstMs)]),
-      ),
-    );
-    out.push('');
-    for (const q of fo.ratios) out.push(`- ${q.watchers} watchers, Switchboard / bare: **${x(q.ratio)}**`);
-  }
+  if (!fo) return [];
+  out.push('');
+  out.push('## Presence fan-out — one user comes online; time from its connect until every watcher saw `user:online` (median of reps)');
+  out.push('');
+  out.push(
+    table(
+      ['watchers', 'target', 'all saw it, ms', 'first saw it, ms'],
+      fo.summary.map((row) => [row.watchers, row.target, f(row.allMs), f(row.firstMs)]),
+    ),
+  );
+  out.push('');
+  for (const q of fo.ratios) out.push(`- ${q.watchers} watchers, Switchboard / bare: **${x(q.ratio)}**`);
+  return out;
+}
 
+/** Failed calls, server complaints and crashes, the run's notes. */
+function oddities(r: BenchReport): string[] {
+  const out: string[] = [];
   out.push('');
   out.push('## Errors and oddities');
   out.push('');
@@ -198,12 +220,21 @@ export function markdownReport(r: BenchReport, chartFile: string | null): string
     out.push(...samples.slice(0, 20));
     out.push('```');
   }
+  return out;
+}
+
+/** The notes a reader of the numbers must see. */
+function notesSection(r: BenchReport): string[] {
+  const out: string[] = [];
   if (r.notes.length) {
     out.push('');
     out.push('## Notes');
     out.push('');
     for (const n of r.notes) out.push(`- ${n}`);
   }
-  out.push('');
-  return out.join('\n');
+  return out;
+}
+
+export function markdownReport(r: BenchReport, chartFile: string | null): string {
+  return [...header(r), ...saturationSection(r), ...loadSection(r, chartFile), ...idleSection(r), ...fanoutSection(r), ...oddities(r), ...notesSection(r), ''].join('\n');
 }

@@ -60,26 +60,23 @@ export interface BenchReport {
   notes: string[];
 }
 
-export async function runBench(options: BenchOptions): Promise<BenchReport> {
-  const t0 = performance.now();
-  const startedAt = new Date();
-  const progress = new Progress(options.quiet ? null : process.stdout);
-  const loadAvgStart = loadavg();
-  const notes: string[] = [];
-  const pinned = options.pin && cpuCount() >= 2 && pinSelf(0);
-  const serverCpu = pinned ? 1 : null;
-  if (options.pin && !pinned) notes.push(hasTaskset() ? 'fewer than 2 cores: nothing pinned' : 'taskset not available: nothing pinned');
+/** The server processes of a run: started pinned as asked, stopped with a report each. */
+class Fleet {
+  readonly all: ServerProcess[] = [];
+  readonly reports: ServerReport[] = [];
 
-  const servers: ServerProcess[] = [];
-  const reports: ServerReport[] = [];
-  const start = async (label: string, kind: ServerKind, env: Record<string, string> = {}) => {
-    const p = await startProcess({ label, kind, env, cpu: serverCpu, logLevel: options.logLevel });
-    servers.push(p);
+  constructor(private readonly options: BenchOptions, private readonly serverCpu: number | null) {}
+
+  async start(label: string, kind: ServerKind, env: Record<string, string> = {}): Promise<ServerProcess> {
+    const p = await startProcess({ label, kind, env, cpu: this.serverCpu, logLevel: this.options.logLevel });
+    this.all.push(p);
     return p;
-  };
-  const stopAll = async (which: ServerProcess[]) => {
+  }
+
+  /** Stops `which`, keeping what each logged and counted. */
+  async stop(which: ServerProcess[]): Promise<void> {
     for (const p of which) {
-      reports.push({
+      this.reports.push({
         label: p.label,
         kind: p.kind,
         warnings: p.log.warnings,
@@ -90,96 +87,185 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       });
     }
     await Promise.all(which.map((p) => p.stop()));
-  };
+  }
+}
 
+/** What the call modes (saturation, offered load, Redis mode) measured. */
+interface CallResults {
+  saturation: SaturationResult | null;
+  load: LoadResult | null;
+  redis: BenchReport['redis'];
+}
+
+/** Memory mode, the bare relay and, when asked, Redis mode (two nodes): connects the pairs each needs. */
+async function startCallTargets(
+  options: BenchOptions,
+  fleet: Fleet,
+  has: (mode: string) => boolean,
+  notes: string[],
+  started: ServerProcess[],
+): Promise<{ memory: Target; bare: Target; redisTarget: Target | null; redis: RedisHandle | null; info: BenchReport['redis'] }> {
+  const [sb, bare] = await Promise.all([fleet.start('switchboard', 'switchboard'), fleet.start('bare', 'bare')]);
+  started.push(sb, bare);
+  if (!has('redis')) return { memory: makeTarget('switchboard', [sb]), bare: makeTarget('bare', [bare]), redisTarget: null, redis: null, info: null };
+  const found = await findRedis(options.redisUrl);
+  if ('reason' in found) {
+    notes.push(`Redis mode skipped: ${found.reason}`);
+    return { memory: makeTarget('switchboard', [sb]), bare: makeTarget('bare', [bare]), redisTarget: null, redis: null, info: { available: false, reason: found.reason } };
+  }
+  const env = { REDIS_URL: found.url, REDIS_PREFIX: found.prefix };
+  const nodes = await Promise.all([fleet.start('switchboard-redis-a', 'switchboard', env), fleet.start('switchboard-redis-b', 'switchboard', env)]);
+  started.push(...nodes);
+  return {
+    memory: makeTarget('switchboard', [sb]),
+    bare: makeTarget('bare', [bare]),
+    redisTarget: makeTarget('switchboard-redis', nodes, found),
+    redis: found,
+    info: { available: true, source: found.source, nodes: 2 },
+  };
+}
+
+/** Fixed offered load against memory mode and the bare relay, at fractions of Switchboard's saturation (probed when not measured). */
+async function runLoadMode(
+  options: BenchOptions,
+  progress: Progress,
+  memory: Target,
+  bare: Target,
+  pairsOf: Map<TargetName, Pair[]>,
+  saturation: SaturationResult | null,
+): Promise<LoadResult> {
+  let baseRate = saturation?.summary.switchboard?.callsPerSec ?? options.loadBase ?? NaN;
+  let baseFrom: LoadResult['baseFrom'] = saturation?.summary.switchboard ? 'saturation' : 'option';
+  if (!Number.isFinite(baseRate)) {
+    progress.update('load: probing Switchboard saturation');
+    const probe = await closedLoop(memory, pairsOf.get('switchboard')!.slice(0, options.pairs), options.windowS * 1000);
+    baseRate = probe.callsPerSec;
+    baseFrom = 'saturation';
+  }
+  const loadPairs = (name: TargetName) => pairsOf.get(name)!.slice(0, options.loadPairs);
+  return runLoad({
+    targets: [
+      { target: memory, pairs: loadPairs('switchboard') },
+      { target: bare, pairs: loadPairs('bare') },
+    ],
+    fractions: options.loads,
+    baseRate,
+    baseFrom,
+    windowS: options.loadWindowS,
+    random: rng(options.seed),
+    progress,
+    ...(saturation ? {} : { warmUp: { pairs: options.pairs, minS: options.warmupS, maxS: options.warmupMaxS } }),
+  });
+}
+
+/** Saturation (memory, bare, and Redis mode when asked) and fixed offered load, on one set of servers. */
+async function runCallModes(
+  options: BenchOptions,
+  fleet: Fleet,
+  progress: Progress,
+  has: (mode: string) => boolean,
+  counters: BenchReport['counters'],
+  notes: string[],
+): Promise<CallResults> {
+  progress.update('starting servers');
+  const started: ServerProcess[] = [];
+  const allPairs: Pair[][] = [];
+  let redis: RedisHandle | null = null;
+  try {
+    const targets = await startCallTargets(options, fleet, has, notes, started);
+    redis = targets.redis;
+    const { memory, bare, redisTarget } = targets;
+    const needed = Math.max(has('saturation') || has('redis') ? options.pairs : 0, has('load') ? options.loadPairs : 0);
+    const pairsOf = new Map<TargetName, Pair[]>();
+    for (const target of [memory, bare, ...(redisTarget ? [redisTarget] : [])]) {
+      const c = newCounters();
+      counters[target.name] = c;
+      const n = target === redisTarget ? options.pairs : needed;
+      const pairs = await connectPairs(target, n, c, (d) => progress.update(`connecting ${n} pairs to ${target.name}`, `${d}`));
+      allPairs.push(pairs);
+      pairsOf.set(target.name, pairs);
+    }
+    const satTargets = [
+      ...(has('saturation') || has('redis') ? [{ target: memory, pairs: pairsOf.get('switchboard')!.slice(0, options.pairs) }] : []),
+      ...(has('saturation') ? [{ target: bare, pairs: pairsOf.get('bare')!.slice(0, options.pairs) }] : []),
+      ...(redisTarget ? [{ target: redisTarget, pairs: pairsOf.get('switchboard-redis')! }] : []),
+    ];
+    const saturation =
+      satTargets.length > 1 || has('saturation')
+        ? await runSaturation({ targets: satTargets, rounds: options.rounds, windowS: options.windowS, warmupS: options.warmupS, warmupMaxS: options.warmupMaxS, progress })
+        : null;
+    const load = has('load') ? await runLoadMode(options, progress, memory, bare, pairsOf, saturation) : null;
+    for (const t of [memory, bare, ...(redisTarget ? [redisTarget] : [])]) {
+      for (const c of crashedNodes(t)) notes.push(`server crashed during the call modes: ${c}`);
+    }
+    return { saturation, load, redis: targets.info };
+  } finally {
+    allPairs.forEach(closePairs);
+    await sleep(200);
+    await fleet.stop(started);
+    if (redis) await redis.release();
+  }
+}
+
+/** Presence fan-out: one user's status to N watchers, on fresh servers. */
+async function runFanoutMode(options: BenchOptions, fleet: Fleet, progress: Progress): Promise<FanoutResult> {
+  progress.update('fan-out: starting servers');
+  const [sb, bare] = await Promise.all([fleet.start('switchboard-fanout', 'switchboard', { CONTACTS: 'claims' }), fleet.start('bare-fanout', 'bare')]);
+  try {
+    return await runFanout({ servers: { switchboard: sb, bare }, watchers: options.fanout, reps: options.fanoutReps, concurrency: options.batch, timeoutMs: 20_000, progress });
+  } finally {
+    await fleet.stop([sb, bare]);
+  }
+}
+
+/** What a reader of the numbers must know: a saturated generator, a contended machine, servers that crashed or complained. */
+function noticesOf(saturation: SaturationResult | null, load: LoadResult | null, reports: ServerReport[]): string[] {
+  const notes: string[] = [];
+  for (const [name, s] of Object.entries(saturation?.summary ?? {})) {
+    if (s.generatorSaturated) {
+      notes.push(
+        `generator saturated while driving ${name} (${s.generatorCpuPct.toFixed(0)}% of its core ≥ ${GENERATOR_SATURATED_PCT}%): its calls/s is the generator's limit, not the server's; CPU ms per call (the server's own CPU time) still holds`,
+      );
+    }
+  }
+  const busy = load?.points.filter((p) => p.generatorCpuPct >= GENERATOR_SATURATED_PCT) ?? [];
+  if (busy.length) notes.push(`generator saturated at offered load: ${busy.map((p) => `${p.target} ${(p.fraction * 100).toFixed(0)}%`).join(', ')} — latencies there include generator queueing`);
+  const lagging = load?.points.filter((p) => p.sendLag.p99 > 5) ?? [];
+  if (lagging.length) {
+    notes.push(
+      `the generator itself sent late (p99 of scheduled → sent > 5 ms) at: ${lagging.map((p) => `${p.target} ${(p.fraction * 100).toFixed(0)}% (${p.sendLag.p99.toFixed(1)} ms)`).join(', ')} — those latencies measure a starved generator or an exhausted pair pool as much as the server`,
+    );
+  }
+  const pressures = [...(saturation?.windows.map((w) => w.cpuPressurePct) ?? []), ...(load?.points.map((p) => p.cpuPressurePct) ?? [])].filter(Number.isFinite);
+  if (pressures.length && Math.max(...pressures) >= 10) {
+    notes.push(
+      `the machine was contended: in the measuring windows some task waited for a CPU ${median(pressures).toFixed(0)}% of the time (median; worst ${Math.max(...pressures).toFixed(0)}%, Linux PSI). calls/s and latencies are then partly the machine's; CPU ms per call (each process's own CPU time) is the sturdier figure`,
+    );
+  }
+  for (const r of reports) {
+    if (r.crashed) notes.push(`${r.label} crashed: ${r.crashed}`);
+    if (r.errors || r.warnings) notes.push(`${r.label} logged ${r.errors} error and ${r.warnings} warning lines (see servers[].samples)`);
+  }
+  return notes;
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const t0 = performance.now();
+  const startedAt = new Date();
+  const progress = new Progress(options.quiet ? null : process.stdout);
+  const loadAvgStart = loadavg();
+  const notes: string[] = [];
+  const pinned = options.pin && cpuCount() >= 2 && pinSelf(0);
+  const serverCpu = pinned ? 1 : null;
+  if (options.pin && !pinned) notes.push(hasTaskset() ? 'fewer than 2 cores: nothing pinned' : 'taskset not available: nothing pinned');
+  const fleet = new Fleet(options, serverCpu);
   const has = (m: string) => options.modes.includes(m as never);
   const counters: BenchReport['counters'] = {};
-  let saturation: SaturationResult | null = null;
-  let load: LoadResult | null = null;
+  let calls: CallResults = { saturation: null, load: null, redis: null };
   let idle: IdleResult | null = null;
   let fanout: FanoutResult | null = null;
-  let redisInfo: BenchReport['redis'] = null;
-  let redis: RedisHandle | null = null;
-
   try {
-    // Calls: saturation (memory, bare, and Redis mode when asked) and fixed offered load.
-    if (has('saturation') || has('load') || has('redis')) {
-      progress.update('starting servers');
-      const phaseServers: ServerProcess[] = [];
-      const allPairs: Pair[][] = [];
-      try {
-        const [sb, bare] = await Promise.all([start('switchboard', 'switchboard'), start('bare', 'bare')]);
-        phaseServers.push(sb, bare);
-        const memory = makeTarget('switchboard', [sb]);
-        const bareTarget = makeTarget('bare', [bare]);
-        let redisTarget: Target | null = null;
-        if (has('redis')) {
-          const found = await findRedis(options.redisUrl);
-          if ('reason' in found) {
-            redisInfo = { available: false, reason: found.reason };
-            notes.push(`Redis mode skipped: ${found.reason}`);
-          } else {
-            redis = found;
-            const env = { REDIS_URL: found.url, REDIS_PREFIX: found.prefix };
-            const nodes = await Promise.all([start('switchboard-redis-a', 'switchboard', env), start('switchboard-redis-b', 'switchboard', env)]);
-            phaseServers.push(...nodes);
-            redisTarget = makeTarget('switchboard-redis', nodes, found);
-            redisInfo = { available: true, source: found.source, nodes: 2 };
-          }
-        }
-        const needed = Math.max(has('saturation') || has('redis') ? options.pairs : 0, has('load') ? options.loadPairs : 0);
-        const pairsOf = new Map<TargetName, Pair[]>();
-        for (const target of [memory, bareTarget, ...(redisTarget ? [redisTarget] : [])]) {
-          const c = newCounters();
-          counters[target.name] = c;
-          const n = target === redisTarget ? options.pairs : needed;
-          const pairs = await connectPairs(target, n, c, (d) => progress.update(`connecting ${n} pairs to ${target.name}`, `${d}`));
-          allPairs.push(pairs);
-          pairsOf.set(target.name, pairs);
-        }
-        const satTargets = [
-          ...(has('saturation') || has('redis') ? [{ target: memory, pairs: pairsOf.get('switchboard')!.slice(0, options.pairs) }] : []),
-          ...(has('saturation') ? [{ target: bareTarget, pairs: pairsOf.get('bare')!.slice(0, options.pairs) }] : []),
-          ...(redisTarget ? [{ target: redisTarget, pairs: pairsOf.get('switchboard-redis')! }] : []),
-        ];
-        if (satTargets.length > 1 || has('saturation')) {
-          saturation = await runSaturation({ targets: satTargets, rounds: options.rounds, windowS: options.windowS, warmupS: options.warmupS, warmupMaxS: options.warmupMaxS, progress });
-        }
-        if (has('load')) {
-          let baseRate = saturation?.summary.switchboard?.callsPerSec ?? options.loadBase ?? NaN;
-          let baseFrom: LoadResult['baseFrom'] = saturation?.summary.switchboard ? 'saturation' : 'option';
-          if (!Number.isFinite(baseRate)) {
-            progress.update('load: probing Switchboard saturation');
-            const probe = await closedLoop(memory, pairsOf.get('switchboard')!.slice(0, options.pairs), options.windowS * 1000);
-            baseRate = probe.callsPerSec;
-            baseFrom = 'saturation';
-          }
-          const loadPairs = (name: TargetName) => pairsOf.get(name)!.slice(0, options.loadPairs);
-          load = await runLoad({
-            targets: [
-              { target: memory, pairs: loadPairs('switchboard') },
-              { target: bareTarget, pairs: loadPairs('bare') },
-            ],
-            fractions: options.loads,
-            baseRate,
-            baseFrom,
-            windowS: options.loadWindowS,
-            random: rng(options.seed),
-            progress,
-            ...(saturation ? {} : { warmUp: { pairs: options.pairs, minS: options.warmupS, maxS: options.warmupMaxS } }),
-          });
-        }
-        for (const t of [memory, bareTarget, ...(redisTarget ? [redisTarget] : [])]) {
-          for (const c of crashedNodes(t)) notes.push(`server crashed during the call modes: ${c}`);
-        }
-      } finally {
-        allPairs.forEach(closePairs);
-        await sleep(200);
-        await stopAll(phaseServers);
-        if (redis) await redis.release();
-      }
-    }
-
+    if (has('saturation') || has('load') || has('redis')) calls = await runCallModes(options, fleet, progress, has, counters, notes);
     if (has('idle')) {
       idle = await runIdle({
         levels: options.idleLevels,
@@ -188,72 +274,17 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         settleMs: options.quick ? 300 : 1500,
         progress,
         start: async (kind, round) => {
-          const p = await start(`${kind}-idle-${round}`, kind);
-          return {
-            ...p,
-            stop: async () => {
-              await stopAll([p]);
-            },
-          };
+          const p = await fleet.start(`${kind}-idle-${round}`, kind);
+          return { ...p, stop: () => fleet.stop([p]) };
         },
       });
     }
-
-    if (has('fanout')) {
-      progress.update('fan-out: starting servers');
-      const [sb, bare] = await Promise.all([start('switchboard-fanout', 'switchboard', { CONTACTS: 'claims' }), start('bare-fanout', 'bare')]);
-      try {
-        fanout = await runFanout({
-          servers: { switchboard: sb, bare },
-          watchers: options.fanout,
-          reps: options.fanoutReps,
-          concurrency: options.batch,
-          timeoutMs: 20_000,
-          progress,
-        });
-      } finally {
-        await stopAll([sb, bare]);
-      }
-    }
+    if (has('fanout')) fanout = await runFanoutMode(options, fleet, progress);
   } finally {
     progress.done();
-    await Promise.all(servers.map((p) => p.stop()));
+    await Promise.all(fleet.all.map((p) => p.stop()));
   }
-
-  if (saturation) {
-    for (const [name, s] of Object.entries(saturation.summary)) {
-      if (s.generatorSaturated) {
-        notes.push(
-          `generator saturated while driving ${name} (${s.generatorCpuPct.toFixed(0)}% of its core ≥ ${GENERATOR_SATURATED_PCT}%): its calls/s is the generator's limit, not the server's; CPU ms per call (the server's own CPU time) still holds`,
-        );
-      }
-    }
-  }
-  if (load) {
-    const busy = load.points.filter((p) => p.generatorCpuPct >= GENERATOR_SATURATED_PCT);
-    if (busy.length) notes.push(`generator saturated at offered load: ${busy.map((p) => `${p.target} ${(p.fraction * 100).toFixed(0)}%`).join(', ')} — latencies there include generator queueing`);
-  }
-  const lagging = load?.points.filter((p) => p.sendLag.p99 > 5) ?? [];
-  if (lagging.length) {
-    notes.push(
-      `the generator itself sent late (p99 of scheduled → sent > 5 ms) at: ${lagging.map((p) => `${p.target} ${(p.fraction * 100).toFixed(0)}% (${p.sendLag.p99.toFixed(1)} ms)`).join(', ')} — those latencies measure a starved generator or an exhausted pair pool as much as the server`,
-    );
-  }
-  const pressures = [...(saturation?.windows.map((w) => w.cpuPressurePct) ?? []), ...(load?.points.map((p) => p.cpuPressurePct) ?? [])].filter(Number.isFinite);
-  if (pressures.length) {
-    const worst = Math.max(...pressures);
-    const typical = median(pressures);
-    if (worst >= 10) {
-      notes.push(
-        `the machine was contended: in the measuring windows some task waited for a CPU ${typical.toFixed(0)}% of the time (median; worst ${worst.toFixed(0)}%, Linux PSI). calls/s and latencies are then partly the machine's; CPU ms per call (each process's own CPU time) is the sturdier figure`,
-      );
-    }
-  }
-  for (const r of reports) {
-    if (r.crashed) notes.push(`${r.label} crashed: ${r.crashed}`);
-    if (r.errors || r.warnings) notes.push(`${r.label} logged ${r.errors} error and ${r.warnings} warning lines (see servers[].samples)`);
-  }
-
+  notes.push(...noticesOf(calls.saturation, calls.load, fleet.reports));
   const report: BenchReport = {
     meta: {
       startedAt: startedAt.toISOString(),
@@ -273,13 +304,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       logLevel: options.logLevel,
       options,
     },
-    saturation,
-    load,
+    saturation: calls.saturation,
+    load: calls.load,
     idle,
-    redis: redisInfo,
+    redis: calls.redis,
     fanout,
     counters,
-    servers: reports,
+    servers: fleet.reports,
     checks: [],
     notes,
   };
