@@ -88,60 +88,78 @@ export class Pair {
     private readonly counters: Counters,
     private readonly timeoutMs = 10_000,
   ) {
-    const mine = (p: P | undefined): Current | null => {
-      const c = this.cur;
-      return c && p && p.callId === c.callId ? c : null;
-    };
-    caller.on('call:accepted', (p: P) => {
-      const c = mine(p);
+    this.listenAsCaller();
+    this.listenAsCallee();
+    this.listenForFailures();
+  }
+
+  /** The call under way, if `p` is about it. */
+  private mine(p: P | undefined): Current | null {
+    const c = this.cur;
+    return c && p && p.callId === c.callId ? c : null;
+  }
+
+  /** The caller's side: offer and candidates once accepted; the answer and the callee's candidates. */
+  private listenAsCaller(): void {
+    this.caller.on('call:accepted', (p: P) => {
+      const c = this.mine(p);
       if (!c || c.accepted) return;
       c.accepted = true;
-      caller.emit('webrtc:offer', { callId: c.callId, sdp: this.offer });
-      for (const candidate of this.callerCandidates) caller.emit('webrtc:ice-candidate', { callId: c.callId, candidate });
+      this.caller.emit('webrtc:offer', { callId: c.callId, sdp: this.offer });
+      for (const candidate of this.callerCandidates) this.caller.emit('webrtc:ice-candidate', { callId: c.callId, candidate });
     });
-    caller.on('webrtc:answer', (p: P) => {
-      const c = mine(p);
+    this.caller.on('webrtc:answer', (p: P) => {
+      const c = this.mine(p);
       if (!c) return;
       c.gotAnswer = true;
       c.answerAt = performance.now();
       this.maybeHangUp(c);
     });
-    caller.on('webrtc:ice-candidate', (p: P) => {
-      const c = mine(p);
+    this.caller.on('webrtc:ice-candidate', (p: P) => {
+      const c = this.mine(p);
       if (!c) return;
       if (!c.gotAnswer) this.counters.outOfOrder++;
       c.callerCandidates++;
       this.maybeHangUp(c);
     });
-    callee.on('call:incoming', (p: P) => {
-      const c = mine(p);
+  }
+
+  /** The callee's side: accept, answer and candidates, the mute, the end. */
+  private listenAsCallee(): void {
+    this.callee.on('call:incoming', (p: P) => {
+      const c = this.mine(p);
       if (!c) return;
       c.incomingAt = performance.now();
-      callee.emit('call:accept', { callId: c.callId });
+      this.callee.emit('call:accept', { callId: c.callId });
     });
-    callee.on('webrtc:offer', (p: P) => {
-      const c = mine(p);
+    this.callee.on('webrtc:offer', (p: P) => {
+      const c = this.mine(p);
       if (!c) return;
       c.gotOffer = true;
-      callee.emit('webrtc:answer', { callId: c.callId, sdp: this.answer });
-      for (const candidate of this.calleeCandidates) callee.emit('webrtc:ice-candidate', { callId: c.callId, candidate });
+      this.callee.emit('webrtc:answer', { callId: c.callId, sdp: this.answer });
+      for (const candidate of this.calleeCandidates) this.callee.emit('webrtc:ice-candidate', { callId: c.callId, candidate });
     });
-    callee.on('webrtc:ice-candidate', (p: P) => {
-      const c = mine(p);
+    this.callee.on('webrtc:ice-candidate', (p: P) => {
+      const c = this.mine(p);
       if (!c) return;
       if (!c.gotOffer) this.counters.outOfOrder++;
       c.calleeCandidates++;
     });
-    callee.on('call:mute', (p: P) => {
-      const c = mine(p);
+    this.callee.on('call:mute', (p: P) => {
+      const c = this.mine(p);
       if (c) c.gotMute = true;
     });
-    callee.on('call:ended', (p: P) => {
-      const c = mine(p);
+    this.callee.on('call:ended', (p: P) => {
+      const c = this.mine(p);
       if (!c) return;
       if (!c.gotOffer || !c.gotMute || c.calleeCandidates !== CANDIDATES_EACH_WAY) this.counters.incomplete++;
       this.finish(c, true);
     });
+  }
+
+  /** Everything that fails the call under way: refusals, errors, a lost socket. */
+  private listenForFailures(): void {
+    const { caller, callee } = this;
     for (const [socket, event] of [
       [caller, 'call:busy'],
       [caller, 'call:rejected'],
@@ -150,7 +168,7 @@ export class Pair {
       [callee, 'call:cancelled'],
     ] as const) {
       socket.on(event, (p: P) => {
-        const c = mine(p);
+        const c = this.mine(p);
         if (c) this.fail(c, event);
       });
     }

@@ -51,6 +51,12 @@ export interface LoadResult {
   cpuPerCallRatios: { fraction: number; ratio: number }[];
 }
 
+/** The longest event-loop delay any node of `target` saw since the last read (null when one cannot say). */
+async function eventLoopMax(target: Target): Promise<number | null> {
+  const read = await Promise.all(target.nodes.map((n) => n.eventLoopMaxMs()));
+  return read.some((v) => v === null) ? null : Math.max(...(read as number[]));
+}
+
 export async function openLoop(target: Target, pairs: Pair[], rate: number, windowMs: number, random: () => number, drainMs = 15_000): Promise<Omit<LoadPoint, 'target' | 'fraction' | 'offeredRate'>> {
   const free = pairs.slice();
   const queue: number[] = [];
@@ -84,10 +90,7 @@ export async function openLoop(target: Target, pairs: Pair[], rate: number, wind
       maybeDone();
     });
   };
-  const loopMax = async () => {
-    const read = await Promise.all(target.nodes.map((n) => n.eventLoopMaxMs()));
-    return read.some((v) => v === null) ? null : Math.max(...(read as number[]));
-  };
+  const loopMax = () => eventLoopMax(target);
   await loopMax(); // reads reset it: what comes next is this window's
   const a = snapshot(target);
   const start = a.at + 2;

@@ -176,6 +176,47 @@ function startFlags(): string[] {
   return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
 }
 
+/** What a server process's own endpoints tell: its heap, its event-loop delay, its error counters. */
+function probesOf(kind: ServerKind, url: string): Pick<ServerProcess, 'heapUsedBytes' | 'eventLoopMaxMs' | 'errorCounters'> {
+  return {
+    async heapUsedBytes() {
+      try {
+        if (kind === 'bare') {
+          const res = await fetch(`${url}/memory`);
+          return ((await res.json()) as { heapUsed: number }).heapUsed;
+        }
+        const text = await (await fetch(`${url}/metrics`)).text();
+        return parseMetric(text, 'switchboard_process_nodejs_heap_size_used_bytes') ?? parseMetric(text, 'nodejs_heap_size_used_bytes');
+      } catch {
+        return null;
+      }
+    },
+    async eventLoopMaxMs() {
+      try {
+        if (kind === 'bare') return ((await (await fetch(`${url}/loop`)).json()) as { maxMs: number }).maxMs;
+        const seconds = parseMetric(await (await fetch(`${url}/metrics`)).text(), 'switchboard_process_nodejs_eventloop_lag_max_seconds');
+        return seconds === null ? null : seconds * 1000;
+      } catch {
+        return null;
+      }
+    },
+    async errorCounters() {
+      if (kind === 'bare') return {};
+      try {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        const counters: Record<string, number> = {};
+        for (const line of text.split('\n')) {
+          const m = /^switchboard_(errors_total|rate_limited_total)\{(?:code|event)="([^"]+)"\} (\S+)$/.exec(line);
+          if (m && Number(m[3]) > 0) counters[`${m[1] === 'errors_total' ? 'error' : 'rate_limited'}:${m[2]}`] = Number(m[3]);
+        }
+        return counters;
+      } catch {
+        return {};
+      }
+    },
+  };
+}
+
 async function startOnce(options: StartOptions): Promise<ServerProcess> {
   const port = await freePort();
   const fromDist = options.kind === 'switchboard' && !options.fromSource && existsSync(SERVER_DIST);
@@ -213,41 +254,7 @@ async function startOnce(options: StartOptions): Promise<ServerProcess> {
     crashed: null,
     cpuMs: () => procCpuMs(child.pid!),
     rssBytes: () => procRssBytes(child.pid!),
-    async heapUsedBytes() {
-      try {
-        if (options.kind === 'bare') {
-          const res = await fetch(`${url}/memory`);
-          return ((await res.json()) as { heapUsed: number }).heapUsed;
-        }
-        const text = await (await fetch(`${url}/metrics`)).text();
-        return parseMetric(text, 'switchboard_process_nodejs_heap_size_used_bytes') ?? parseMetric(text, 'nodejs_heap_size_used_bytes');
-      } catch {
-        return null;
-      }
-    },
-    async eventLoopMaxMs() {
-      try {
-        if (options.kind === 'bare') return ((await (await fetch(`${url}/loop`)).json()) as { maxMs: number }).maxMs;
-        const seconds = parseMetric(await (await fetch(`${url}/metrics`)).text(), 'switchboard_process_nodejs_eventloop_lag_max_seconds');
-        return seconds === null ? null : seconds * 1000;
-      } catch {
-        return null;
-      }
-    },
-    async errorCounters() {
-      if (options.kind === 'bare') return {};
-      try {
-        const text = await (await fetch(`${url}/metrics`)).text();
-        const counters: Record<string, number> = {};
-        for (const line of text.split('\n')) {
-          const m = /^switchboard_(errors_total|rate_limited_total)\{(?:code|event)="([^"]+)"\} (\S+)$/.exec(line);
-          if (m && Number(m[3]) > 0) counters[`${m[1] === 'errors_total' ? 'error' : 'rate_limited'}:${m[2]}`] = Number(m[3]);
-        }
-        return counters;
-      } catch {
-        return {};
-      }
-    },
+    ...probesOf(options.kind, url),
     async stop() {
       stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
