@@ -6,7 +6,10 @@
  * queue, a per-command timeout — so the transport answers `internal` instead
  * of hanging, and the client reconnects by itself when Redis returns.
  */
-import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
+import { RedisConnection } from './redis-connection.js';
+
+export { failFastOptions } from './redis-connection.js';
 import type { CallId, SessionId, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
@@ -75,7 +78,6 @@ export interface RedisStoreOptions {
 const DEFAULT_HISTORY_RETENTION_MS = 30 * 24 * 3600_000;
 /** Far past any grace: only a session that every node forgot is reaped by it. */
 const DEFAULT_SESSION_SAFETY_MS = 24 * 3600_000;
-const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 /**
  * A session script that guessed the wrong node set is retried with the node it
  * named. A retry fails again only if another write moved the session in
@@ -86,61 +88,27 @@ const NODE_GUESSES = 32;
 /** Session keys read (MGET) or pruned per command by `sessionsOfNode`. */
 const NODE_BATCH = 500;
 
-/** ioredis options under which a command rejects rather than waits while Redis is down. */
-export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): RedisOptions {
-  return {
-    // Nothing queues while disconnected: commands reject at once (see `whenReady` for start-up).
-    enableOfflineQueue: false,
-    // Commands in flight when the connection drops reject at once instead of being resent
-    // after the reconnect, when their caller has long answered `internal` (a late commit would run unseen).
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: commandTimeoutMs,
-    connectTimeout: Math.max(commandTimeoutMs, 5000),
-    // Commands issued in the same tick go out in one write (a call event issues several).
-    enableAutoPipelining: true,
-    // Never give up reconnecting; back off to one attempt a second.
-    retryStrategy: (times) => Math.min(50 * times, 1000),
-  };
-}
-
 export class RedisStore implements CallStore {
   readonly kind = 'redis';
   readonly shared = true;
+  private readonly conn: RedisConnection;
   private readonly client: Redis;
-  private readonly ownsClient: boolean;
   private readonly keys: RedisKeys;
   private readonly historyLimit: number;
   private readonly historyRetentionMs: number;
   private readonly sessionSafetyMs: number;
-  private readonly commandTimeoutMs: number;
   /** `SORT ... GET` pattern of a session key, or null where it cannot be used (see `membersWithRecords`). */
   private sessionPattern: string | null;
-  private everReady = false;
-  private readonly onReady = () => {
-    this.everReady = true;
-  };
 
   constructor(options: RedisStoreOptions) {
-    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    if (options.client) {
-      this.client = options.client;
-      this.ownsClient = false;
-    } else {
-      if (!options.url) throw new Error('RedisStore needs a url or a client');
-      this.client = new Redis(options.url, failFastOptions(this.commandTimeoutMs));
-      this.ownsClient = true;
-      const onError = options.onError ?? (() => undefined);
-      this.client.on('error', onError);
-    }
+    this.conn = new RedisConnection(options);
+    this.client = this.conn.client;
     this.keys = redisKeys(options.prefix ?? DEFAULT_PREFIX);
     const pattern = this.keys.session('*' as SessionId);
     this.sessionPattern = pattern.indexOf('*') === pattern.length - 1 && !pattern.includes('->') ? pattern : null;
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.historyRetentionMs = options.historyRetentionMs ?? DEFAULT_HISTORY_RETENTION_MS;
     this.sessionSafetyMs = options.sessionSafetyMs ?? DEFAULT_SESSION_SAFETY_MS;
-    if (this.client.status === 'ready') this.everReady = true;
-    this.client.on('ready', this.onReady);
   }
 
   async getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
@@ -333,18 +301,8 @@ export class RedisStore implements CallStore {
     await this.client.ping();
   }
 
-  async close(): Promise<void> {
-    this.client.off('ready', this.onReady);
-    if (!this.ownsClient) return;
-    if (this.client.status === 'ready') {
-      try {
-        await this.client.quit();
-        return;
-      } catch {
-        // fall through: drop the connection
-      }
-    }
-    this.client.disconnect();
+  close(): Promise<void> {
+    return this.conn.close();
   }
 
 
@@ -398,42 +356,12 @@ export class RedisStore implements CallStore {
     return (await this.client.smembers(this.keys.userSessions(user))) as SessionId[];
   }
 
-  /** EVALSHA, loading the script on first use (EVAL caches it for the next EVALSHA). */
-  private async run(script: LuaScript, { keys, args }: ScriptCall): Promise<unknown> {
-    await this.whenReady();
-    try {
-      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.client.eval(script.lua, keys.length, ...keys, ...args);
-    }
+  /** Runs a script on the connection (see `RedisConnection.run`). */
+  private run(script: LuaScript, call: ScriptCall): Promise<unknown> {
+    return this.conn.run(script, call);
   }
 
-  /**
-   * Right after start-up the connection is still opening: wait for it, for at
-   * most one command timeout. Once it has been up, a lost connection fails
-   * every command at once until ioredis has reconnected by itself.
-   */
   private whenReady(): Promise<void> {
-    const { status } = this.client;
-    if (status === 'ready') return Promise.resolve();
-    if (status === 'end') return Promise.reject(new Error('the Redis connection is closed'));
-    if (this.everReady) return Promise.reject(new Error(`Redis is unavailable (${status})`));
-    if (status === 'wait') void this.client.connect().catch(() => undefined);
-    return new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.client.off('ready', onReady);
-        this.client.off('end', onEnd);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const onEnd = () => done(new Error('the Redis connection is closed'));
-      const timer = setTimeout(() => done(new Error(`Redis did not answer within ${this.commandTimeoutMs} ms`)), this.commandTimeoutMs);
-      timer.unref();
-      this.client.once('ready', onReady);
-      this.client.once('end', onEnd);
-    });
+    return this.conn.ready();
   }
 }
