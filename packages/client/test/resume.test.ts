@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { io } from 'socket.io-client';
 import type { SwitchboardServer } from '../../server/src/index.js';
 import { startTestServer, tokenFor } from '../../../test/support/server.js';
 import {
@@ -206,6 +207,48 @@ describe('a session that cannot be resumed', () => {
     const again = lab.track(await alice.call('bob'));
     assert.equal(again.state, 'ringing', 'the phone is usable again');
     await again.hangup();
+  });
+
+  test('a fresh sign-in refused for its rate while reconnecting is tried again later, not taken as a refused token', async () => {
+    const server = await startTestServer({ RECONNECT_GRACE_MS: '300' });
+    servers.push(server);
+    lab.server = server;
+    let release!: () => void;
+    let gate: Promise<void> | null = null;
+    const policy = new DefaultReconnectPolicy({ delaysMs: Array<number>(60).fill(250), maxJitterMs: 0 });
+    const erin = await lab.online('erin', 440, {
+      reconnectPolicy: policy,
+      token: async () => {
+        if (gate) await gate;
+        return tokenFor('erin');
+      },
+    });
+    const closed: DisconnectInfo[] = [];
+    erin.on('disconnected', (info) => closed.push(info));
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const lost = next(erin, 'reconnecting');
+    dropTransport(erin);
+    await lost;
+    // While the phone waits for its token, its session expires and erin signs in elsewhere until she
+    // may not: her sign-ins for the next seconds are spent, so the phone's own are refused as rate_limited.
+    const outcomes: string[] = [];
+    while (outcomes.at(-1) !== 'rate_limited' && outcomes.length < 12) {
+      const other = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { token: await tokenFor('erin') } });
+      outcomes.push(
+        await new Promise<string>((resolve) => {
+          other.once('auth:success', () => resolve('ok'));
+          other.once('auth:error', (e: { code: string }) => resolve(e.code));
+        }),
+      );
+      other.disconnect();
+    }
+    assert.equal(outcomes.at(-1), 'rate_limited', `erin's sign-ins are spent (${outcomes.join(',')})`);
+    const back = next<[ReconnectInfo]>(erin, 'reconnected', { timeoutMs: 20_000 });
+    release();
+    const [info] = await back;
+    assert.equal(info.resumed, false, 'signed in afresh once its rate allowed it');
+    assert.deepEqual(closed, [], 'never given up as if its token had been refused');
+    assert.equal(erin.state, 'connected');
   });
 
   test('the server restarted: every resumption fails, calls end with connection_lost, the phones sign in afresh', async (t) => {
