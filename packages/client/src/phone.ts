@@ -135,7 +135,8 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
     this.active.set(id, call);
     this.held.set(id, []);
     try {
-      await this.connection.request('call:request', { to: userId, callId: id, media: { audio: true, video: false } });
+      const ack = await this.connection.request('call:request', { to: userId, callId: id, media: { audio: true, video: false } });
+      this.freshIceServers(ack.iceServers);
     } catch (err) {
       this.active.delete(id);
       this.held.delete(id);
@@ -233,9 +234,19 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
 
   private onIncoming(p: ServerPayload<'call:incoming'>): void {
     if (this.active.has(p.callId)) return;
+    this.freshIceServers(p.iceServers);
     const call = new Call(this.host, { id: p.callId, peer: p.from, direction: 'incoming' });
     this.active.set(p.callId, call);
     this.emit(PhoneEvent.Incoming, call);
+  }
+
+  /**
+   * ICE servers the server issued just now (with a call): the freshest TURN
+   * credentials, used for the calls made from now on and their ICE restarts.
+   * A server that sends none (older than v1.1) leaves the ones of the sign-in.
+   */
+  private freshIceServers(iceServers: RTCIceServer[] | undefined): void {
+    if (Array.isArray(iceServers) && iceServers.length > 0) this.iceServers = iceServers;
   }
 
   private route(d: Delivery): void {

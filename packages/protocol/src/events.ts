@@ -111,7 +111,7 @@ export interface ClientToServerEvents extends ControlHandlers {
   'auth:handshake': (payload: AuthHandshakePayload, ack?: Ack<AuthSuccess>) => void;
   'reconnect:attempt': (payload: ReconnectAttemptPayload, ack?: Ack) => void;
   'user:list': (ack?: Ack<{ users: PresenceUser[] }>) => void;
-  'call:request': (payload: CallRequestPayload, ack?: Ack<{ callId: CallId }>) => void;
+  'call:request': (payload: CallRequestPayload, ack?: Ack<{ callId: CallId; iceServers: IceServer[] }>) => void;
   'call:accept': (payload: CallIdPayload, ack?: Ack) => void;
   'call:reject': (payload: CallIdPayload, ack?: Ack) => void;
   'call:cancel': (payload: CallIdPayload, ack?: Ack) => void;
@@ -129,7 +129,8 @@ export interface AckData extends CallAcks, RelayAcks {
   'auth:handshake': AuthSuccess;
   'reconnect:attempt': { sessionId: SessionId; calls: CallSnapshot[] };
   'user:list': { users: PresenceUser[] };
-  'call:request': { callId: CallId };
+  /** v1.1: `iceServers` issued now for the caller. */
+  'call:request': { callId: CallId; iceServers: IceServer[] };
 }
 
 /**
@@ -155,7 +156,8 @@ export interface ServerToClientEvents extends ControlNotices {
   'user:offline': (payload: { userId: UserId; lastSeen: number }) => void;
   /** An addition to the contract: a visible online user became `busy` (a call started) or `available` again. */
   'user:status': (payload: { userId: UserId; status: PresenceStatus }) => void;
-  'call:incoming': (payload: { callId: CallId; from: UserRef; media: Media; timeoutMs: number }) => void;
+  /** v1.1: `iceServers` issued now for the callee, so a page open for days still gets TURN credentials valid for the call. */
+  'call:incoming': (payload: { callId: CallId; from: UserRef; media: Media; timeoutMs: number; iceServers: IceServer[] }) => void;
   'call:accepted': (payload: { callId: CallId; by: UserRef }) => void;
   'call:rejected': (payload: { callId: CallId; reason: RejectedReason }) => void;
   'call:busy': (payload: { callId: CallId; to: UserId }) => void;

@@ -100,6 +100,27 @@ describe('call history, metrics and TURN credentials', () => {
     assert.equal(turn!.credential, expected);
   });
 
+  test('a call carries TURN credentials issued for it: the request ack for the caller, every call:incoming for the callee', async () => {
+    const kit = await signIn(server, 'kit');
+    const lee = await signIn(server, 'lee');
+    const leeTablet = await signIn(server, 'lee');
+    clients.push(kit, lee, leeTablet);
+    const turnOf = (servers: { urls: string | string[]; username?: string; credential?: string }[]) => servers.find((s) => String(s.urls).includes('turn:'))!;
+    const check = (servers: { urls: string | string[]; username?: string; credential?: string }[], user: string, issuedAfter: number) => {
+      const turn = turnOf(servers);
+      const [expiry, name] = turn.username!.split(':');
+      assert.equal(name, user);
+      assert.ok(Number(expiry) >= issuedAfter + 600 && Number(expiry) <= Math.floor(Date.now() / 1000) + 600, 'issued now, valid TTL seconds');
+      assert.equal(turn.credential, createHmac('sha1', 'turn-shared-secret').update(turn.username!).digest('base64'));
+    };
+    const before = Math.floor(Date.now() / 1000);
+    const ack = await kit.request<{ callId: string; iceServers: { urls: string[]; username?: string; credential?: string }[] }>('call:request', { to: 'lee' });
+    expectOk(ack);
+    check(ack.iceServers, 'kit', before);
+    for (const device of [lee, leeTablet]) check((await device.next('call:incoming')).iceServers, 'lee', before);
+    expectOk(await kit.request('call:cancel', { callId: ack.callId }));
+  });
+
   test('/healthz, /readyz and /metrics', async () => {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
     const ready = await fetch(`${server.url}/readyz`);

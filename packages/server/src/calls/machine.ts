@@ -137,6 +137,7 @@ function request(event: Extract<CallInput, { type: 'request' }>, ctx: CallContex
       from: { id: caller.userId, name: caller.name },
       media: event.media,
       timeoutMs: ctx.ringTimeoutMs,
+      iceServers: event.calleeIceServers ?? [],
     },
   }));
   effects.push({ kind: 'schedule-ring-timeout', callId, dueAt: base.ringDeadline });

@@ -8,6 +8,7 @@ import type {
   CallOutcome,
   ControlEvent,
   ErrorCode,
+  IceServer,
   Media,
   PartyFlags,
   ServerEventName,
@@ -82,6 +83,8 @@ export type CallInput =
       /** The callee's live sessions right now: the devices to ring. */
       calleeSessions: SessionId[];
       media: Media;
+      /** ICE servers issued for the callee now, handed to every device rung (none: an empty list). */
+      calleeIceServers?: IceServer[];
     }
   | { type: 'accept'; callId: CallId; by: Actor }
   | { type: 'reject'; callId: CallId; by: Actor }

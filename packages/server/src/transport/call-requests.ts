@@ -5,7 +5,8 @@
  * the machine's (`CallRunner`).
  */
 import { randomUUID } from 'node:crypto';
-import type { CallId, CallRequestPayload, UserId } from '@switchboard/protocol';
+import type { AckData, CallId, CallRequestPayload, UserId } from '@switchboard/protocol';
+import { iceServersFor } from '../auth/turn.js';
 import { userKey } from '../calls/types.js';
 import type { RateRule } from '../store/types.js';
 import { PAIR_REQUESTS, pairKey } from './abuse.js';
@@ -23,7 +24,7 @@ export class CallRequests {
   ) {}
 
   /** `call:request` from `session`: resolves with the call's id, or throws the refusal. */
-  async request(session: SessionInfo, p: CallRequestPayload): Promise<{ callId: CallId }> {
+  async request(session: SessionInfo, p: CallRequestPayload): Promise<AckData['call:request']> {
     const to = p.to as UserId;
     const { store, config, now } = this.deps;
     const visible = to !== session.userId && this.presence.canSee(session, to);
@@ -45,6 +46,7 @@ export class CallRequests {
           callee: { userId: to, name: calleeSessions[0]?.name ?? to },
           calleeSessions: calleeSessions.map((s) => s.id),
           media: p.media ?? { audio: true, video: false },
+          calleeIceServers: iceServersFor(config, to, now()),
         },
         logOf(session),
       );
@@ -53,7 +55,8 @@ export class CallRequests {
       if (visible && err instanceof SwitchboardError && err.code === 'unavailable') await this.unreachable(session, to, callId);
       throw err;
     }
-    return { callId };
+    // Issued now: a caller signed in long ago still gets TURN credentials valid for this call.
+    return { callId, iceServers: iceServersFor(config, session.userId, now()) };
   }
 
   /** Tells the host app (`call.unreachable`) at most once per caller and callee within a ring window. */
