@@ -59,8 +59,13 @@ export type CancelledReason =
   | 'answered_elsewhere'
   | 'declined_elsewhere'
   | 'caller_disconnected';
-/** Reasons of `call:ended`, sent to the other party of an active call. */
-export type EndedReason = 'hangup' | 'connection_lost';
+/**
+ * Reasons of `call:ended`, sent to the other party of an active call: a
+ * hangup, a party lost for good, or (v1.1) the reason the ending party gave:
+ * its media never connected or could not be restored (`ice_failed`), or it had
+ * no usable microphone or camera (`media_failed`).
+ */
+export type EndedReason = 'hangup' | 'connection_lost' | 'ice_failed' | 'media_failed';
 
 /** Outcome of a finished call in its history record. */
 export type CallOutcome = 'completed' | 'declined' | 'busy' | 'cancelled' | 'missed' | 'unavailable' | 'failed';

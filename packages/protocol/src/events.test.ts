@@ -30,7 +30,7 @@ test('the event maps type each payload and ack', () => {
     media?: { audio: boolean; video: boolean } | undefined;
   }>();
   expectTypeOf<Parameters<ClientToServerEvents['call:request']>[1]>().toEqualTypeOf<Ack<{ callId: CallId }> | undefined>();
-  expectTypeOf<ServerPayload<'call:ended'>['reason']>().toEqualTypeOf<'hangup' | 'connection_lost'>();
+  expectTypeOf<ServerPayload<'call:ended'>['reason']>().toEqualTypeOf<'hangup' | 'connection_lost' | 'ice_failed' | 'media_failed'>();
   expectTypeOf<ServerPayload<'call:cancelled'>['reason']>().toEqualTypeOf<
     'cancelled' | 'timeout' | 'answered_elsewhere' | 'declined_elsewhere' | 'caller_disconnected'
   >();

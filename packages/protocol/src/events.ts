@@ -14,6 +14,7 @@ import type {
 import type { CallId, SessionId, UserId } from './ids.js';
 import type {
   AuthHandshakePayload,
+  CallEndPayload,
   CallIdPayload,
   CallRequestPayload,
   IceCandidateInit,
@@ -115,7 +116,7 @@ export interface ClientToServerEvents extends ControlHandlers {
   'call:accept': (payload: CallIdPayload, ack?: Ack) => void;
   'call:reject': (payload: CallIdPayload, ack?: Ack) => void;
   'call:cancel': (payload: CallIdPayload, ack?: Ack) => void;
-  'call:end': (payload: CallIdPayload, ack?: Ack) => void;
+  'call:end': (payload: CallEndPayload, ack?: Ack) => void;
   'webrtc:offer': (payload: SdpPayload, ack?: Ack) => void;
   'webrtc:answer': (payload: SdpPayload, ack?: Ack) => void;
   'webrtc:ice-candidate': (payload: IceCandidatePayload, ack?: Ack) => void;

@@ -27,8 +27,12 @@ export const callRequestSchema = z.object({
   callId: callId.optional(),
   media: mediaSchema.optional(),
 });
-/** `call:accept`, `call:reject`, `call:cancel`, `call:end` and every in-call control. */
+/** `call:accept`, `call:reject`, `call:cancel` and every in-call control. */
 export const callIdSchema = z.object({ callId });
+/** Why a client ends a call (v1.1): `hangup` (the default), or media that never connected or could not be restored, or no usable microphone/camera. */
+export const END_REASONS = ['hangup', 'ice_failed', 'media_failed'] as const;
+/** `call:end`: the call, and why (v1.1). */
+export const callEndSchema = z.object({ callId, reason: z.enum(END_REASONS).optional() });
 
 export const sdpSchema = z.object({ callId, sdp: z.string().min(1).max(MAX_SDP_LENGTH) });
 export const iceCandidateInitSchema = z.object({
@@ -44,6 +48,8 @@ export type ReconnectAttemptPayload = z.infer<typeof reconnectAttemptSchema>;
 export type Media = z.infer<typeof mediaSchema>;
 export type CallRequestPayload = z.infer<typeof callRequestSchema>;
 export type CallIdPayload = z.infer<typeof callIdSchema>;
+export type CallEndPayload = z.infer<typeof callEndSchema>;
+export type EndReason = (typeof END_REASONS)[number];
 export type SdpPayload = z.infer<typeof sdpSchema>;
 export type IceCandidateInit = z.infer<typeof iceCandidateInitSchema>;
 export type IceCandidatePayload = z.infer<typeof iceCandidateSchema>;

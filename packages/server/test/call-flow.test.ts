@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CONTROL_EVENTS } from '@switchboard/protocol';
-import type { SwitchboardServer } from '../src/index.js';
+import { userKey, type SwitchboardServer } from '../src/index.js';
 import { errorCode, establish, expectOk, ring, signIn, startTestServer, type TestClient } from './helpers.js';
 
 describe('a call from request to hangup', () => {
@@ -18,6 +18,29 @@ describe('a call from request to hangup', () => {
   after(async () => {
     clients.forEach((c) => c.close());
     await server.close();
+  });
+
+  test('call:end with a reason: the peer hears it, and a failure is recorded as failed with its reason on both sides', async () => {
+    for (const [reason, outcome] of [
+      ['ice_failed', 'failed'],
+      ['media_failed', 'failed'],
+      ['hangup', 'completed'],
+    ] as const) {
+      const [a, b] = [`ender-${reason}`, `peer-${reason}`];
+      const ender = await user(a);
+      const peer = await user(b);
+      const callId = await establish(ender, peer, b);
+      expectOk(await ender.request('call:end', { callId, reason }));
+      const ended = await peer.next('call:ended', (p) => p.callId === callId);
+      assert.equal(ended.reason, reason);
+      assert.equal(ended.by?.id, a);
+      for (const who of [a, b]) {
+        const page = await server.store.listHistory(userKey('', who), 5, null);
+        assert.deepEqual([page.calls[0]?.outcome, page.calls[0]?.reason], [outcome, reason], `${who}'s history`);
+      }
+    }
+    const alice = await user('alice-bad-reason');
+    assert.equal(errorCode(await alice.request('call:end', { callId: '3b2f7a4e-1c9d-4e8a-9f00-123456789abc', reason: 'bored' })), 'invalid_payload');
   });
 
   test('rings, is accepted, relays SDP and ICE both ways in order, carries every control, and hangs up', async () => {

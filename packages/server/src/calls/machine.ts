@@ -5,7 +5,7 @@
  * atomically, and only then carries out the effects, so a transition that
  * loses a race is simply run again on fresh state.
  */
-import { CONTROL_FLAGS, type CallId, type ControlEvent, type ErrorCode, type SessionId, type UserId } from '@switchboard/protocol';
+import { CONTROL_FLAGS, type CallId, type ControlEvent, type EndReason, type ErrorCode, type SessionId, type UserId } from '@switchboard/protocol';
 import type {
   Actor,
   CallContext,
@@ -216,18 +216,24 @@ function cancel(call: CallRecord, by: Actor, now: number): Transition {
   return endCall(call, now, 'cancelled', 'cancelled', by.userId, cancelDevices(call, 'cancelled'));
 }
 
-function hangup(call: CallRecord, role: Role, now: number, reason: 'hangup' | 'connection_lost'): Transition {
+/**
+ * Ends an active call for `role`'s reason: the peer hears it. A party's own
+ * ending names the party (`by`); one that failed (`ice_failed`,
+ * `media_failed`) is recorded as `failed` with that reason.
+ */
+function hangup(call: CallRecord, role: Role, now: number, reason: EndReason | 'connection_lost'): Transition {
   const leaving = call[role];
   const peer = peerOf(call, role);
-  const payload =
-    reason === 'hangup'
-      ? { callId: call.id, reason, by: { id: leaving.userId, name: leaving.name }, durationMs: durationOf(call, now) }
-      : { callId: call.id, reason, durationMs: durationOf(call, now) };
+  const byParty = reason !== 'connection_lost';
+  const payload = byParty
+    ? { callId: call.id, reason, by: { id: leaving.userId, name: leaving.name }, durationMs: durationOf(call, now) }
+    : { callId: call.id, reason, durationMs: durationOf(call, now) };
   const effects: Effect[] = [{ kind: 'emit', to: peer.sessionId as SessionId, event: 'call:ended', payload }];
-  return endCall(call, now, 'completed', reason, reason === 'hangup' ? leaving.userId : null, effects);
+  const outcome = reason === 'ice_failed' || reason === 'media_failed' ? 'failed' : 'completed';
+  return endCall(call, now, outcome, reason, byParty ? leaving.userId : null, effects);
 }
 
-function end(call: CallRecord, by: Actor, now: number): Transition {
+function end(call: CallRecord, by: Actor, now: number, reason: EndReason = 'hangup'): Transition {
   if (call.state === 'ringing') {
     if (by.sessionId === call.caller.sessionId) return cancel(call, by, now);
     if (by.userId === call.callee.userId) return reject(call, by, now);
@@ -236,7 +242,7 @@ function end(call: CallRecord, by: Actor, now: number): Transition {
   if (call.state !== 'active') return fail('invalid_state', `the call is ${call.state}`);
   const role = boundRole(call, by);
   if (!role) return fail('forbidden', 'you are not a party to this call');
-  return hangup(call, role, now, 'hangup');
+  return hangup(call, role, now, reason);
 }
 
 function boundRole(call: CallRecord, by: Actor): Role | undefined {
@@ -370,7 +376,7 @@ export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
     case 'cancel':
       return cancel(call, event.by, ctx.now);
     case 'end':
-      return end(call, event.by, ctx.now);
+      return end(call, event.by, ctx.now, event.reason);
     case 'control':
       return control(call, event.by, event.control);
     case 'ring-timeout':

@@ -7,6 +7,7 @@ import type {
   CallId,
   CallOutcome,
   ControlEvent,
+  EndReason,
   ErrorCode,
   IceServer,
   Media,
@@ -89,7 +90,8 @@ export type CallInput =
   | { type: 'accept'; callId: CallId; by: Actor }
   | { type: 'reject'; callId: CallId; by: Actor }
   | { type: 'cancel'; callId: CallId; by: Actor }
-  | { type: 'end'; callId: CallId; by: Actor }
+  /** `reason`: why the party ends it (`hangup` unless it says otherwise). */
+  | { type: 'end'; callId: CallId; by: Actor; reason?: EndReason }
   | { type: 'control'; callId: CallId; by: Actor; control: ControlEvent }
   | { type: 'ring-timeout'; callId: CallId }
   /** A session lost its socket. `deliberate` is the client's own disconnect. */

@@ -14,6 +14,7 @@ import {
   type RelayEvent,
   type UserId,
   authHandshakeSchema,
+  callEndSchema,
   callIdSchema,
   callRequestSchema,
   iceCandidateSchema,
@@ -54,7 +55,7 @@ export class Dispatcher {
     relay: Relay,
     private readonly userLimiters: UserLimiters | null,
   ) {
-    const callEvent = (type: 'accept' | 'reject' | 'cancel' | 'end') =>
+    const callEvent = (type: 'accept' | 'reject' | 'cancel') =>
       route(callIdSchema, true, async (conn, p) => {
         await calls.run({ type, callId: p.callId as CallId, by: actorOf(conn.session!) }, logOf(conn.session!));
         return { callId: p.callId };
@@ -74,7 +75,14 @@ export class Dispatcher {
       ['call:accept', callEvent('accept')],
       ['call:reject', callEvent('reject')],
       ['call:cancel', callEvent('cancel')],
-      ['call:end', callEvent('end')],
+      [
+        'call:end',
+        route(callEndSchema, true, async (conn, p) => {
+          const by = actorOf(conn.session!);
+          await calls.run({ type: 'end', callId: p.callId as CallId, by, ...(p.reason ? { reason: p.reason } : {}) }, logOf(conn.session!));
+          return { callId: p.callId };
+        }),
+      ],
       ...CONTROL_EVENTS.map(
         (control: ControlEvent): [ClientEventName, Route] => [
           control,
