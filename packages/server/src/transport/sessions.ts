@@ -135,8 +135,8 @@ export class Sessions {
       ringTimeoutMs: this.deps.config.ringTimeoutMs,
     };
     conn.socket.emit('auth:success', success);
-    conn.socket.emit('user:list', { users: await this.presence.list(info) });
     if (first) this.presence.announceOnline(info);
+    await this.sendUserList(conn, info);
     this.deps.logger.info(
       { user: info.userId, tenant: info.tenant, session: info.id, socket: conn.socket.id, durationMs: Math.round(performance.now() - startedAt) },
       'session authenticated',
@@ -223,7 +223,7 @@ export class Sessions {
       iceServers: iceServersFor(config, info.userId, now),
       calls,
     });
-    conn.socket.emit('user:list', { users: await this.presence.list(info) });
+    await this.sendUserList(conn, info);
     this.deps.logger.info(
       { user: info.userId, session: info.id, socket: conn.socket.id, calls: calls.length, durationMs: Math.round(performance.now() - startedAt) },
       'session resumed',
@@ -363,6 +363,19 @@ export class Sessions {
   private assertUnauthenticated(conn: Conn): void {
     if (conn.session) throw refusals.alreadySignedIn();
     if (conn.authenticating) throw refusals.signInRunning();
+  }
+
+  /**
+   * The list that follows a sign-in or resume. The session is live by then:
+   * a store failure here is logged and the list left for the client to ask
+   * for (`user:list`), rather than undoing a sign-in already announced.
+   */
+  private async sendUserList(conn: Conn, info: SessionInfo): Promise<void> {
+    try {
+      conn.socket.emit('user:list', { users: await this.presence.list(info) });
+    } catch (err) {
+      this.deps.logger.warn({ err, session: info.id }, 'could not send the user list after a sign-in');
+    }
   }
 
   /** Nothing is written for a socket that has already gone (or been refused). */
