@@ -35,6 +35,8 @@ export interface LinkObserver {
   sessionLost(error: SwitchboardError): void;
   /** Offline for good, after having been online. */
   closed(info: DisconnectInfo): void;
+  /** The link moved from `previous` to `state`. */
+  stateChanged(state: PhoneState, previous: PhoneState): void;
 }
 
 export interface ConnectionOptions {
@@ -52,7 +54,7 @@ const AUTH_REFUSALS = new Set(['invalid_token', 'token_expired', 'auth_timeout']
 
 export class Connection {
   readonly socket: SbSocket;
-  private currentState: PhoneState = 'idle';
+  private currentState: PhoneState = 'disconnected';
   private authenticatedOnSocket = false;
   private me: UserRef | undefined;
   private session: SessionId | null = null;
@@ -90,6 +92,14 @@ export class Connection {
     return this.currentState;
   }
 
+  /** Moves the link to `next`, telling the observer when it changes. */
+  private setState(next: PhoneState): void {
+    const previous = this.currentState;
+    if (next === previous) return;
+    this.currentState = next;
+    this.observer.stateChanged(next, previous);
+  }
+
   /** Authenticated on a live socket: requests can be sent. */
   get online(): boolean {
     return this.authenticatedOnSocket;
@@ -112,10 +122,10 @@ export class Connection {
   open(): Promise<UserRef> {
     if (this.currentState === 'connected' && this.me) return Promise.resolve(this.me);
     const waiting = new Promise<UserRef>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (this.currentState === 'idle' || this.currentState === 'disconnected') {
+    if (this.currentState === 'disconnected') {
       this.closingOnPurpose = null;
       this.session = null;
-      this.currentState = 'connecting';
+      this.setState('connecting');
       this.socket.connect();
     }
     return waiting;
@@ -123,7 +133,7 @@ export class Connection {
 
   /** Closes the link for good, on purpose: the server ends the session at once. */
   close(): void {
-    if (this.currentState === 'idle' || this.currentState === 'disconnected') {
+    if (this.currentState === 'disconnected') {
       this.socket.disconnect();
       return;
     }
@@ -168,7 +178,7 @@ export class Connection {
     if (this.currentState === 'connected') {
       this.lostAt = Date.now();
       this.retryCount = 0;
-      this.currentState = 'reconnecting';
+      this.setState('reconnecting');
       this.observer.lost();
     }
     if (this.currentState === 'reconnecting') this.scheduleAttempt(purpose ?? new Error(reason));
@@ -207,7 +217,7 @@ export class Connection {
   private onRefused(error: SwitchboardError): void {
     if (this.currentState === 'connecting') return this.failOpen(error);
     if (this.currentState === 'reconnecting' && !AUTH_REFUSALS.has(error.code)) return this.retryOnNewSocket(error);
-    if (this.currentState !== 'idle' && this.currentState !== 'disconnected') this.giveUp('auth_failed', error);
+    if (this.currentState !== 'disconnected') this.giveUp('auth_failed', error);
   }
 
   private failOpen(error: SwitchboardError): void {
@@ -280,13 +290,13 @@ export class Connection {
     this.clearRetry();
     this.retryCount = 0;
     this.authenticatedOnSocket = true;
-    this.currentState = 'connected';
+    this.setState('connected');
   }
 
   /** Offline for good: the state first, so the socket's close is no transport loss. */
   private goOffline(error: Error): void {
     this.clearRetry();
-    this.currentState = 'disconnected';
+    this.setState('disconnected');
     this.authenticatedOnSocket = false;
     this.session = null;
     this.closingOnPurpose = error;

@@ -14,6 +14,7 @@ import type {
   PresenceUser,
   ReconnectInfo,
   UserRef,
+  PhoneState,
 } from './types.js';
 
 export enum PhoneEvent {
@@ -25,6 +26,8 @@ export enum PhoneEvent {
   Reconnected = 'reconnected',
   /** The phone is offline for good: `disconnect()`, the reconnect policy gave up, or the token was refused. */
   Disconnected = 'disconnected',
+  /** `phone.state` changed. Payload: the new state and the one before. */
+  State = 'state',
   /** `phone.users` changed (a full list, a user online, a user offline). Payload: the map. */
   Presence = 'presence',
   /** A call rings on this device. Payload: the `Call`, in state `ringing`. */
@@ -38,6 +41,7 @@ export type PhoneEventCallbacks = {
   reconnecting: () => void;
   reconnected: (info: ReconnectInfo) => void;
   disconnected: (info: DisconnectInfo) => void;
+  state: (state: PhoneState, previous: PhoneState) => void;
   presence: (users: ReadonlyMap<string, PresenceUser>) => void;
   incoming: (call: Call) => void;
   error: (error: SwitchboardError) => void;

@@ -184,6 +184,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
         this.presence.clear();
         this.emit(PhoneEvent.Disconnected, info);
       },
+      stateChanged: (state: PhoneState, previous: PhoneState) => this.emit(PhoneEvent.State, state, previous),
     };
   }
 

@@ -58,7 +58,8 @@ export interface PhoneOptions {
  * session is being resumed; `disconnected`: `disconnect()` was called, or the
  * phone gave up.
  */
-export type PhoneState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+/** Where a phone's link to the server stands (v1.1): `disconnected` before `connect()` and after it ends for good. */
+export type PhoneState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
 
 export type CallDirection = 'outgoing' | 'incoming';
 

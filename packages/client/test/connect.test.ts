@@ -27,7 +27,7 @@ describe('connecting, presence and disconnecting', () => {
 
   test('connect() resolves with the user once authenticated, and users follows who comes and goes', async () => {
     const alice = lab.phone('alice');
-    assert.equal(alice.state, 'idle');
+    assert.equal(alice.state, 'disconnected', 'v1.1: before connect() the phone is disconnected');
     assert.equal(alice.user, undefined);
     const connected = next(alice, 'connected');
     const both = await Promise.all([alice.connect(), alice.connect()]);
@@ -49,6 +49,25 @@ describe('connecting, presence and disconnecting', () => {
     bob.disconnect();
     await bobGone;
     assert.equal(bob.users.size, 0);
+  });
+
+  test("phone.state and its 'state' event follow the link: connecting, connected, reconnecting, connected, disconnected", async () => {
+    const fay = lab.phone('fay');
+    const seen: [string, string][] = [];
+    fay.on('state', (state, previous) => seen.push([previous, state]));
+    await fay.connect();
+    const back = next(fay, 'reconnected');
+    fay.socket.io.engine.close();
+    await back;
+    fay.disconnect();
+    assert.equal(fay.state, 'disconnected');
+    assert.deepEqual(seen, [
+      ['disconnected', 'connecting'],
+      ['connecting', 'connected'],
+      ['connected', 'reconnecting'],
+      ['reconnecting', 'connected'],
+      ['connected', 'disconnected'],
+    ]);
   });
 
   test('connect() rejects with the auth:error code and leaves the phone disconnected', async () => {
