@@ -125,6 +125,13 @@ const VARIABLES = {
   ringTimeoutMs: intVar('RING_TIMEOUT_MS', 30_000, [100, 600_000], 'an unanswered call ends after this'),
   reconnectGraceMs: intVar('RECONNECT_GRACE_MS', 30_000, [100, 3_600_000], 'a session outlives its socket this long'),
   authTimeoutMs: intVar('AUTH_TIMEOUT_MS', 10_000, [100, 600_000], 'a socket must sign in within this'),
+  pingIntervalMs: intVar('PING_INTERVAL_MS', 10_000, [100, 300_000], 'the server pings every socket this often (Engine.IO `pingInterval`)'),
+  pingTimeoutMs: intVar(
+    'PING_TIMEOUT_MS',
+    10_000,
+    [100, 300_000],
+    'a socket that has not answered a ping within this is a transport loss: a dead connection is noticed within `PING_INTERVAL_MS` + this',
+  ),
   maxReconnectAttempts: intVar('MAX_RECONNECT_ATTEMPTS', 5, [0, 1000], 'resumptions of one session within one grace window'),
   contacts: oneOfVar<ContactsMode>('CONTACTS', ['all', 'claims'], 'all', "`all`: everyone in the tenant is visible; `claims`: only the token's `contacts`"),
   corsOrigins: listVar('CORS_ORIGINS', 'comma-separated allowed `Origin`s (checked on WebSocket upgrades too); unset = any'),

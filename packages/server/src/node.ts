@@ -82,6 +82,8 @@ export class SwitchboardNode {
     this.userLimiters = config.rateLimits ? new UserLimiters(Date.now) : null;
     this.io = new Server(parts.http, {
       maxHttpBufferSize: MAX_HTTP_BUFFER_BYTES,
+      pingInterval: config.pingIntervalMs,
+      pingTimeout: config.pingTimeoutMs,
       cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: true } : { origin: true },
       allowRequest: admission(config, gate, metrics, () => this.draining),
       serveClient: false,

@@ -99,6 +99,8 @@ describe('configuration', () => {
       RING_TIMEOUT_MS: { RING_TIMEOUT_MS: '45000' },
       RECONNECT_GRACE_MS: { RECONNECT_GRACE_MS: '45000' },
       AUTH_TIMEOUT_MS: { AUTH_TIMEOUT_MS: '4500' },
+      PING_INTERVAL_MS: { PING_INTERVAL_MS: '5000' },
+      PING_TIMEOUT_MS: { PING_TIMEOUT_MS: '4000' },
       MAX_RECONNECT_ATTEMPTS: { MAX_RECONNECT_ATTEMPTS: '7' },
       CONTACTS: { CONTACTS: 'claims' },
       CORS_ORIGINS: { CORS_ORIGINS: 'https://app.example.com' },

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { RawClient } from './hostile.js';
 import { errorCode, establish, expectOk, openSocket, ring, serverSuite, tokenFor, type TestClient } from './helpers.js';
 
 describe('sessions that outlive their socket', () => {
@@ -163,5 +165,24 @@ describe('sessions that outlive their socket', () => {
     const again = await resume(current, a!);
     assert.equal((await again.next('reconnect:failed')).reason, 'session_expired');
     assert.equal(errorCode(await again.request('call:request', { to: b })), 'unauthenticated');
+  });
+});
+
+describe('a connection that dies without closing', () => {
+  const suite = serverSuite({ PING_INTERVAL_MS: '300', PING_TIMEOUT_MS: '300', RECONNECT_GRACE_MS: '5000', RATE_LIMITS: 'off' });
+
+  test('a socket that stops answering pings is a transport loss within PING_INTERVAL_MS + PING_TIMEOUT_MS: the peer hears reconnecting', async () => {
+    const silent = await RawClient.open(suite.server, { auth: { token: await tokenFor('silent-sue') } });
+    await silent.next('auth:success');
+    const peer = await suite.user('sue-peer');
+    const callId = randomUUID();
+    silent.emit('call:request', { to: 'sue-peer', callId });
+    await peer.next('call:incoming');
+    expectOk(await peer.request('call:accept', { callId }));
+    await silent.next('call:accepted');
+    // The network under it is gone: nothing more arrives, nothing is answered, nothing closes.
+    silent.pause();
+    assert.deepEqual(await peer.next('call:reconnecting', undefined, 5000), { callId, userId: 'silent-sue' });
+    silent.terminate();
   });
 });
