@@ -17,10 +17,15 @@ import {
   deliver,
   endLocally,
   linkChanged,
+  networkChanged,
   resumed,
 } from './internal.js';
 import { Negotiator } from './negotiation.js';
+import { MediaRecovery } from './recovery.js';
 import type { CallDirection, CallEndInfo, CallEndReason, CallState, LocalFlags } from './types.js';
+
+/** How long a restart offer may wait for the server's ack before the socket is taken for dead. */
+export const RESTART_ACK_TIMEOUT_MS = 2000;
 
 /** Codes meaning the server has no call to apply the request to any more (a race lost), or could not be told. */
 function isMoot(err: unknown): boolean {
@@ -67,7 +72,9 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   /** While the ICE restart that follows our resumption has not completed: the negotiator's exchange count then. */
   private resumeMark: number | null = null;
   private everConnected = false;
-  private recoveringIce = false;
+  private readonly recovery: MediaRecovery;
+  /** The negotiator's exchange count when the media last changed: a new exchange is a restart done. */
+  private seenExchanges = 0;
 
   /** @internal Calls are made by a `Phone`. */
   constructor(
@@ -85,6 +92,15 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
       remoteChanged: (flags) => this.emit(CallEvent.Remote, flags),
     });
     this.controls.attach(init.localStream);
+    this.recovery = new MediaRecovery(
+      {
+        link: () => this.negotiator?.link ?? 'new',
+        canSignal: () => this.host.online && !this.peerAway,
+        restart: () => this.restartIce(),
+        giveUp: () => this.giveUp(),
+      },
+      { timeoutMs: host.mediaRecoveryTimeoutMs },
+    );
   }
 
   /** `ringing` → `connecting` → `connected` (⇄ `reconnecting`) → `ended`. */
@@ -164,6 +180,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     if (this.isOver()) return;
     this.answered = true;
     this.answeredAtMs = Date.now();
+    this.recovery.begin();
     this.ensureNegotiator();
     this.controls.sync(NO_LOCAL_FLAGS);
     this.refresh();
@@ -274,6 +291,11 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.refresh();
   }
 
+  /** @internal The device's network changed (a browser's `online` or connection change): restart ICE now. */
+  [networkChanged](): void {
+    if (this.answered && !this.isOver()) this.recovery.kick();
+  }
+
   /** @internal */
   [endLocally](reason: CallEndReason): void {
     this.finish({ reason, by: reason === 'hangup' ? this.host.user : undefined });
@@ -289,6 +311,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.answered = true;
     this.answeredAtMs = Date.now();
     this.peerRef = by;
+    this.recovery.begin();
     void this.ensureNegotiator()?.offer();
     this.controls.sync(NO_LOCAL_FLAGS);
     this.refresh();
@@ -296,9 +319,43 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
 
   private onPeerBack(): void {
     this.peerAway = false;
-    // Both sides resumed: the caller's restart offer may have reached nobody, so it offers again.
-    if (this.resumeMark !== null && this.direction === 'outgoing' && this.host.online) void this.negotiator?.offer(true);
+    if (this.resumeMark !== null) {
+      // Both sides resumed: the caller's restart offer may have reached nobody, so it offers again.
+      if (this.direction === 'outgoing' && this.host.online) void this.negotiator?.offer(true);
+    } else {
+      // The peer resumed on a new socket and re-offers: an offer of ours still waiting went to its old one.
+      void this.negotiator?.abandonOffer();
+    }
     this.refresh();
+  }
+
+  /** Recovery's restart: with the freshest ICE servers, or first a resumption when their credentials are about to expire. */
+  private restartIce(): void {
+    const negotiator = this.negotiator;
+    if (!negotiator) return;
+    if (this.host.credentialsStale()) return this.host.suspectTransport(); // the resumption restarts ICE with fresh ones
+    negotiator.setIceServers(this.host.rtcConfiguration().iceServers ?? []);
+    void negotiator.offer(true);
+  }
+
+  /**
+   * An ICE restart's offer goes with an ack: one that does not come back in
+   * time means the socket is dead though nobody has noticed (a network
+   * change leaves it half-open), so the phone resumes on a new one.
+   */
+  private sendRestartOffer(sdp: string): void {
+    this.host.request('webrtc:offer', { callId: this.id, sdp }, RESTART_ACK_TIMEOUT_MS).catch((err: unknown) => {
+      if (this.isOver()) return;
+      if (err instanceof SwitchboardError && err.code === 'timeout') this.host.suspectTransport();
+      else if (!isMoot(err)) this.emit(CallEvent.Error, err as SwitchboardError);
+    });
+  }
+
+  /** Media never connected, or did not come back, within `mediaRecoveryTimeoutMs`. */
+  private giveUp(): void {
+    if (this.isOver()) return;
+    this.finish({ reason: 'ice_failed' });
+    this.tell('call:end', { reason: 'ice_failed' }).catch(() => undefined);
   }
 
   private ensureNegotiator(): Negotiator | undefined {
@@ -316,7 +373,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
         localStream,
         polite: this.direction === 'incoming',
         signals: {
-          offer: (sdp) => relay('webrtc:offer', { callId: this.id, sdp }),
+          offer: (sdp, iceRestart) => (iceRestart ? this.sendRestartOffer(sdp) : relay('webrtc:offer', { callId: this.id, sdp })),
           answer: (sdp) => relay('webrtc:answer', { callId: this.id, sdp }),
           candidate: (candidate) => relay('webrtc:ice-candidate', { callId: this.id, candidate }),
         },
@@ -338,13 +395,11 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     const negotiator = this.negotiator;
     if (!negotiator || this.currentState === 'ended') return;
     if (this.resumeMark !== null && negotiator.exchanges > this.resumeMark) this.resumeMark = null;
-    const link = negotiator.link;
-    if (link === 'connected') this.recoveringIce = false;
-    // ICE gave up on a path while signalling works: the caller restarts it (once per failure).
-    if (link === 'failed' && this.direction === 'outgoing' && this.host.online && !this.peerAway && !this.recoveringIce) {
-      this.recoveringIce = true;
-      void negotiator.offer(true);
+    if (negotiator.exchanges > this.seenExchanges) {
+      this.seenExchanges = negotiator.exchanges;
+      this.recovery.restarted();
     }
+    this.recovery.update(negotiator.link);
     this.refresh();
   }
 
@@ -379,9 +434,9 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   }
 
   /** Tells the server, after the call has ended here; a lost race is no error. */
-  private async tell(event: 'call:end' | 'call:reject'): Promise<void> {
+  private async tell(event: 'call:end' | 'call:reject', extra: { reason?: 'ice_failed' | 'media_failed' } = {}): Promise<void> {
     try {
-      await this.host.request(event, { callId: this.id });
+      await this.host.request(event, { callId: this.id, ...extra });
     } catch (err) {
       if (!isMoot(err)) throw err;
     }
@@ -400,6 +455,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     const durationMs = info.durationMs ?? (this.answeredAtMs === null ? undefined : Date.now() - this.answeredAtMs);
     this.ended = { ...info, ...(durationMs === undefined ? {} : { durationMs }) };
     if (this.ended.by === undefined) delete this.ended.by;
+    this.recovery.stop();
     this.negotiator?.close();
     stopTracks(this.localMedia);
     this.host.forget(this);

@@ -142,9 +142,28 @@ export class Connection {
   }
 
   /** Emits with an ack: resolves on `ok`, rejects with a `SwitchboardError`. */
-  async request<E extends ClientEventName>(event: E, payload: object): Promise<AckResult<E>> {
+  async request<E extends ClientEventName>(event: E, payload: object, timeoutMs = this.options.requestTimeoutMs): Promise<AckResult<E>> {
     if (!this.authenticatedOnSocket) throw SwitchboardError.notConnected(event);
-    return this.emitWithAck(event, payload);
+    return this.emitWithAck(event, payload, timeoutMs);
+  }
+
+  /**
+   * The transport looks dead though it has not closed (a request went
+   * unanswered; a network change leaves a socket half-open): close it without
+   * a word to the server, which keeps the session in its grace, and resume
+   * on a new socket at once, as after any transport loss.
+   */
+  dropTransport(): void {
+    if (this.currentState !== 'connected') return;
+    this.socket.io.engine?.close();
+  }
+
+  /** The device's network is back: a resumption waiting out its back-off is tried now. */
+  retryNow(): void {
+    if (this.currentState !== 'reconnecting' || !this.retryTimer) return;
+    this.clearRetry();
+    this.retryCount++;
+    this.socket.connect();
   }
 
   /** Emits without an ack; dropped while offline (a failure comes back as `call:error`). */
@@ -328,8 +347,7 @@ export class Connection {
     }
   }
 
-  private async emitWithAck<E extends ClientEventName>(event: E, payload: object): Promise<AckResult<E>> {
-    const ms = this.options.requestTimeoutMs;
+  private async emitWithAck<E extends ClientEventName>(event: E, payload: object, ms = this.options.requestTimeoutMs): Promise<AckResult<E>> {
     const socket = this.socket.timeout(ms) as unknown as {
       emitWithAck(event: string, payload: object): Promise<{ ok: boolean; error?: { code: string; message: string } }>;
     };

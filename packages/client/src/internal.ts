@@ -15,6 +15,8 @@ export const deliver = Symbol('deliver');
 export const linkChanged = Symbol('linkChanged');
 /** The session was resumed: the call's snapshot (absent = the server no longer has it) and fresh ICE servers. */
 export const resumed = Symbol('resumed');
+/** The device's network changed (a browser's `online` event or connection change). */
+export const networkChanged = Symbol('networkChanged');
 /** End the call here without telling the server (it knows already, or cannot be told). */
 export const endLocally = Symbol('endLocally');
 
@@ -31,11 +33,17 @@ export interface CallHost {
   readonly user: UserRef | undefined;
   readonly rtc: RtcImplementation;
   rtcConfiguration(): RTCConfiguration;
-  /** Emits with an ack; resolves on `ok`, rejects with a `SwitchboardError`. */
-  request(event: ClientEventName, payload: { callId: CallId }): Promise<void>;
+  /** The phone's `mediaRecoveryTimeoutMs`. */
+  readonly mediaRecoveryTimeoutMs: number;
+  /** Emits with an ack (waiting `timeoutMs`, or the phone's request timeout); resolves on `ok`, rejects with a `SwitchboardError`. */
+  request(event: ClientEventName, payload: { callId: CallId; [field: string]: unknown }, timeoutMs?: number): Promise<void>;
   /** Emits without an ack (relay events); dropped while offline. A failure comes back as `call:error`. */
   relay(event: 'webrtc:offer' | 'webrtc:answer' | 'webrtc:ice-candidate', payload: object): void;
   acquireMedia(): Promise<MediaStream>;
+  /** The TURN credentials at hand expire soon: an ICE restart should wait for fresh ones. */
+  credentialsStale(): boolean;
+  /** A request went unanswered: take the socket for dead and resume the session on a new one (fresh ICE servers come with it). */
+  suspectTransport(): void;
   /** The call has ended: stop routing to it. */
   forget(call: Call): void;
 }

@@ -16,7 +16,8 @@ import type { RtcImplementation } from './types.js';
 export type MediaLink = 'new' | 'connected' | 'lost' | 'failed' | 'closed';
 
 export interface NegotiationSignals {
-  offer(sdp: string): void;
+  /** `iceRestart`: the offer restarts ICE (the call sends those with an ack). */
+  offer(sdp: string, iceRestart: boolean): void;
   answer(sdp: string): void;
   /** `null` is end-of-candidates. */
   candidate(candidate: IceCandidateInit | null): void;
@@ -88,7 +89,18 @@ export class Negotiator {
       const offer = await this.pc.createOffer({ iceRestart });
       if (this.closed) return;
       await this.pc.setLocalDescription(offer);
-      this.options.signals.offer(this.pc.localDescription?.sdp ?? offer.sdp ?? '');
+      this.options.signals.offer(this.pc.localDescription?.sdp ?? offer.sdp ?? '', iceRestart);
+    });
+  }
+
+  /**
+   * Withdraws an offer of ours still waiting for its answer (it went to a
+   * socket of the peer's that is gone), so the peer's next offer is answered
+   * whichever side is polite.
+   */
+  abandonOffer(): Promise<void> {
+    return this.run(async () => {
+      if (this.pc.signalingState === 'have-local-offer') await this.pc.setLocalDescription({ type: 'rollback' });
     });
   }
 

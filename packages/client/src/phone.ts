@@ -11,8 +11,11 @@ import { Connection, type LinkObserver, type SbSocket } from './connection.js';
 import { TypedEmitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { PhoneEvent, type PhoneEventCallbacks } from './events.js';
-import { CALL_SERVER_EVENTS, type CallHost, type Delivery, deliver, endLocally, linkChanged, resumed } from './internal.js';
+import { IceServers } from './ice-servers.js';
+import { CALL_SERVER_EVENTS, type CallHost, type Delivery, deliver, endLocally, linkChanged, networkChanged, resumed } from './internal.js';
+import { watchNetwork } from './network.js';
 import { DefaultReconnectPolicy } from './reconnect-policy.js';
+import { DEFAULT_MEDIA_RECOVERY_TIMEOUT_MS } from './recovery.js';
 import type { DisconnectInfo, PhoneOptions, PhoneState, RtcImplementation } from './types.js';
 
 /** How long the server may take to answer a request. */
@@ -45,7 +48,11 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
   /** Server events of outgoing calls whose `call()` has not resolved yet: delivered once the app holds the call. */
   private readonly held = new Map<CallId, Delivery[]>();
   private readonly host: CallHost;
-  private iceServers: RTCIceServer[] = [];
+  private readonly iceServers = new IceServers();
+  /** Renews the TURN credentials of a call that outlives them (see `renewCredentials`). */
+  private renewTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Stops watching the browser's network events. */
+  private unwatchNetwork: (() => void) | null = null;
 
   constructor(private readonly options: PhoneOptions) {
     super();
@@ -136,7 +143,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
     this.held.set(id, []);
     try {
       const ack = await this.connection.request('call:request', { to: userId, callId: id, media: { audio: true, video: false } });
-      this.freshIceServers(ack.iceServers);
+      this.useIceServers(ack.iceServers);
     } catch (err) {
       this.active.delete(id);
       this.held.delete(id);
@@ -159,6 +166,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
    */
   disconnect(): void {
     for (const call of this.calls) call[endLocally]('hangup');
+    this.stopWatching();
     this.connection.close();
   }
 
@@ -167,7 +175,8 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
   private observer(): LinkObserver {
     return {
       authenticated: (success: AuthSuccess, afresh: boolean) => {
-        this.iceServers = success.iceServers;
+        this.useIceServers(success.iceServers);
+        this.watchNetwork();
         if (afresh) this.emit(PhoneEvent.Reconnected, { resumed: false, downtimeMs: this.connection.downtimeMs });
         else this.emit(PhoneEvent.Connected, success.user);
       },
@@ -180,6 +189,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
         for (const call of this.calls) call[endLocally]('connection_lost');
       },
       closed: (info: DisconnectInfo) => {
+        this.stopWatching();
         for (const call of this.calls) call[endLocally]('connection_lost');
         this.presence.clear();
         this.emit(PhoneEvent.Disconnected, info);
@@ -189,7 +199,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
   }
 
   private onResumed(p: ServerPayload<'reconnect:success'>): void {
-    this.iceServers = p.iceServers;
+    this.useIceServers(p.iceServers);
     const snapshots = new Map<string, CallSnapshot>(p.calls.map((s) => [s.callId, s]));
     for (const call of this.calls) {
       call[resumed](snapshots.get(call.id), p.iceServers);
@@ -235,19 +245,54 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
 
   private onIncoming(p: ServerPayload<'call:incoming'>): void {
     if (this.active.has(p.callId)) return;
-    this.freshIceServers(p.iceServers);
+    this.useIceServers(p.iceServers);
     const call = new Call(this.host, { id: p.callId, peer: p.from, direction: 'incoming' });
     this.active.set(p.callId, call);
     this.emit(PhoneEvent.Incoming, call);
   }
 
   /**
-   * ICE servers the server issued just now (with a call): the freshest TURN
-   * credentials, used for the calls made from now on and their ICE restarts.
-   * A server that sends none (older than v1.1) leaves the ones of the sign-in.
+   * ICE servers the server issued just now (sign-in, resumption, a call): the
+   * freshest TURN credentials, used for the calls made from now on and their
+   * ICE restarts. A server that sends none with a call (older than v1.1)
+   * leaves the ones at hand.
    */
-  private freshIceServers(iceServers: RTCIceServer[] | undefined): void {
-    if (Array.isArray(iceServers) && iceServers.length > 0) this.iceServers = iceServers;
+  private useIceServers(iceServers: RTCIceServer[] | undefined): void {
+    this.iceServers.use(iceServers);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+    const at = this.iceServers.renewAt;
+    if (at !== null) this.renewTimer = setTimeout(() => this.renewCredentials(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+  }
+
+  /**
+   * The credentials run out soon. An allocation made with them lives on
+   * only until coturn refuses their next refresh, so a call that is using
+   * them gets fresh ones the way the protocol hands them out: the phone
+   * resumes its session on a new socket, and the resumption restarts ICE.
+   * Without a call, the next call brings its own.
+   */
+  private renewCredentials(): void {
+    this.renewTimer = null;
+    if (this.calls.some((call) => call.state === 'connected' || call.state === 'reconnecting')) this.connection.dropTransport();
+  }
+
+  private watchNetwork(): void {
+    this.unwatchNetwork ??= watchNetwork({
+      changed: () => {
+        this.connection.retryNow();
+        for (const call of this.calls) call[networkChanged]();
+      },
+      offline: () => this.connection.dropTransport(),
+    });
+  }
+
+  /** Nothing of the phone's may outlive it: no timer, no listener. */
+  private stopWatching(): void {
+    this.unwatchNetwork?.();
+    this.unwatchNetwork = null;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
   }
 
   private route(d: Delivery): void {
@@ -284,12 +329,15 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
       get rtc() {
         return rtcOf(options);
       },
-      rtcConfiguration: () => ({ iceServers: this.iceServers, ...this.options.rtcConfiguration }),
-      request: async (event, payload) => {
-        await connection.request(event, payload);
+      rtcConfiguration: () => ({ iceServers: this.iceServers.servers, ...this.options.rtcConfiguration }),
+      mediaRecoveryTimeoutMs: options.mediaRecoveryTimeoutMs ?? DEFAULT_MEDIA_RECOVERY_TIMEOUT_MS,
+      request: async (event, payload, timeoutMs) => {
+        await connection.request(event, payload, timeoutMs);
       },
       relay: (event, payload) => connection.send(event, payload),
       acquireMedia: () => acquireMedia(this.options),
+      credentialsStale: () => this.iceServers.stale(),
+      suspectTransport: () => connection.dropTransport(),
       forget: (call) => {
         this.active.delete(call.id);
         this.held.delete(call.id);

@@ -49,16 +49,20 @@ export interface PhoneOptions {
   requestTimeoutMs?: number;
   /** Extra `RTCConfiguration` for every call; the server's `iceServers` are used unless this sets its own. @default {} */
   rtcConfiguration?: RTCConfiguration;
+  /**
+   * How long an answered call may be without media: never connected since
+   * the answer, or lost and not restored by ICE restarts. The call then ends
+   * with `ice_failed`, on both sides. @default 30000
+   */
+  mediaRecoveryTimeoutMs?: number;
 }
 
 /**
- * Where the phone's link to the server stands.
- * `idle`: never connected; `connecting`: `connect()` in progress;
- * `connected`: authenticated; `reconnecting`: the transport was lost and the
- * session is being resumed; `disconnected`: `disconnect()` was called, or the
- * phone gave up.
+ * Where a phone's link to the server stands (v1.1): `disconnected` before
+ * `connect()` and after it ends for good (`disconnect()`, or the phone gave
+ * up); `connecting`: `connect()` in progress; `connected`: authenticated;
+ * `reconnecting`: the transport was lost and the session is being resumed.
  */
-/** Where a phone's link to the server stands (v1.1): `disconnected` before `connect()` and after it ends for good. */
 export type PhoneState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
 
 export type CallDirection = 'outgoing' | 'incoming';
@@ -73,9 +77,10 @@ export type CallState = 'ringing' | 'connecting' | 'connected' | 'reconnecting' 
 /**
  * Why a call ended. Server reasons (`declined`, `timeout`, `unavailable` from
  * `call:rejected`; `cancelled`, `answered_elsewhere`, `declined_elsewhere`,
- * `caller_disconnected` from `call:cancelled`; `hangup`, `connection_lost`
- * from `call:ended`; `busy` from `call:busy`), and `failed` when the local
- * WebRTC stack could not set the call up. A party's own action ends its side
+ * `caller_disconnected` from `call:cancelled`; `hangup`, `connection_lost`,
+ * `ice_failed`, `media_failed` from `call:ended`; `busy` from `call:busy`),
+ * and `failed` when the local WebRTC stack could not set the call up.
+ * `ice_failed` also ends this side when its own media recovery gives up. A party's own action ends its side
  * with the same reason the peer hears: `cancelled`, `declined`, `hangup`.
  */
 export type CallEndReason = RejectedReason | CancelledReason | EndedReason | 'busy' | 'failed';

@@ -19,12 +19,7 @@ import {
   type ReconnectInfo,
   type ReconnectPolicy,
 } from '../src/index.js';
-import { Lab, collectGarbage, isTone, next, reach, stable, statesOf } from './support.js';
-
-/** The ICE username fragment of a description: it changes with every ICE restart. */
-function ufrag(description: RTCSessionDescription | null | undefined): string | undefined {
-  return /a=ice-ufrag:(\S+)/.exec(description?.sdp ?? '')?.[1];
-}
+import { Lab, collectGarbage, isTone, next, reach, stable, statesOf, ufrag } from './support.js';
 
 /** Closes the phone's transport under it: a transport loss, not a deliberate disconnect. */
 function dropTransport(phone: Phone): void {

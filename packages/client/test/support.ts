@@ -187,6 +187,11 @@ export async function stable(pc: RTCPeerConnection | undefined, timeoutMs = WAIT
   await next(pc as never, 'signalingstatechange', { accept: () => pc.signalingState === 'stable', timeoutMs });
 }
 
+/** The ICE username fragment of a description: it changes with every ICE restart. */
+export function ufrag(description: RTCSessionDescription | null | undefined): string | undefined {
+  return /a=ice-ufrag:(\S+)/.exec(description?.sdp ?? '')?.[1];
+}
+
 /** Records every state a call goes through. */
 export function statesOf(call: Call): CallState[] {
   const seen: CallState[] = [call.state];

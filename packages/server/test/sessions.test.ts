@@ -133,7 +133,7 @@ describe('sessions that outlive their socket', () => {
     await real.next('reconnect:success');
   });
 
-  test('resuming a session whose socket is still attached takes it over and disconnects the old socket', async () => {
+  test('resuming a session whose socket is still attached takes it over, disconnects the old socket and tells the peer', async () => {
     const [a, b] = names('a', 'b');
     const alice = await user(a!);
     const bob = await user(b!);
@@ -142,6 +142,8 @@ describe('sessions that outlive their socket', () => {
     const success = await takeover.next('reconnect:success');
     assert.equal(success.calls[0]?.callId, callId);
     assert.equal(await alice.disconnected, 'io server disconnect');
+    // What bob sent meanwhile went to the old socket: he is told alice is back, as after a loss.
+    assert.deepEqual(await bob.next('call:reconnected'), { callId, userId: a });
     takeover.socket.emit('webrtc:offer', { callId, sdp: 'v=0 from the new socket' });
     assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 from the new socket');
     await bob.sync();

@@ -316,14 +316,14 @@ function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean
   ]);
 }
 
-function sessionResumed(call: CallRecord, sessionId: SessionId): Transition {
+function sessionResumed(call: CallRecord, sessionId: SessionId, replaced: boolean): Transition {
   const role = call.state === 'active' ? roleOf(call, sessionId) : undefined;
   if (!role) return unchanged(call);
   const self = call[role];
   const peer = peerOf(call, role);
   const next: CallRecord = { ...call, [role]: { ...self, reconnecting: false } };
   const effects: Effect[] = [{ kind: 'bind', callId: call.id, sessions: [call.caller.sessionId as SessionId, call.callee.sessionId as SessionId] }];
-  if (self.reconnecting) {
+  if (self.reconnecting || replaced) {
     effects.push({
       kind: 'emit',
       to: peer.sessionId as SessionId,
@@ -384,7 +384,7 @@ export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
     case 'session-lost':
       return sessionLost(call, event.sessionId, event.deliberate, ctx.now);
     case 'session-resumed':
-      return sessionResumed(call, event.sessionId);
+      return sessionResumed(call, event.sessionId, event.replaced === true);
     case 'session-expired':
       return sessionExpired(call, event.sessionId, ctx.now);
     case 'drain':

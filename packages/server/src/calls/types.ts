@@ -96,7 +96,12 @@ export type CallInput =
   | { type: 'ring-timeout'; callId: CallId }
   /** A session lost its socket. `deliberate` is the client's own disconnect. */
   | { type: 'session-lost'; callId: CallId; sessionId: SessionId; deliberate: boolean }
-  | { type: 'session-resumed'; callId: CallId; sessionId: SessionId }
+  /**
+   * A session is back on a new socket. `replaced`: its old socket was still
+   * held for live (a takeover): the peer is told all the same, since what it
+   * sent meanwhile went to the old one.
+   */
+  | { type: 'session-resumed'; callId: CallId; sessionId: SessionId; replaced?: boolean }
   /** A session's reconnect grace ran out (or it was closed). */
   | { type: 'session-expired'; callId: CallId; sessionId: SessionId }
   /** The node holding both parties stops for good (memory mode's drain). */

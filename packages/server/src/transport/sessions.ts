@@ -169,6 +169,7 @@ export class Sessions {
   private async resumeLocked(conn: Conn, identity: Identity, sessionId: SessionId, startedAt: number): Promise<object> {
     const { store, config } = this.deps;
     let updated: SessionRecord | undefined;
+    let replaced = false;
     let now = 0;
     // Written only over the record as read: another node resuming or losing it meanwhile means reading again.
     for (let tries = 0; !updated; tries++) {
@@ -199,7 +200,8 @@ export class Sessions {
       };
       if (await store.updateSession(next, session)) {
         updated = next;
-        if (session.connected) this.takeOver(session.id, conn.socket);
+        replaced = session.connected;
+        if (replaced) this.takeOver(session.id, conn.socket);
       }
     }
     await this.timers.unschedule('grace', sessionId);
@@ -213,7 +215,7 @@ export class Sessions {
     const calls: CallSnapshot[] = [];
     const current = await this.calls.callOfUser(info.key);
     if (current && roleOf(current, info.id)) {
-      const { call } = await this.calls.run({ type: 'session-resumed', callId: current.id, sessionId: info.id }, logOf(info));
+      const { call } = await this.calls.run({ type: 'session-resumed', callId: current.id, sessionId: info.id, replaced }, logOf(info));
       const snapshot = call && snapshotOf(call, info.id);
       if (snapshot) calls.push(snapshot);
     }
