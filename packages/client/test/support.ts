@@ -111,15 +111,8 @@ export class Meter {
 
   private take(data: { samples: Int16Array; sampleRate: number; channelCount?: number }): void {
     if (!this.onWindow) return;
-    const channels = data.channelCount ?? 1;
     const w = (this.window ??= { samples: 0, sumSquares: 0, crossings: 0, last: 0, rate: data.sampleRate });
-    for (let i = 0; i < data.samples.length; i += channels) {
-      const x = data.samples[i]!;
-      w.sumSquares += x * x;
-      if (x >= 0 !== w.last >= 0) w.crossings++;
-      w.last = x;
-      w.samples++;
-    }
+    accumulate(w, data);
     const seconds = w.samples / w.rate;
     if (seconds * 1000 < this.windowMs) return;
     this.window = null;
@@ -128,6 +121,26 @@ export class Meter {
       frequency: Math.round(w.crossings / 2 / seconds),
       ms: Math.round(seconds * 1000),
     });
+  }
+}
+
+/** A window of received audio being measured: sample count, sum of squares, zero crossings, last sample. */
+export interface AudioWindow {
+  samples: number;
+  sumSquares: number;
+  crossings: number;
+  last: number;
+}
+
+/** Folds one frame of received audio (its first channel) into `w`. */
+export function accumulate(w: AudioWindow, data: { samples: Int16Array; channelCount?: number }): void {
+  const channels = data.channelCount ?? 1;
+  for (let i = 0; i < data.samples.length; i += channels) {
+    const x = data.samples[i]!;
+    w.sumSquares += x * x;
+    if (x >= 0 !== w.last >= 0) w.crossings++;
+    w.last = x;
+    w.samples++;
   }
 }
 
