@@ -5,13 +5,12 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { SwitchboardServer } from '@switchboard/server';
 import { startTestServer } from '../../../test/support/server.js';
+import { chromiumPerson, hearsAudio, launchChromium, WAIT } from './pages.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
-const WAIT = { timeout: 15_000 };
 
 describe('the softphone page', () => {
   let server: SwitchboardServer;
@@ -21,57 +20,16 @@ describe('the softphone page', () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     server = await startTestServer({ JWT_SECRET: '', RING_TIMEOUT_MS: '20000' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-        '--autoplay-policy=no-user-gesture-required',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
     await server?.close();
   });
 
-  async function person(name: string): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 420, height: 820 } });
-    const page = await context.newPage();
-    page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
-    // A Content-Security-Policy violation is reported on the console ("Refused to ..."), as is any other error.
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') pageErrors.push(`${name}: console: ${msg.text()}`);
-    });
-    const response = await page.goto(server.url);
-    assert.match(response?.headers()['content-security-policy'] ?? '', /frame-ancestors 'none'/, 'the page is served with its policy');
-    await page.getByTestId('signin-user').fill(name);
-    await page.getByTestId('signin-submit').click();
-    await page.getByText(`Signed in as ${name}`).waitFor(WAIT);
-    return page;
-  }
+  const person = (name: string): Promise<Page> => chromiumPerson(browser, server.url, name, pageErrors);
 
   const shot = (page: Page, name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png` });
-
-  /** Waits until the page's remote level meter reads above `min` (the fake microphone beeps). */
-  async function hearsAudio(page: Page, min = 0.02): Promise<number> {
-    const handle = await page.waitForFunction(
-      (threshold) => {
-        const level = Number(document.querySelector('[data-testid="remote-level"]')?.getAttribute('data-level'));
-        return level > threshold ? level : false;
-      },
-      min,
-      { timeout: 20_000, polling: 50 },
-    );
-    return (await handle.jsonValue()) as number;
-  }
 
   test('two people see each other, call, talk, mute, hang up, and the history shows it', async () => {
     const alice = await person('alice');
