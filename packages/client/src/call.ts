@@ -72,6 +72,8 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   /** While the ICE restart that follows our resumption has not completed: the negotiator's exchange count then. */
   private resumeMark: number | null = null;
   private everConnected = false;
+  /** The media link is lost or failed (so the transport probe goes once per loss). */
+  private mediaDown = false;
   private readonly recovery: MediaRecovery;
   /** The negotiator's exchange count when the media last changed: a new exchange is a restart done. */
   private seenExchanges = 0;
@@ -399,7 +401,10 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
       this.seenExchanges = negotiator.exchanges;
       this.recovery.restarted();
     }
-    this.recovery.update(negotiator.link);
+    const link = negotiator.link;
+    if ((link === 'lost' || link === 'failed') && !this.mediaDown && this.everConnected) this.host.probeTransport();
+    this.mediaDown = link === 'lost' || link === 'failed';
+    this.recovery.update(link);
     this.refresh();
   }
 

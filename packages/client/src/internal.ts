@@ -44,6 +44,8 @@ export interface CallHost {
   credentialsStale(): boolean;
   /** A request went unanswered: take the socket for dead and resume the session on a new one (fresh ICE servers come with it). */
   suspectTransport(): void;
+  /** Media was lost: check at once that the socket still answers (a network change kills both), and resume if not. */
+  probeTransport(): void;
   /** The call has ended: stop routing to it. */
   forget(call: Call): void;
 }

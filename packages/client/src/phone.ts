@@ -18,6 +18,9 @@ import { DefaultReconnectPolicy } from './reconnect-policy.js';
 import { DEFAULT_MEDIA_RECOVERY_TIMEOUT_MS } from './recovery.js';
 import type { DisconnectInfo, PhoneOptions, PhoneState, RtcImplementation } from './types.js';
 
+/** How long the probe of a socket suspected dead (see `probeTransport`) waits for its answer. */
+export const TRANSPORT_PROBE_TIMEOUT_MS = 1500;
+
 /** How long the server may take to answer a request. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
@@ -51,6 +54,8 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
   private readonly iceServers = new IceServers();
   /** Renews the TURN credentials of a call that outlives them (see `renewCredentials`). */
   private renewTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A transport probe is in flight (one for all the phone's calls). */
+  private probing = false;
   /** Stops watching the browser's network events. */
   private unwatchNetwork: (() => void) | null = null;
 
@@ -277,6 +282,23 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
     if (this.calls.some((call) => call.state === 'connected' || call.state === 'reconnecting')) this.connection.dropTransport();
   }
 
+  /**
+   * Media went down: the same cause (a network change) often left the
+   * socket half-open, which nothing would notice for up to the server's ping
+   * interval plus timeout. A cheap request with a short ack (`user:list`)
+   * finds out now; no answer in time and the phone resumes on a new socket.
+   */
+  private probeTransport(): void {
+    if (this.probing || !this.connection.online) return;
+    this.probing = true;
+    this.connection
+      .request('user:list', {}, TRANSPORT_PROBE_TIMEOUT_MS)
+      .catch((err: unknown) => {
+        if (err instanceof SwitchboardError && err.code === 'timeout') this.connection.dropTransport();
+      })
+      .finally(() => (this.probing = false));
+  }
+
   private watchNetwork(): void {
     this.unwatchNetwork ??= watchNetwork({
       changed: () => {
@@ -338,6 +360,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
       acquireMedia: () => acquireMedia(this.options),
       credentialsStale: () => this.iceServers.stale(),
       suspectTransport: () => connection.dropTransport(),
+      probeTransport: () => this.probeTransport(),
       forget: (call) => {
         this.active.delete(call.id);
         this.held.delete(call.id);

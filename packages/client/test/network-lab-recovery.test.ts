@@ -1,0 +1,127 @@
+/**
+ * Media recovery on real networks (test/lab/netlab.ts): two phones on wrtc
+ * behind their own NATs, only TURN between them, the server's default pings
+ * (10 s + 10 s) so that only the SDK's own recovery can be quick. A phone
+ * moves to another router mid-call; UDP is blocked for a while and comes
+ * back; UDP stays blocked beyond `mediaRecoveryTimeoutMs`; and a call is
+ * placed with TURN blocked. Every wait is on an event, bounded.
+ *
+ * Needs root (network namespaces, nftables) and coturn's `turnserver`.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { LabPhone } from '../../../test/lab/lab-phone.js';
+import { NetLab } from '../../../test/lab/netlab.js';
+import { connectedCall, hangUp } from '../../../test/lab/calls.js';
+
+const ALICE_HZ = 440;
+const BOB_HZ = 880;
+/** The SDK's default: what a user gets. */
+const RECOVERY_MS = 30_000;
+
+/** Resolves once the tone stops and then is heard again at `phone` (from `since` on), with when it came back. */
+async function audioBack(phone: LabPhone, since: number, timeoutMs: number): Promise<number> {
+  const gone = await phone.audio(false, { since, timeoutMs });
+  const back = await phone.waitFor('audio', (e) => e.present && e.t >= gone.t, { since, timeoutMs });
+  return back.t;
+}
+
+/** How long a fault lasts is the scenario itself here: the one deliberate wait, named for what it is. */
+function faultLasts(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+describe('network lab: media that heals itself', () => {
+  let lab: NetLab;
+  let alice: LabPhone;
+  let bob: LabPhone;
+
+  before(async () => {
+    lab = await NetLab.start();
+    [alice, bob] = await Promise.all([
+      lab.phone('alice', { audio: { send: ALICE_HZ, expect: BOB_HZ } }),
+      lab.phone('bob', { audio: { send: BOB_HZ, expect: ALICE_HZ } }),
+    ]);
+  });
+
+  after(async () => {
+    await lab?.close();
+  });
+
+  test('alice moves to another router mid-call: audio is back at both ends within 10 s, without any app action', async (t) => {
+    await connectedCall(alice, bob);
+    const marks = { alice: alice.mark(), bob: bob.mark() };
+    const movedAt = Date.now();
+    await lab.move('alice', 'r3');
+    try {
+      const [atAlice, atBob] = await Promise.all([audioBack(alice, marks.alice, 15_000), audioBack(bob, marks.bob, 15_000)]);
+      t.diagnostic(`network change → audio back at alice ${atAlice - movedAt} ms, at bob ${atBob - movedAt} ms`);
+      assert.ok(atAlice - movedAt <= 10_000 && atBob - movedAt <= 10_000, `audio back after ${atAlice - movedAt} / ${atBob - movedAt} ms`);
+      await Promise.all([alice.callState('connected', { since: marks.alice }), bob.callState('connected', { since: marks.bob })]);
+      assert.deepEqual([...alice.eventsOf('ended', marks.alice), ...bob.eventsOf('ended', marks.bob)], [], 'the call survived');
+    } finally {
+      await hangUp(alice, bob).catch(() => undefined);
+    }
+  });
+
+  test('UDP blocked for 20 s then restored: the call goes reconnecting, then media is back on its own', async (t) => {
+    await connectedCall(alice, bob);
+    const marks = { alice: alice.mark(), bob: bob.mark() };
+    const blockedAt = Date.now();
+    await lab.blockUdp('alice');
+    try {
+      await Promise.all([alice.callState('reconnecting', { since: marks.alice, timeoutMs: 15_000 }), bob.callState('reconnecting', { since: marks.bob, timeoutMs: 15_000 })]);
+      await faultLasts(20_000 - (Date.now() - blockedAt));
+      await lab.unblockUdp('alice');
+      const restoredAt = Date.now();
+      const [a, b] = await Promise.all([
+        alice.callState('connected', { since: marks.alice, timeoutMs: 20_000 }),
+        bob.callState('connected', { since: marks.bob, timeoutMs: 20_000 }),
+      ]);
+      await Promise.all([alice.audio(true, { since: marks.alice, timeoutMs: 10_000 }), bob.audio(true, { since: marks.bob, timeoutMs: 10_000 })]);
+      t.diagnostic(`UDP restored → connected at alice ${a.t - restoredAt} ms, at bob ${b.t - restoredAt} ms`);
+      assert.deepEqual([...alice.eventsOf('ended', marks.alice), ...bob.eventsOf('ended', marks.bob)], [], 'the call survived');
+    } finally {
+      await lab.unblockUdp('alice');
+      await hangUp(bob, alice).catch(() => undefined);
+    }
+  });
+
+  test('UDP blocked for longer than mediaRecoveryTimeoutMs: both sides end with ice_failed', async (t) => {
+    await connectedCall(alice, bob);
+    const marks = { alice: alice.mark(), bob: bob.mark() };
+    const blockedAt = Date.now();
+    await lab.blockUdp('alice');
+    try {
+        const [a, b] = await Promise.all([
+          alice.waitFor('ended', () => true, { since: marks.alice, timeoutMs: RECOVERY_MS + 20_000 }),
+          bob.waitFor('ended', () => true, { since: marks.bob, timeoutMs: RECOVERY_MS + 20_000 }),
+        ]);
+        t.diagnostic(`ended ${Date.now() - blockedAt} ms after the block: alice ${a.reason}, bob ${b.reason} (by ${b.by ?? a.by})`);
+        assert.equal(a.reason, 'ice_failed');
+        assert.equal(b.reason, 'ice_failed');
+    } finally {
+      await lab.unblockUdp('alice');
+    }
+  });
+
+  test('TURN blocked and direct paths blocked: the call never connects and ends ice_failed on both sides', async () => {
+    await lab.blockTurn();
+    try {
+        const marks = { alice: alice.mark(), bob: bob.mark() };
+        const { callId } = await alice.call(bob.name);
+        await bob.waitFor('incoming', (e) => e.callId === callId, { since: marks.bob });
+        await bob.accept();
+        const [a, b] = await Promise.all([
+          alice.waitFor('ended', () => true, { since: marks.alice, timeoutMs: RECOVERY_MS + 20_000 }),
+          bob.waitFor('ended', () => true, { since: marks.bob, timeoutMs: RECOVERY_MS + 20_000 }),
+        ]);
+        assert.equal(a.reason, 'ice_failed');
+        assert.equal(b.reason, 'ice_failed');
+        assert.deepEqual([...alice.eventsOf('call', marks.alice), ...bob.eventsOf('call', marks.bob)].filter((e) => e.state === 'connected'), [], 'never connected');
+    } finally {
+      await lab.unblockTurn();
+      await hangUp(alice, bob).catch(() => undefined);
+    }
+  });
+});
