@@ -24,6 +24,11 @@ import { Negotiator } from './negotiation.js';
 import { MediaRecovery } from './recovery.js';
 import type { CallDirection, CallEndInfo, CallEndReason, CallState, LocalFlags } from './types.js';
 
+/** How often a connected call checks that audio packets still arrive. */
+export const STALL_CHECK_MS = 1000;
+/** Checks in a row without a packet that make a stall (the path died before ICE says so). */
+const STALL_CHECKS = 2;
+
 /** How long a restart offer may wait for the server's ack before the socket is taken for dead. */
 export const RESTART_ACK_TIMEOUT_MS = 2000;
 
@@ -74,6 +79,10 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   private everConnected = false;
   /** The media link is lost or failed (so the transport probe goes once per loss). */
   private mediaDown = false;
+  /** Watches received packets while connected (see `checkStall`). */
+  private stallTimer: ReturnType<typeof setInterval> | null = null;
+  private lastPackets = -1;
+  private quietChecks = 0;
   private readonly recovery: MediaRecovery;
   /** The negotiator's exchange count when the media last changed: a new exchange is a restart done. */
   private seenExchanges = 0;
@@ -331,6 +340,38 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.refresh();
   }
 
+  /**
+   * ICE takes seconds to call a dead path `disconnected` (consent checks
+   * time out; 5.8 s after a network change in the lab), while audio stops at
+   * once. Received packets are counted every second: none for two checks in
+   * a row on a link that still says connected is a loss all the same, so the
+   * socket is probed and ICE restarted now. Once per stall: packets must flow
+   * again before another one counts.
+   */
+  private async checkStall(): Promise<void> {
+    const pc = this.negotiator?.pc;
+    if (!pc || this.isOver()) return;
+    let packets = 0;
+    try {
+      const report = await pc.getStats();
+      report.forEach((stat: { type?: string; kind?: string; mediaType?: string; packetsReceived?: number }) => {
+        if (stat.type === 'inbound-rtp' && (stat.kind ?? stat.mediaType) === 'audio') packets += stat.packetsReceived ?? 0;
+      });
+    } catch {
+      return; // closed meanwhile
+    }
+    if (this.isOver()) return;
+    const quiet = packets === this.lastPackets && this.negotiator?.link === 'connected' && this.resumeMark === null;
+    this.lastPackets = packets;
+    if (!quiet) {
+      this.quietChecks = 0;
+      return;
+    }
+    if (++this.quietChecks !== STALL_CHECKS) return;
+    this.host.probeTransport();
+    this.recovery.kick();
+  }
+
   /** Recovery's restart: with the freshest ICE servers, or first a resumption when their credentials are about to expire. */
   private restartIce(): void {
     const negotiator = this.negotiator;
@@ -402,6 +443,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
       this.recovery.restarted();
     }
     const link = negotiator.link;
+    if (link === 'connected') this.stallTimer ??= setInterval(() => void this.checkStall(), STALL_CHECK_MS);
     if ((link === 'lost' || link === 'failed') && !this.mediaDown && this.everConnected) this.host.probeTransport();
     this.mediaDown = link === 'lost' || link === 'failed';
     this.recovery.update(link);
@@ -461,6 +503,8 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.ended = { ...info, ...(durationMs === undefined ? {} : { durationMs }) };
     if (this.ended.by === undefined) delete this.ended.by;
     this.recovery.stop();
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
     this.negotiator?.close();
     stopTracks(this.localMedia);
     this.host.forget(this);
