@@ -35,7 +35,8 @@ const args = [
   '--import',
   'tsx',
   '--test',
-  '--test-timeout=120000',
+  // A network-lab file (its lab, several calls through blocked networks) runs up to ~2 min on a loaded machine.
+  '--test-timeout=240000',
   `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
   ...selected,
 ];

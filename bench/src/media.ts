@@ -16,29 +16,13 @@
  * Needs root, nftables and coturn. The report also goes to bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { connectedCall, hangUp } from '../../test/lab/calls.js';
+import { audioBack, connectedCall, hangUp, startPair } from '../../test/lab/calls.js';
 import type { LabPhone } from '../../test/lab/lab-phone.js';
 import { NetLab } from '../../test/lab/netlab.js';
 import { max, median } from './stats.js';
 
 const REPS = Number(process.env.REPS ?? 10);
-const ALICE_HZ = 440;
-const BOB_HZ = 880;
-
 type Figures = Record<string, number[]>;
-
-async function pair(lab: NetLab): Promise<[LabPhone, LabPhone]> {
-  return Promise.all([
-    lab.phone('alice', { audio: { send: ALICE_HZ, expect: BOB_HZ } }),
-    lab.phone('bob', { audio: { send: BOB_HZ, expect: ALICE_HZ } }),
-  ]);
-}
-
-/** When the tone, gone since `since`, is heard again at `phone`. */
-async function audioBack(phone: LabPhone, since: number): Promise<number> {
-  const gone = await phone.audio(false, { since, timeoutMs: 30_000 });
-  return (await phone.waitFor('audio', (e) => e.present && e.t >= gone.t, { since, timeoutMs: 30_000 })).t;
-}
 
 /** A phone's phone-state, call-state and audio changes since `since`, in ms after `t0`. */
 function timeline(phone: LabPhone, since: number, t0: number): string {
@@ -54,7 +38,7 @@ async function callsAndMoves(figures: Figures): Promise<void> {
   // A bench places more calls to one callee than a user may (6 a minute): the rate limits are off.
   const lab = await NetLab.start({ serverEnv: { RATE_LIMITS: 'off' } });
   try {
-    const [alice, bob] = await pair(lab);
+    const [alice, bob] = await startPair(lab);
     for (let rep = 1; rep <= REPS; rep++) {
       const placed = await connectedCall(alice, bob);
       figures['call() → first audio at the callee (ms)']!.push(placed.firstAudioMs.callee);
@@ -77,7 +61,7 @@ async function callsAndMoves(figures: Figures): Promise<void> {
 async function signallingDrops(figures: Figures): Promise<void> {
   const lab = await NetLab.start({ serverEnv: { PING_INTERVAL_MS: '1000', PING_TIMEOUT_MS: '1000', RATE_LIMITS: 'off' } });
   try {
-    const [alice, bob] = await pair(lab);
+    const [alice, bob] = await startPair(lab);
     await connectedCall(alice, bob);
     for (let rep = 1; rep <= REPS; rep++) {
       const mark = alice.mark();

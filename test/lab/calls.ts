@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { pollUntil } from '../support/wait.js';
 import type { AudioCounters, SelectedPair, StatsResult } from './agent-protocol.js';
 import type { LabPhone } from './lab-phone.js';
+import { LAB, type NetLab } from './netlab.js';
 
 /** Setting up a call through TURN (gathering, checks, DTLS) on a loaded 2-core machine. */
 export const CONNECT_TIMEOUT_MS = 20_000;
@@ -91,4 +92,35 @@ export function describePair(pair: SelectedPair | null): string {
   if (!pair) return 'none';
   const end = (c: SelectedPair['local']) => `${c.type} ${c.protocol} ${c.address}:${c.port}${c.relayProtocol ? ` (via ${c.relayProtocol})` : ''}`;
   return `${end(pair.local)} ⇄ ${end(pair.remote)}`;
+}
+
+/** The tones alice and bob send (each expects the other's). */
+export const ALICE_HZ = 440;
+export const BOB_HZ = 880;
+
+/** Alice and bob, each a phone agent in its own namespace of `lab`. */
+export function startPair(lab: NetLab): Promise<[LabPhone, LabPhone]> {
+  return Promise.all([
+    lab.phone('alice', { audio: { send: ALICE_HZ, expect: BOB_HZ } }),
+    lab.phone('bob', { audio: { send: BOB_HZ, expect: ALICE_HZ } }),
+  ]);
+}
+
+/** Both phones' selected pairs go through the lab's coturn; returns the pairs, described. */
+export async function assertBothRelayed(alice: LabPhone, bob: LabPhone): Promise<string> {
+  const [atAlice, atBob] = await Promise.all([alice.stats(), bob.stats()]);
+  assertRelayed(atAlice.pair, LAB.services, 'alice');
+  assertRelayed(atBob.pair, LAB.services, 'bob');
+  return `alice: ${describePair(atAlice.pair)}; bob: ${describePair(atBob.pair)}`;
+}
+
+/** Resolves once the tone, gone since `since`, is heard again at `phone`: with when it came back (epoch ms). */
+export async function audioBack(phone: LabPhone, since: number, timeoutMs = 30_000): Promise<number> {
+  const gone = await phone.audio(false, { since, timeoutMs });
+  return (await phone.waitFor('audio', (e) => e.present && e.t >= gone.t, { since, timeoutMs })).t;
+}
+
+/** Resolves once both phones' calls have ended (from their marks on), with how each ended. */
+export async function bothEnded([a, b]: readonly [LabPhone, LabPhone], [markA, markB]: readonly [number, number], timeoutMs: number) {
+  return Promise.all([a.waitFor('ended', () => true, { since: markA, timeoutMs }), b.waitFor('ended', () => true, { since: markB, timeoutMs })]);
 }

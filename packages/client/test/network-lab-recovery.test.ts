@@ -12,19 +12,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LabPhone } from '../../../test/lab/lab-phone.js';
 import { NetLab } from '../../../test/lab/netlab.js';
-import { connectedCall, hangUp } from '../../../test/lab/calls.js';
+import { audioBack, bothEnded, connectedCall, hangUp, startPair } from '../../../test/lab/calls.js';
 
-const ALICE_HZ = 440;
-const BOB_HZ = 880;
 /** The SDK's default: what a user gets. */
 const RECOVERY_MS = 30_000;
-
-/** Resolves once the tone stops and then is heard again at `phone` (from `since` on), with when it came back. */
-async function audioBack(phone: LabPhone, since: number, timeoutMs: number): Promise<number> {
-  const gone = await phone.audio(false, { since, timeoutMs });
-  const back = await phone.waitFor('audio', (e) => e.present && e.t >= gone.t, { since, timeoutMs });
-  return back.t;
-}
 
 /** How long a fault lasts is the scenario itself here: the one deliberate wait, named for what it is. */
 function faultLasts(ms: number): Promise<void> {
@@ -38,10 +29,7 @@ describe('network lab: media that heals itself', () => {
 
   before(async () => {
     lab = await NetLab.start();
-    [alice, bob] = await Promise.all([
-      lab.phone('alice', { audio: { send: ALICE_HZ, expect: BOB_HZ } }),
-      lab.phone('bob', { audio: { send: BOB_HZ, expect: ALICE_HZ } }),
-    ]);
+    [alice, bob] = await startPair(lab);
   });
 
   after(async () => {
@@ -95,15 +83,13 @@ describe('network lab: media that heals itself', () => {
     const blockedAt = Date.now();
     await lab.blockUdp('alice');
     try {
-        const [a, b] = await Promise.all([
-          alice.waitFor('ended', () => true, { since: marks.alice, timeoutMs: RECOVERY_MS + 20_000 }),
-          bob.waitFor('ended', () => true, { since: marks.bob, timeoutMs: RECOVERY_MS + 20_000 }),
-        ]);
-        t.diagnostic(`ended ${Date.now() - blockedAt} ms after the block: alice ${a.reason}, bob ${b.reason} (by ${b.by ?? a.by})`);
-        assert.equal(a.reason, 'ice_failed');
-        assert.equal(b.reason, 'ice_failed');
+      const [a, b] = await bothEnded([alice, bob], [marks.alice, marks.bob], RECOVERY_MS + 20_000);
+      t.diagnostic(`ended ${Date.now() - blockedAt} ms after the block: alice ${a.reason}, bob ${b.reason} (by ${b.by ?? a.by})`);
+      assert.equal(a.reason, 'ice_failed');
+      assert.equal(b.reason, 'ice_failed');
     } finally {
       await lab.unblockUdp('alice');
+      await hangUp(alice, bob).catch(() => undefined);
     }
   });
 
@@ -114,12 +100,9 @@ describe('network lab: media that heals itself', () => {
         const { callId } = await alice.call(bob.name);
         await bob.waitFor('incoming', (e) => e.callId === callId, { since: marks.bob });
         await bob.accept();
-        const [a, b] = await Promise.all([
-          alice.waitFor('ended', () => true, { since: marks.alice, timeoutMs: RECOVERY_MS + 20_000 }),
-          bob.waitFor('ended', () => true, { since: marks.bob, timeoutMs: RECOVERY_MS + 20_000 }),
-        ]);
-        assert.equal(a.reason, 'ice_failed');
-        assert.equal(b.reason, 'ice_failed');
+      const [a, b] = await bothEnded([alice, bob], [marks.alice, marks.bob], RECOVERY_MS + 20_000);
+      assert.equal(a.reason, 'ice_failed');
+      assert.equal(b.reason, 'ice_failed');
         assert.deepEqual([...alice.eventsOf('call', marks.alice), ...bob.eventsOf('call', marks.bob)].filter((e) => e.state === 'connected'), [], 'never connected');
     } finally {
       await lab.unblockTurn();

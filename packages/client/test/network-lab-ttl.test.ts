@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LabPhone } from '../../../test/lab/lab-phone.js';
-import { LAB, NetLab } from '../../../test/lab/netlab.js';
-import { assertRelayed, connectedCall, describePair, hangUp } from '../../../test/lab/calls.js';
+import { NetLab } from '../../../test/lab/netlab.js';
+import { assertBothRelayed, connectedCall, hangUp, startPair } from '../../../test/lab/calls.js';
 
 const TURN_TTL_S = 60;
 const AGE_MS = 90_000;
@@ -33,10 +33,7 @@ describe('network lab: TURN credentials older than their TTL', () => {
 
   before(async () => {
     lab = await NetLab.start({ turnTtlS: TURN_TTL_S });
-    [alice, bob] = await Promise.all([
-      lab.phone('alice', { audio: { send: 440, expect: 880 } }),
-      lab.phone('bob', { audio: { send: 880, expect: 440 } }),
-    ]);
+    [alice, bob] = await startPair(lab);
     signedInAt = Date.now();
   });
 
@@ -53,10 +50,7 @@ describe('network lab: TURN credentials older than their TTL', () => {
 
     const placed = await connectedCall(alice, bob);
     t.diagnostic(`call() → both connected ${placed.connectMs} ms; → tone at bob ${placed.firstAudioMs.callee} ms, at alice ${placed.firstAudioMs.caller} ms`);
-    const [atAlice, atBob] = await Promise.all([alice.stats(), bob.stats()]);
-    t.diagnostic(`alice: ${describePair(atAlice.pair)}; bob: ${describePair(atBob.pair)}`);
-    assertRelayed(atAlice.pair, LAB.services, 'alice');
-    assertRelayed(atBob.pair, LAB.services, 'bob');
+    t.diagnostic(await assertBothRelayed(alice, bob));
 
     // coturn granted allocations to both, each under a user name whose expiry was issued at the call, not at sign-in.
     const allocations = lab.turnAllocations();
