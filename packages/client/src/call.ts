@@ -21,12 +21,11 @@ import {
   resumed,
 } from './internal.js';
 import { Negotiator } from './negotiation.js';
+import { QualityTracker, type RemoteQuality, ReportPacer, SAMPLE_EVERY_MS, readStats } from './quality.js';
 import { MediaRecovery } from './recovery.js';
 import type { CallDirection, CallEndInfo, CallEndReason, CallState, LocalFlags } from './types.js';
 
-/** How often a connected call checks that audio packets still arrive. */
-export const STALL_CHECK_MS = 1000;
-/** Checks in a row without a packet that make a stall (the path died before ICE says so). */
+/** Samples in a row (one a second) without a packet that make a stall (the path died before ICE says so). */
 const STALL_CHECKS = 2;
 
 /** How long a restart offer may wait for the server's ack before the socket is taken for dead. */
@@ -79,9 +78,11 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   private everConnected = false;
   /** The media link is lost or failed (so the transport probe goes once per loss). */
   private mediaDown = false;
-  /** Watches received packets while connected (see `checkStall`). */
-  private stallTimer: ReturnType<typeof setInterval> | null = null;
-  private lastPackets = -1;
+  /** Samples the media once a second from its first connection to the end (see `sampleQuality`). */
+  private sampleTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly tracker = new QualityTracker();
+  private readonly pacer = new ReportPacer();
+  private peerQuality: RemoteQuality | null = null;
   private quietChecks = 0;
   private readonly recovery: MediaRecovery;
   /** The negotiator's exchange count when the media last changed: a new exchange is a restart done. */
@@ -147,6 +148,11 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   /** The local audio sent to the peer (from the phone's `media` option), once acquired. */
   get localStream(): MediaStream | undefined {
     return this.localMedia;
+  }
+
+  /** The peer's view of the media it receives, as its last `call:quality` report said; null before one came. */
+  get remoteQuality(): Readonly<RemoteQuality> | null {
+    return this.peerQuality;
   }
 
   /** Why and how the call ended, once it has. */
@@ -262,6 +268,10 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
         return this.refresh();
       case 'call:reconnected':
         return this.onPeerBack();
+      case 'call:quality':
+        this.peerQuality = { level: d.payload.level, warnings: d.payload.warnings };
+        this.emit(CallEvent.RemoteQuality, this.peerQuality);
+        return;
       case 'webrtc:offer':
         void this.ensureNegotiator()?.handleOffer(d.payload.sdp);
         return;
@@ -341,28 +351,44 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   }
 
   /**
-   * ICE takes seconds to call a dead path `disconnected` (consent checks
-   * time out; 5.8 s after a network change in the lab), while audio stops at
-   * once. Received packets are counted every second: none for two checks in
-   * a row on a link that still says connected is a loss all the same, so the
-   * socket is probed and ICE restarted now. Once per stall: packets must flow
-   * again before another one counts.
+   * One sample a second of the media received: the `quality` event, warnings
+   * raised and cleared, a `call:quality` report when one is due, and the
+   * stall check.
    */
-  private async checkStall(): Promise<void> {
+  private async sampleQuality(): Promise<void> {
     const pc = this.negotiator?.pc;
     if (!pc || this.isOver()) return;
-    let packets = 0;
+    let report: RTCStatsReport;
     try {
-      const report = await pc.getStats();
-      report.forEach((stat: { type?: string; kind?: string; mediaType?: string; packetsReceived?: number }) => {
-        if (stat.type === 'inbound-rtp' && (stat.kind ?? stat.mediaType) === 'audio') packets += stat.packetsReceived ?? 0;
-      });
+      report = await pc.getStats();
     } catch {
       return; // closed meanwhile
     }
     if (this.isOver()) return;
-    const quiet = packets === this.lastPackets && this.negotiator?.link === 'connected' && this.resumeMark === null;
-    this.lastPackets = packets;
+    const now = Date.now();
+    const result = this.tracker.add(readStats(report, now));
+    if (!result) return;
+    const { sample, raised, cleared } = result;
+    this.checkStall(sample.packets);
+    this.emit(CallEvent.Quality, sample);
+    for (const name of raised) this.emit(CallEvent.Warning, name);
+    for (const name of cleared) this.emit(CallEvent.WarningCleared, name);
+    if (this.host.online && this.pacer.due(sample, now)) {
+      const { mos, rttMs, jitterMs, lossPct, level, warnings } = sample;
+      this.host.relay('call:quality', { callId: this.id, mos, rttMs, jitterMs, lossPct, level, warnings });
+    }
+  }
+
+  /**
+   * ICE takes seconds to call a dead path `disconnected` (consent checks
+   * time out; 5.8 s after a network change in the lab), while audio stops at
+   * once. No packet for two samples in a row on a link that still says
+   * connected is a loss all the same, so the socket is probed and ICE
+   * restarted now. Once per stall: packets must flow again before another
+   * one counts.
+   */
+  private checkStall(packets: number): void {
+    const quiet = packets === 0 && this.negotiator?.link === 'connected' && this.resumeMark === null;
     if (!quiet) {
       this.quietChecks = 0;
       return;
@@ -443,7 +469,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
       this.recovery.restarted();
     }
     const link = negotiator.link;
-    if (link === 'connected') this.stallTimer ??= setInterval(() => void this.checkStall(), STALL_CHECK_MS);
+    if (link === 'connected') this.sampleTimer ??= setInterval(() => void this.sampleQuality(), SAMPLE_EVERY_MS);
     if ((link === 'lost' || link === 'failed') && !this.mediaDown && this.everConnected) this.host.probeTransport();
     this.mediaDown = link === 'lost' || link === 'failed';
     this.recovery.update(link);
@@ -503,8 +529,8 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.ended = { ...info, ...(durationMs === undefined ? {} : { durationMs }) };
     if (this.ended.by === undefined) delete this.ended.by;
     this.recovery.stop();
-    if (this.stallTimer) clearInterval(this.stallTimer);
-    this.stallTimer = null;
+    if (this.sampleTimer) clearInterval(this.sampleTimer);
+    this.sampleTimer = null;
     this.negotiator?.close();
     stopTracks(this.localMedia);
     this.host.forget(this);

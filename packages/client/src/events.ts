@@ -5,6 +5,8 @@
  */
 import type { SwitchboardError } from './errors.js';
 import type { Call } from './call.js';
+import type { QualitySample, RemoteQuality } from './quality.js';
+import type { QualityWarning } from '@switchboard/protocol/wire';
 import type {
   CallEndInfo,
   CallState,
@@ -60,6 +62,14 @@ export enum CallEvent {
   RemoteStream = 'remoteStream',
   /** Something went wrong in the call that no promise could report (a control the server refused, a failed re-negotiation). */
   Error = 'error',
+  /** About once a second from the first connection: the received media's MOS, RTT, jitter, loss, level and warnings. */
+  Quality = 'quality',
+  /** A quality warning was raised (after several bad samples). Payload: its name. */
+  Warning = 'warning',
+  /** A raised warning cleared (after several good samples). Payload: its name. */
+  WarningCleared = 'warning-cleared',
+  /** The peer reported how it receives our media (`call.remoteQuality`). An addition to the SDK contract. */
+  RemoteQuality = 'remote-quality',
 }
 
 export type CallEventCallbacks = {
@@ -69,4 +79,8 @@ export type CallEventCallbacks = {
   local: (flags: Readonly<LocalFlags>) => void;
   remoteStream: (stream: MediaStream) => void;
   error: (error: SwitchboardError) => void;
+  quality: (sample: QualitySample) => void;
+  warning: (name: QualityWarning) => void;
+  'warning-cleared': (name: QualityWarning) => void;
+  'remote-quality': (quality: Readonly<RemoteQuality>) => void;
 };

@@ -17,3 +17,6 @@ export {
 } from './reconnect-policy.js';
 export { TypedEmitter } from './emitter.js';
 export type * from './types.js';
+export type { QualitySample, RemoteQuality } from './quality.js';
+export type { QualityLevel, QualityWarning, QualityReport, QualitySummary, CallQuality } from '@switchboard/protocol/wire';
+export { estimateMos, WARNING_THRESHOLDS, RAISE_AFTER, CLEAR_AFTER } from './quality-model.js';

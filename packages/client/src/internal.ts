@@ -21,7 +21,7 @@ export const networkChanged = Symbol('networkChanged');
 export const endLocally = Symbol('endLocally');
 
 /** The server events about one call, routed by the phone to it: the protocol's lists of them. */
-export const CALL_SERVER_EVENTS = [...CALL_STATE_EVENTS, ...CONTROL_EVENTS, ...RELAY_EVENTS] as const;
+export const CALL_SERVER_EVENTS = [...CALL_STATE_EVENTS, ...CONTROL_EVENTS, ...RELAY_EVENTS, 'call:quality'] as const;
 export type CallServerEvent = (typeof CALL_SERVER_EVENTS)[number];
 
 export type Delivery = { [E in CallServerEvent]: { event: E; payload: ServerPayload<E> } }[CallServerEvent];
@@ -38,7 +38,7 @@ export interface CallHost {
   /** Emits with an ack (waiting `timeoutMs`, or the phone's request timeout); resolves on `ok`, rejects with a `SwitchboardError`. */
   request(event: ClientEventName, payload: { callId: CallId; [field: string]: unknown }, timeoutMs?: number): Promise<void>;
   /** Emits without an ack (relay events); dropped while offline. A failure comes back as `call:error`. */
-  relay(event: 'webrtc:offer' | 'webrtc:answer' | 'webrtc:ice-candidate', payload: object): void;
+  relay(event: 'webrtc:offer' | 'webrtc:answer' | 'webrtc:ice-candidate' | 'call:quality', payload: object): void;
   acquireMedia(): Promise<MediaStream>;
   /** The TURN credentials at hand expire soon: an ICE restart should wait for fresh ones. */
   credentialsStale(): boolean;

@@ -16,6 +16,7 @@ import type {
   AuthHandshakePayload,
   CallEndPayload,
   CallIdPayload,
+  CallQualityPayload,
   CallRequestPayload,
   IceCandidateInit,
   IceCandidatePayload,
@@ -23,6 +24,7 @@ import type {
   ReconnectAttemptPayload,
   SdpPayload,
 } from './schemas.js';
+import type { QualityLevel, QualityWarning } from './quality.js';
 
 export interface ErrorBody {
   code: ErrorCode;
@@ -120,6 +122,8 @@ export interface ClientToServerEvents extends ControlHandlers {
   'webrtc:offer': (payload: SdpPayload, ack?: Ack) => void;
   'webrtc:answer': (payload: SdpPayload, ack?: Ack) => void;
   'webrtc:ice-candidate': (payload: IceCandidatePayload, ack?: Ack) => void;
+  /** v1.1: a party's view of the media it receives, at most once a second. */
+  'call:quality': (payload: CallQualityPayload, ack?: Ack<{ callId: CallId; dropped?: true }>) => void;
 }
 export type ClientEventName = keyof ClientToServerEvents;
 
@@ -132,6 +136,8 @@ export interface AckData extends CallAcks, RelayAcks {
   'user:list': { users: PresenceUser[] };
   /** v1.1: `iceServers` issued now for the caller. */
   'call:request': { callId: CallId; iceServers: IceServer[] };
+  /** v1.1: `dropped` when the report came sooner than a second after the last one (an addition to the contract). */
+  'call:quality': { callId: CallId; dropped?: true };
 }
 
 /**
@@ -181,6 +187,8 @@ export interface ServerToClientEvents extends ControlNotices {
   'reconnect:failed': (payload: { reason: ReconnectFailReason; message?: string }) => void;
   'call:reconnecting': (payload: { callId: CallId; userId: UserId }) => void;
   'call:reconnected': (payload: { callId: CallId; userId: UserId }) => void;
+  /** v1.1: the peer's view of the media it receives. */
+  'call:quality': (payload: { callId: CallId; userId: UserId; level: QualityLevel; warnings: QualityWarning[] }) => void;
 }
 export type ServerEventName = keyof ServerToClientEvents;
 export type ServerPayload<E extends ServerEventName> = Parameters<ServerToClientEvents[E]>[0];

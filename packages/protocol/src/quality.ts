@@ -55,6 +55,10 @@ export interface CallQuality {
 
 const LEVEL_RANK: Record<QualityLevel, number> = { good: 0, fair: 1, poor: 2 };
 
+function worse(a: QualityLevel, b: QualityLevel): QualityLevel {
+  return LEVEL_RANK[b] > LEVEL_RANK[a] ? b : a;
+}
+
 /** `summary` with one more report folded in (a new summary when there was none). */
 export function addToSummary(summary: QualitySummary | undefined, r: QualityReport): QualitySummary {
   if (!summary) {
@@ -75,6 +79,27 @@ export function addToSummary(summary: QualitySummary | undefined, r: QualityRepo
     rttMs: fold(summary.rttMs, r.rttMs),
     jitterMs: fold(summary.jitterMs, r.jitterMs),
     lossPct: fold(summary.lossPct, r.lossPct),
-    worstLevel: LEVEL_RANK[r.level] > LEVEL_RANK[summary.worstLevel] ? r.level : summary.worstLevel,
+    worstLevel: worse(summary.worstLevel, r.level),
+  };
+}
+
+/**
+ * Two summaries of one party's reports over disjoint stretches of a call, as
+ * one: what a node had already saved and what it gathered since (or what two
+ * nodes gathered when the party moved between them).
+ */
+export function mergeSummaries(a: QualitySummary | undefined, b: QualitySummary | undefined): QualitySummary | undefined {
+  if (!a || a.samples === 0) return b;
+  if (!b || b.samples === 0) return a;
+  const n = a.samples + b.samples;
+  const mean = (x: number, y: number) => (x * a.samples + y * b.samples) / n;
+  const stat = (x: QualityStat, y: QualityStat): QualityStat => ({ mean: mean(x.mean, y.mean), max: Math.max(x.max, y.max) });
+  return {
+    samples: n,
+    mos: { min: Math.min(a.mos.min, b.mos.min), mean: mean(a.mos.mean, b.mos.mean) },
+    rttMs: stat(a.rttMs, b.rttMs),
+    jitterMs: stat(a.jitterMs, b.jitterMs),
+    lossPct: stat(a.lossPct, b.lossPct),
+    worstLevel: worse(a.worstLevel, b.worstLevel),
   };
 }

@@ -11,6 +11,7 @@ import {
   MAX_TOKEN_LENGTH,
   MAX_USER_ID_LENGTH,
 } from './limits.js';
+import { QUALITY_LEVELS, QUALITY_RANGES, QUALITY_WARNINGS } from './quality.js';
 
 const token = z.string().min(1).max(MAX_TOKEN_LENGTH);
 const callId = z.guid();
@@ -43,6 +44,21 @@ export const iceCandidateInitSchema = z.object({
 });
 export const iceCandidateSchema = z.object({ callId, candidate: iceCandidateInitSchema.nullable() });
 
+const inRange = ([min, max]: readonly [number, number]) => z.number().finite().min(min).max(max);
+/** `call:quality` (v1.1): a party's view of the media it receives; each number within `QUALITY_RANGES`, each warning named once. */
+export const callQualitySchema = z.object({
+  callId,
+  mos: inRange(QUALITY_RANGES.mos),
+  rttMs: inRange(QUALITY_RANGES.rttMs),
+  jitterMs: inRange(QUALITY_RANGES.jitterMs),
+  lossPct: inRange(QUALITY_RANGES.lossPct),
+  level: z.enum(QUALITY_LEVELS),
+  warnings: z
+    .array(z.enum(QUALITY_WARNINGS))
+    .max(QUALITY_WARNINGS.length)
+    .refine((w) => new Set(w).size === w.length, 'each warning at most once'),
+});
+
 export type AuthHandshakePayload = z.infer<typeof authHandshakeSchema>;
 export type ReconnectAttemptPayload = z.infer<typeof reconnectAttemptSchema>;
 export type Media = z.infer<typeof mediaSchema>;
@@ -50,6 +66,7 @@ export type CallRequestPayload = z.infer<typeof callRequestSchema>;
 export type CallIdPayload = z.infer<typeof callIdSchema>;
 export type CallEndPayload = z.infer<typeof callEndSchema>;
 export type EndReason = (typeof END_REASONS)[number];
+export type CallQualityPayload = z.infer<typeof callQualitySchema>;
 export type SdpPayload = z.infer<typeof sdpSchema>;
 export type IceCandidateInit = z.infer<typeof iceCandidateInitSchema>;
 export type IceCandidatePayload = z.infer<typeof iceCandidateSchema>;

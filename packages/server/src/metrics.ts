@@ -4,7 +4,13 @@
  * in Redis mode only their sum over nodes means anything: graph `sum(...)`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QualitySummary, QualityWarning } from '@switchboard/protocol';
 import type { CallHooks } from './calls/hooks.js';
+
+/** A histogram of one quality measure, observed once per party per call (its mean over the call). */
+function qualityHistogram(registry: Registry, name: string, help: string, buckets: number[]): Histogram<'role'> {
+  return new Histogram({ name: `switchboard_call_quality_${name}`, help, labelNames: ['role'] as const, buckets, registers: [registry] });
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -88,8 +94,35 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** v1.1 call quality: one observation per party per call that reported, of its mean over the call. */
+  readonly qualityMos = qualityHistogram(this.registry, 'mos', 'Mean estimated MOS a party reported over a call, by role', [1.5, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.4]);
+  readonly qualityRtt = qualityHistogram(this.registry, 'rtt_seconds', 'Mean round-trip time a party reported over a call, by role', [0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 1, 2]);
+  readonly qualityJitter = qualityHistogram(this.registry, 'jitter_seconds', 'Mean jitter of received audio a party reported over a call, by role', [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2]);
+  readonly qualityLoss = qualityHistogram(this.registry, 'loss_ratio', 'Mean fraction of received audio packets lost that a party reported over a call, by role', [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]);
+  private readonly warningCounts = new PlainCounts<'warning'>();
+  readonly qualityWarnings: Counter<'warning'> = new Counter({
+    name: 'switchboard_call_quality_warnings_total',
+    help: 'Quality warnings raised by parties of calls (counted when a report first carries one), by name',
+    labelNames: ['warning'] as const,
+    registers: [this.registry],
+    collect: () => this.warningCounts.handTo(this.qualityWarnings),
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_process_' });
+  }
+
+  /** Counts a quality warning a party raised. */
+  qualityWarning(warning: QualityWarning): void {
+    this.warningCounts.of(warning, { warning }).inc();
+  }
+
+  /** Observes one party's quality summary of a call. */
+  observeQuality(role: 'caller' | 'callee', summary: QualitySummary): void {
+    this.qualityMos.observe({ role }, summary.mos.mean);
+    this.qualityRtt.observe({ role }, summary.rttMs.mean / 1000);
+    this.qualityJitter.observe({ role }, summary.jitterMs.mean / 1000);
+    this.qualityLoss.observe({ role }, summary.lossPct.mean / 100);
   }
 
   /** Counts one session-mail message. */
@@ -146,6 +179,9 @@ export function callMetrics(metrics: Metrics): CallHooks {
       if (call.answeredAt === null && call.outcome !== 'busy') metrics.ringingCalls.dec();
       if (call.answeredAt !== null) metrics.activeCalls.dec();
       metrics.callsTotal.inc({ outcome: history.caller.outcome });
+      const quality = history.caller.quality;
+      if (quality?.caller) metrics.observeQuality('caller', quality.caller);
+      if (quality?.callee) metrics.observeQuality('callee', quality.callee);
     },
   };
 }

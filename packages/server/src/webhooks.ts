@@ -14,7 +14,7 @@
  * (`https://user:pass@host/…`) are sent as HTTP Basic authorization.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { CallId, UserId, UserRef } from '@switchboard/protocol';
+import type { CallId, CallQuality, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord } from './calls/types.js';
 import { maskUrl } from './config.js';
 import type { Logger } from './logger.js';
@@ -58,6 +58,8 @@ export type WebhookEvent =
         durationMs: number;
         /** The history record each party got (`GET /api/calls`). */
         history: { caller: HistoryEntry; callee: HistoryEntry };
+        /** v1.1: each party's summary of its quality reports, when one reported. */
+        quality?: CallQuality;
       })
   | (WebhookBase & { type: 'call.unreachable' });
 
@@ -187,6 +189,7 @@ export class WebhookSender implements CallHooks {
       endedAt: history.caller.endedAt,
       durationMs: history.caller.durationMs,
       history,
+      ...(history.caller.quality ? { quality: history.caller.quality } : {}),
     };
     this.enqueue({ ...this.base('call.ended', call), ...rest });
     if (history.caller.outcome === 'missed') this.enqueue({ ...this.base('call.missed', call), ...rest });

@@ -7,7 +7,7 @@
  * read has changed. A backend makes that one commit atomic (a Lua script in
  * Redis) and everything else follows.
  */
-import type { CallId, CallOutcome, SessionId, UserId, UserRef } from '@switchboard/protocol';
+import type { CallId, CallOutcome, CallQuality, Media, SessionId, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 
 /** Newest history entries kept per user, unless told otherwise (`HISTORY_LIMIT`). */
@@ -90,6 +90,10 @@ export interface HistoryEntry {
   answeredAt: number | null;
   endedAt: number;
   durationMs: number;
+  /** v1.1: what the call carried (absent in records written before v1.1). */
+  media?: Media;
+  /** v1.1: each party's summary of its quality reports, when one reported. */
+  quality?: CallQuality;
 }
 
 /** One entry to append to one user's history. */

@@ -70,6 +70,11 @@ export class Bindings {
     return true;
   }
 
+  /** The local sockets bound to a call (its parties that are on this node). */
+  connsOf(callId: string): readonly Conn[] {
+    return this.byCall.get(callId) ?? [];
+  }
+
   /** The `unbind` effect: the call ended (committed on this node). */
   unbindCall(callId: string): void {
     this.remember(callId);

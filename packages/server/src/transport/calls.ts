@@ -3,10 +3,11 @@
  * machine, commit atomically (retrying on a lost race), then carry out the
  * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
-import type { CallId, PresenceStatus } from '@switchboard/protocol';
+import type { CallId, CallQuality, PresenceStatus } from '@switchboard/protocol';
 import { applyCallEvent } from '../calls/machine.js';
 import { peerOf, roleOf } from '../calls/parties.js';
-import type { CallContext, CallInput, CallRecord, Effect, UserKey } from '../calls/types.js';
+import { type LocalSegment, callQualityOf } from '../calls/quality.js';
+import type { CallContext, CallInput, CallRecord, Effect, Role, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
@@ -44,7 +45,7 @@ interface EndedHistory {
   callee: HistoryAppend;
 }
 
-function historyOf(call: CallRecord, now: number): EndedHistory {
+function historyOf(call: CallRecord, now: number, quality: CallQuality | undefined): EndedHistory {
   const outcome = call.outcome ?? 'failed';
   const endedAt = call.endedAt ?? now;
   const reason = call.endReason ?? outcome;
@@ -61,6 +62,8 @@ function historyOf(call: CallRecord, now: number): EndedHistory {
     durationMs,
     direction,
     peer: { id: peer.userId, name: peer.name },
+    media: call.media,
+    ...(quality ? { quality } : {}),
   });
   return {
     caller: { key: userKey(call.tenant, call.caller.userId), entry: entry('outgoing', call.callee) },
@@ -185,7 +188,7 @@ export class CallRunner {
       const timerEffect = t.effects.find(isRingTimerEffect);
       // So are both parties' history records of a call this transition ends.
       const ended = t.effects.find((e): e is Extract<Effect, { kind: 'ended' }> => e.kind === 'ended');
-      const history = ended ? historyOf(ended.call, this.deps.now()) : undefined;
+      const history = ended ? this.historyOf(ended.call) : undefined;
       const commit: CallCommit = {
         call,
         expectVersion,
@@ -311,10 +314,21 @@ export class CallRunner {
 
   /** Tells the observers a call ended; writes its history too, unless its commit did (`stored`). */
   private async recordEnded(call: CallRecord, stored: EndedHistory | undefined): Promise<void> {
-    const history = stored ?? historyOf(call, this.deps.now());
+    const history = stored ?? this.historyOf(call);
     this.deps.observers.tell('ended', call, { caller: history.caller.entry, callee: history.callee.entry });
     // Both records in one round trip.
     if (!stored) await this.deps.store.appendHistory([history.caller, history.callee]);
+  }
+
+  /** Both parties' history records of an ended call, with the quality summaries the record and this node hold. */
+  private historyOf(call: CallRecord): EndedHistory {
+    const local: Partial<Record<Role, LocalSegment>> = {};
+    for (const conn of this.bindings.connsOf(call.id)) {
+      const report = conn.quality;
+      const role = conn.session && report?.callId === call.id ? roleOf(call, conn.session.id) : undefined;
+      if (role && report) local[role] = report;
+    }
+    return historyOf(call, this.deps.now(), callQualityOf(call, local));
   }
 
   private background(work: Promise<unknown>): void {

@@ -2,6 +2,8 @@
 import type { Server, Socket } from 'socket.io';
 import type {
   CallId,
+  QualitySummary,
+  QualityWarning,
   UserRef,
   ClientToServerEvents,
   InterServerEvents,
@@ -49,8 +51,24 @@ export interface Conn {
   bound: { callId: string; peer: SessionId } | null;
   /** The last relay still waiting on the store; later relays queue behind it to keep their order. */
   relayTail: Promise<void> | null;
+  /** This socket's quality reports for its active call (see quality.ts). */
+  quality: QualityState | null;
   /** Set when the server closes the socket on purpose, so its disconnect is not a transport loss. */
   closing: 'takeover' | 'closed' | null;
+}
+
+/** What a socket's `call:quality` reports add up to, for one call. */
+export interface QualityState {
+  callId: string;
+  /** Names this socket's stretch of reports in the call's record (`PartyQuality`). */
+  segment: string;
+  summary: QualitySummary;
+  /** When the last report was taken (reports less than a second apart are dropped). */
+  lastAt: number;
+  /** When `summary` was last saved into the call's record; null before the first save. */
+  savedAt: number | null;
+  /** The warnings the last report raised (a warning is counted when it first appears). */
+  warnings: readonly QualityWarning[];
 }
 
 export interface Deps {

@@ -16,6 +16,7 @@ import {
   authHandshakeSchema,
   callEndSchema,
   callIdSchema,
+  callQualitySchema,
   callRequestSchema,
   iceCandidateSchema,
   reconnectAttemptSchema,
@@ -28,6 +29,7 @@ import type { Conn, Deps } from './context.js';
 import { actorOf, logOf } from './context.js';
 import { refusals, SwitchboardError } from './errors.js';
 import type { Presence } from './presence.js';
+import { QualityReports } from './quality.js';
 import type { Relay, RelayPayload } from './relay.js';
 import type { Sessions } from './sessions.js';
 
@@ -60,6 +62,7 @@ export class Dispatcher {
         await calls.run({ type, callId: p.callId as CallId, by: actorOf(conn.session!) }, logOf(conn.session!));
         return { callId: p.callId };
       });
+    const quality = new QualityReports(deps, relay, calls);
     const entries: [ClientEventName, Route][] = [
       ['auth:handshake', route(authHandshakeSchema, false, (conn, p) => sessions.authenticate(conn, p.token))],
       ['reconnect:attempt', route(reconnectAttemptSchema, false, (conn, p) => sessions.resume(conn, p.token, p.sessionId))],
@@ -92,6 +95,7 @@ export class Dispatcher {
           }),
         ],
       ),
+      ['call:quality', route(callQualitySchema, true, (conn, p) => quality.report(conn, p))],
       ...RELAY_EVENTS.map((event: RelayEvent): [ClientEventName, Route] => [
         event,
         route<RelayPayload>(event === 'webrtc:ice-candidate' ? iceCandidateSchema : sdpSchema, true, (conn, p) =>

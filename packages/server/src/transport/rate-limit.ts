@@ -5,7 +5,7 @@
  */
 import type { ClientEventName } from '@switchboard/protocol';
 
-export type BucketClass = 'auth' | 'call' | 'relay' | 'control' | 'query' | 'unknown';
+export type BucketClass = 'auth' | 'call' | 'relay' | 'control' | 'quality' | 'query' | 'unknown';
 
 /** Capacity (burst) and refill per second of each class. */
 export const BUCKET_LIMITS: Record<BucketClass, { burst: number; perSecond: number }> = {
@@ -13,6 +13,8 @@ export const BUCKET_LIMITS: Record<BucketClass, { burst: number; perSecond: numb
   call: { burst: 10, perSecond: 2 },
   relay: { burst: 200, perSecond: 50 },
   control: { burst: 20, perSecond: 5 },
+  /** `call:quality`: once a second is the rule (faster reports are dropped); a client well past it is refused. */
+  quality: { burst: 5, perSecond: 2 },
   query: { burst: 5, perSecond: 1 },
   unknown: { burst: 5, perSecond: 1 },
 };
@@ -27,6 +29,7 @@ export function bucketClassOf(event: ClientEventName | string): BucketClass {
   if (event === 'call:request' || event === 'call:accept' || event === 'call:reject' || event === 'call:cancel' || event === 'call:end') {
     return 'call';
   }
+  if (event === 'call:quality') return 'quality';
   if (event.startsWith('call:')) return 'control';
   return 'unknown';
 }

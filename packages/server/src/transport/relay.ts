@@ -1,6 +1,7 @@
 /**
- * The WebRTC relay: `webrtc:*` only between the two bound sessions of an
- * active call, `from` always the sender's user id.
+ * The WebRTC relay: `webrtc:*` (and `call:quality`, see quality.ts) only
+ * between the two bound sessions of an active call, `from` always the
+ * sender's user id.
  *
  * A socket bound to the call (see bindings.ts) relays at once: one lookup,
  * then one synchronous emit to the peer's session (`Delivery.toSession`:
@@ -26,9 +27,19 @@ export class Relay {
   ) {}
 
   send(conn: Conn, event: RelayEvent, payload: RelayPayload): void | Promise<void> {
-    if (conn.relayTail === null && this.sendNow(conn, event, payload)) return;
+    return this.toPeer(conn, payload.callId, (peer) => this.forward(conn, event, peer, payload));
+  }
+
+  /**
+   * Runs `deliver` with the peer session of `conn`'s active call `callId`, once
+   * `conn` is known to be bound to it: at once on the hot path, else after the
+   * store said so, in the order the socket sent its events. Throws (or
+   * rejects) when `conn` may not relay in that call.
+   */
+  toPeer(conn: Conn, callId: string, deliver: (peer: SessionId) => void): void | Promise<void> {
+    if (conn.relayTail === null && this.sendNow(conn, callId, deliver)) return;
     // Checking the store takes a round trip; whatever the socket sends meanwhile waits behind it, in order.
-    const run = () => (this.sendNow(conn, event, payload) ? undefined : this.slowPath(conn, event, payload));
+    const run = () => (this.sendNow(conn, callId, deliver) ? undefined : this.slowPath(conn, callId, deliver));
     const tail = (conn.relayTail ?? Promise.resolve()).then(run, run);
     conn.relayTail = tail;
     const settle = () => {
@@ -38,11 +49,11 @@ export class Relay {
     return tail;
   }
 
-  /** The hot path: relays at once if this socket is bound to the call, and says whether it did. */
-  private sendNow(conn: Conn, event: RelayEvent, payload: RelayPayload): boolean {
+  /** The hot path: delivers at once if this socket is bound to the call, and says whether it did. */
+  private sendNow(conn: Conn, callId: string, deliver: (peer: SessionId) => void): boolean {
     const bound = conn.bound;
-    if (bound === null || bound.callId !== payload.callId) return false;
-    this.forward(conn, event, bound.peer, payload);
+    if (bound === null || bound.callId !== callId) return false;
+    deliver(bound.peer);
     return true;
   }
 
@@ -56,10 +67,10 @@ export class Relay {
   }
 
   /** Checks the call in the store, then binds this socket to it. */
-  private async slowPath(conn: Conn, event: RelayEvent, payload: RelayPayload): Promise<void> {
+  private async slowPath(conn: Conn, callId: string, deliver: (peer: SessionId) => void): Promise<void> {
     const session = conn.session as SessionInfo;
-    const found = await this.deps.store.getCall(payload.callId as CallId);
-    if (!found) throw refusals.noSuchCall(payload.callId as CallId);
+    const found = await this.deps.store.getCall(callId as CallId);
+    if (!found) throw refusals.noSuchCall(callId as CallId);
     this.calls.remember(found);
     const call = found.value;
     const verdict = canRelay(call, { tenant: session.tenant, userId: session.userId, sessionId: session.id });
@@ -67,6 +78,6 @@ export class Relay {
     const { peer } = verdict;
     // The call may have ended while the store was read: then it is no longer there to bind to.
     if (!this.bindings.bind(conn, call.id, peer)) throw refusals.callEnded(call.id);
-    this.forward(conn, event, peer, payload);
+    deliver(peer);
   }
 }

@@ -50,6 +50,7 @@ export class Sessions {
       authenticating: false,
       bound: null,
       relayTail: null,
+      quality: null,
       closing: null,
     };
     this.deps.logger.info({ socket: socket.id, address: socket.handshake.address, transport: socket.conn.transport.name }, 'socket connected');
