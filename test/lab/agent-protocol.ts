@@ -30,6 +30,8 @@ export type AgentCommand =
   | { cmd: 'accept' }
   | { cmd: 'hangup' }
   | { cmd: 'stats' }
+  /** `phone.preflight(options)`: resolves with its report. */
+  | { cmd: 'preflight'; timeoutMs?: number; mediaMs?: number }
   | { cmd: 'disconnect' }
   | { cmd: 'exit' };
 
@@ -77,6 +79,12 @@ export type AgentEvent = Stamped<
   /** A change of whether the expected tone is heard; `rms`/`frequency` are of the window that changed it. */
   | { event: 'audio'; present: boolean; rms: number; frequency: number }
   | { event: 'pair'; pair: SelectedPair }
+  /** The call's `quality` sample (about once a second). */
+  | { event: 'quality'; mos: number; rttMs: number; jitterMs: number; lossPct: number; level: string; warnings: string[]; packets: number; relayed: boolean | null }
+  | { event: 'warning'; name: string }
+  | { event: 'warning-cleared'; name: string }
+  /** The peer's report, as `call.remoteQuality` now holds it. */
+  | { event: 'remote-quality'; level: string; warnings: string[] }
   | { event: 'error'; message: string }
 >;
 

@@ -103,6 +103,11 @@ export class LabPhone {
     return this.request({ cmd: 'stats' });
   }
 
+  /** `phone.preflight()` on this phone; the report as the SDK returns it. */
+  preflight<T = unknown>(options: { timeoutMs?: number; mediaMs?: number } = {}): Promise<T> {
+    return this.request<T>({ cmd: 'preflight', ...options }, (options.timeoutMs ?? 15_000) + 10_000);
+  }
+
   /** The index of the next event: pass it as `since` to wait only for what happens from now on. */
   mark(): number {
     return this.events.length;

@@ -45,6 +45,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const LAB = {
   services: '10.200.0.1',
   serverPort: 3000,
+  webhookPort: 3100,
   turnPort: 3478,
   relayPorts: [49152, 49999] as const,
   realm: 'switchboard.lab',
@@ -63,6 +64,8 @@ export interface NetLabOptions {
   turnTransports?: readonly ('udp' | 'tcp')[];
   /** Every child process of the lab dies after this, whatever happens to the test. @default 600 */
   lifetimeS?: number;
+  /** Runs a webhook receiver beside the server and points `WEBHOOK_URL` at it (see `webhookEvents`). */
+  webhooks?: boolean;
 }
 
 export interface PhoneSetup {
@@ -109,6 +112,7 @@ export class NetLab {
       await lab.createNamespaces();
       await lab.wire();
       await lab.firewall();
+      if (options.webhooks) await lab.startWebhookSink();
       await Promise.all([lab.startTurn(), lab.startServer()]);
     } catch (err) {
       await lab.close();
@@ -327,6 +331,7 @@ export class NetLab {
       TURN_URLS: transports.map((t) => `turn:${LAB.services}:${LAB.turnPort}?transport=${t}`).join(','),
       TURN_SECRET: this.turnSecret,
       TURN_TTL_S: String(this.options.turnTtlS ?? 86_400),
+      ...(this.options.webhooks ? { WEBHOOK_URL: `http://${LAB.services}:${LAB.webhookPort}/hooks`, WEBHOOK_SECRET: this.turnSecret } : {}),
       ...this.options.serverEnv,
     };
     const argv = [process.execPath, '--conditions=source', '--import', 'tsx', 'packages/server/src/main.ts'];
@@ -343,6 +348,39 @@ export class NetLab {
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n${tail(log)}`);
     });
+  }
+
+  /** The webhook receiver (test/lab/webhook-sink.mjs) in the internet namespace: each event a line of `webhooks.jsonl`. */
+  private async startWebhookSink(): Promise<void> {
+    const argv = [process.execPath, fileURLToPath(new URL('./webhook-sink.mjs', import.meta.url)), `${LAB.services}:${LAB.webhookPort}`, join(this.dir, 'webhooks.jsonl')];
+    const child = this.spawnService(argv, 'webhook-sink.log');
+    const log = join(this.dir, 'webhook-sink.log');
+    await pollUntil(
+      'the webhook receiver to listen',
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the webhook receiver exited: ${tail(log)}`);
+        return tail(log, 10).includes('webhook sink listening');
+      },
+      15_000,
+      50,
+    );
+  }
+
+  /** The webhook events the server delivered so far (with `webhooks: true`). */
+  webhookEvents(): { type: string; callId: string; [field: string]: unknown }[] {
+    let text = '';
+    try {
+      text = readFileSync(join(this.dir, 'webhooks.jsonl'), 'utf8');
+    } catch {
+      return []; // nothing delivered yet
+    }
+    return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { type: string; callId: string });
+  }
+
+  /** GET `path` of the server's HTTP API as `userId` (from inside the internet namespace); the body as text. */
+  async get(path: string, userId: string): Promise<string> {
+    const script = 'fetch(process.argv[1], { headers: { authorization: process.argv[2] } }).then(async (r) => { if (!r.ok) throw new Error(String(r.status)); process.stdout.write(await r.text()); })';
+    return runIn(this.ns.net, [process.execPath, '-e', script, `${this.url}${path}`, `Bearer ${await this.token(userId)}`]);
   }
 
   /** Starts a service in the internet namespace, its stdout and stderr appended to `<dir>/<output>`. */

@@ -118,6 +118,12 @@ class Agent {
         return null;
       case 'stats':
         return this.stats();
+      case 'preflight':
+        if (!this.phone) throw new Error('connect first');
+        return this.phone.preflight({
+          ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
+          ...(command.mediaMs === undefined ? {} : { mediaMs: command.mediaMs }),
+        });
       case 'disconnect':
         this.phone?.disconnect();
         return null;
@@ -172,6 +178,12 @@ class Agent {
     this.call = call;
     call.on('state', (state, previous) => emit({ event: 'call', callId: call.id, state, previous }));
     call.on('error', (err) => emit({ event: 'error', message: `call: ${err.message}` }));
+    call.on('quality', ({ mos, rttMs, jitterMs, lossPct, level, warnings, packets, relayed }) =>
+      emit({ event: 'quality', mos, rttMs, jitterMs, lossPct, level, warnings, packets, relayed }),
+    );
+    call.on('warning', (name) => emit({ event: 'warning', name }));
+    call.on('warning-cleared', (name) => emit({ event: 'warning-cleared', name }));
+    call.on('remote-quality', ({ level, warnings }) => emit({ event: 'remote-quality', level, warnings }));
     const listen = (stream: MediaStream) => {
       this.monitor?.stop();
       this.monitor = new AudioMonitor(stream, this.audio.expect);

@@ -20,3 +20,12 @@ export type * from './types.js';
 export type { QualitySample, RemoteQuality } from './quality.js';
 export type { QualityLevel, QualityWarning, QualityReport, QualitySummary, CallQuality } from '@switchboard/protocol/wire';
 export { estimateMos, WARNING_THRESHOLDS, RAISE_AFTER, CLEAR_AFTER } from './quality-model.js';
+export {
+  PREFLIGHT_FAILURES,
+  type PreflightFailure,
+  type PreflightOptions,
+  type PreflightReport,
+  type PreflightPart,
+  type IceServerCheck,
+  type IceTransport,
+} from './preflight.js';

@@ -14,6 +14,7 @@ import { PhoneEvent, type PhoneEventCallbacks } from './events.js';
 import { IceServers } from './ice-servers.js';
 import { CALL_SERVER_EVENTS, type CallHost, type Delivery, deliver, endLocally, linkChanged, networkChanged, resumed } from './internal.js';
 import { watchNetwork } from './network.js';
+import { type PreflightOptions, type PreflightReport, runPreflight } from './preflight.js';
 import { DefaultReconnectPolicy } from './reconnect-policy.js';
 import { DEFAULT_MEDIA_RECOVERY_TIMEOUT_MS } from './recovery.js';
 import type { DisconnectInfo, PhoneOptions, PhoneState, RtcImplementation } from './types.js';
@@ -162,6 +163,41 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
     // Events that came before the ack (a busy callee answers at once) wait until the app has the call.
     setTimeout(() => this.release(id), 0);
     return call;
+  }
+
+  /**
+   * Checks that calls can connect from here, and how they would sound: the
+   * signalling round trip, each ICE server the server hands out (STUN gives
+   * a server-reflexive candidate, TURN a relay candidate per transport), and
+   * a few seconds of audio between two local peer connections forced
+   * through TURN. Needs the phone connected (else `reason: 'not_connected'`);
+   * never rejects: every failure is in the report, with its reason.
+   *
+   * @example
+   * ```ts
+   * const report = await phone.preflight({ timeoutMs: 15000 });
+   * if (!report.ok) show(`Calls may fail here: ${report.reason}`);
+   * else show(`MOS ${report.media?.mos}, TURN over ${report.turn.transport}, ${report.turn.rttMs} ms`);
+   * ```
+   */
+  preflight(options: PreflightOptions = {}): Promise<PreflightReport> {
+    const { connection } = this;
+    return runPreflight(
+      {
+        rtc: rtcOf(this.options),
+        get online() {
+          return connection.online;
+        },
+        iceServers: () => this.iceServers.servers,
+        ping: async (timeoutMs) => {
+          const sent = performanceNow();
+          await connection.request('user:list', {}, timeoutMs);
+          return performanceNow() - sent;
+        },
+        media: () => preflightAudio(this.options),
+      },
+      options,
+    );
   }
 
   /**
@@ -385,6 +421,30 @@ async function acquireMedia(options: PhoneOptions): Promise<MediaStream> {
   } catch (err) {
     throw err instanceof SwitchboardError ? err : SwitchboardError.media(err);
   }
+}
+
+function performanceNow(): number {
+  return globalThis.performance?.now() ?? Date.now();
+}
+
+/**
+ * Audio for preflight: in a browser a quiet tone (no microphone prompt, no
+ * device held), elsewhere the phone's `media` option.
+ */
+async function preflightAudio(options: PhoneOptions): Promise<{ stream: MediaStream; release(): void }> {
+  const Context = (globalThis as { AudioContext?: typeof AudioContext }).AudioContext;
+  if (Context) {
+    const context = new Context();
+    const oscillator = context.createOscillator();
+    const gain = context.createGain();
+    gain.gain.value = 0.05;
+    const destination = context.createMediaStreamDestination();
+    oscillator.connect(gain).connect(destination);
+    oscillator.start();
+    return { stream: destination.stream, release: () => void context.close().catch(() => undefined) };
+  }
+  const stream = await acquireMedia(options);
+  return { stream, release: () => stream.getTracks().forEach((t) => t.stop()) };
 }
 
 /** A v4 UUID for a proposed call id (which makes `call:request` idempotent). */

@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import type { SwitchboardServer } from '../../server/src/index.js';
 import { userKey } from '../../server/src/calls/types.js';
 import { startTestServer } from '../../../test/support/server.js';
-import type { QualitySample, RemoteQuality } from '../src/index.js';
-import { Lab, collectGarbage, next } from './support.js';
+import { Phone, type PreflightReport, type QualitySample, type RemoteQuality } from '../src/index.js';
+import { Lab, collectGarbage, next, rtc } from './support.js';
 
 describe('call quality on loopback', () => {
   let server: SwitchboardServer;
@@ -63,5 +63,19 @@ describe('call quality on loopback', () => {
         assert.equal(summary.worstLevel, 'good');
       }
     }
+  });
+
+  test('preflight says what is missing: a phone not connected, and a server that hands out no ICE server', async () => {
+    const offline = new Phone({ url: server.url, token: 'unused', rtc });
+    const report: PreflightReport = await offline.preflight({ timeoutMs: 2000 });
+    assert.deepEqual([report.ok, report.reason, report.signaling.reason], [false, 'not_connected', 'not_connected']);
+
+    const phone = await lab.online('qcarol');
+    const bare = await phone.preflight({ timeoutMs: 5000 });
+    assert.equal(bare.ok, false);
+    assert.equal(bare.signaling.ok, true, 'the server answers');
+    assert.ok(bare.signaling.rttMs !== null && bare.signaling.rttMs >= 0);
+    assert.equal(bare.reason, 'no_ice_servers', 'this server hands out no STUN or TURN');
+    assert.deepEqual([bare.turn.ok, bare.turn.reason, bare.media], [false, 'no_ice_servers', null]);
   });
 });
