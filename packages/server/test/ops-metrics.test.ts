@@ -78,7 +78,7 @@ describe('operating metrics', () => {
       }
       assert.ok(used.size >= 12, 'the dashboard graphs the metrics');
       for (const name of used) assert.ok(exported.has(name), `${name} used by the dashboard is exported`);
-      for (const name of ['switchboard_ringing_calls', 'switchboard_redis_operation_seconds', 'switchboard_webhook_deliveries_total', 'switchboard_call_setup_seconds', 'switchboard_errors_total', 'switchboard_rate_limited_total']) {
+      for (const name of ['switchboard_ringing_calls', 'switchboard_redis_operation_seconds', 'switchboard_webhook_deliveries_total', 'switchboard_call_setup_seconds', 'switchboard_errors_total', 'switchboard_rate_limited_total', 'switchboard_call_quality_mos', 'switchboard_call_quality_rtt_seconds', 'switchboard_call_quality_jitter_seconds', 'switchboard_call_quality_loss_ratio', 'switchboard_call_quality_warnings_total']) {
         assert.ok(used.has(name), `the dashboard shows ${name}`);
       }
       alice.close();
