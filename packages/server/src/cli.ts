@@ -12,8 +12,9 @@
  */
 import { parseArgs } from 'node:util';
 import { mintToken, TokenVerifier } from './auth/tokens.js';
-import { CONFIG_VARIABLES, ConfigError, configWarnings, describeConfig, flagHelp, loadConfig, maskUrl, type Config } from './config.js';
-import { EXIT, probeRedis, serve } from './main.js';
+import { CONFIG_VARIABLES, ConfigError, configWarnings, describeConfig, flagHelp, loadConfig, type Config } from './config.js';
+import { EXIT, probeRedis, serve, type RedisProbe } from './main.js';
+import { describeTarget, redisTargetOf, type RedisTarget } from './store/redis-target.js';
 
 type Values = Record<string, string | boolean | undefined>;
 type Env = Record<string, string | undefined>;
@@ -185,11 +186,12 @@ const commands: Record<string, Command> = {
       const rows = describeConfig(config);
       const warnings = configWarnings(config);
       const mode = config.devMode ? 'dev mode' : config.production ? 'production' : 'development';
-      const store = config.redisUrl ? 'redis' : 'memory';
-      let redis: { ok: true; version: string; latencyMs: number } | { ok: false; error: string } | null = null;
-      if (config.redisUrl) {
+      const target = redisTargetOf(config);
+      const store = target ? 'redis' : 'memory';
+      let redis: ({ ok: true } & RedisProbe) | { ok: false; error: string } | null = null;
+      if (target) {
         try {
-          redis = { ok: true, ...(await probeRedis(config.redisUrl)) };
+          redis = { ok: true, ...(await probeRedis(target)) };
         } catch (err) {
           redis = { ok: false, error: err instanceof Error ? err.message : String(err) };
         }
@@ -201,16 +203,26 @@ const commands: Record<string, Command> = {
         const width = Math.max(...rows.map(([name]) => name.length));
         for (const [name, value] of rows) out(`  ${name.padEnd(width)}  ${value === '' ? '-' : value}`);
         for (const warning of warnings) out(`warning: ${warning}`);
-        if (redis?.ok) out(`redis: reachable at ${maskUrl(config.redisUrl!)} (Redis ${redis.version}, PING ${redis.latencyMs} ms)`);
+        if (redis?.ok) for (const line of describeProbe(target!, redis)) out(line);
       }
       if (redis && !redis.ok) {
-        complain(`Redis at ${maskUrl(config.redisUrl!)} is unreachable or unusable: ${redis.error}`);
+        complain(`${describeTarget(target!)} is unreachable or unusable: ${redis.error}`);
         return EXIT.unavailable;
       }
       return EXIT.ok;
     },
   },
 };
+
+/** What `check` found of the deployment's Redis, line by line. */
+function describeProbe(target: RedisTarget, probe: RedisProbe): string[] {
+  if (probe.topology === 'single') return [`redis: reachable (one Redis): ${describeTarget(target)} (Redis ${probe.version}, PING ${probe.latencyMs} ms)`];
+  const lines = [
+    `redis: Sentinel topology: master "${target.kind === 'sentinel' ? target.master : ''}" at ${probe.master ?? '?'} (Redis ${probe.version}, PING ${probe.latencyMs} ms, ${probe.replicas ?? 0} replica(s) connected)`,
+  ];
+  for (const s of probe.sentinels ?? []) lines.push(`  sentinel ${s.address}: ${s.ok ? `master at ${s.master}` : `unreachable or unusable: ${s.error}`}`);
+  return lines;
+}
 
 const EXIT_CODES_HELP = `Exit codes:
   0   ok

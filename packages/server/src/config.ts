@@ -56,6 +56,10 @@ function secretKeyProblem(raw: string): string | null {
 
 const httpUrl = (name: string) => (url: string) =>
   /^https?:\/\//.test(url) && URL.canParse(url) ? null : `expected an http(s) URL, got "${name === 'WEBHOOK_URL' ? maskUrl(url) : url}"`;
+const hostPort = (item: string) => {
+  const match = /^(\[[0-9a-f:]+\]|[^\s:/]+):(\d{1,5})$/i.exec(item);
+  return match && Number(match[2]) > 0 && Number(match[2]) < 65536 ? null : `expected host:port, got "${item}"`;
+};
 const scheme = (schemes: string, what: string) => (url: string) => (new RegExp(`^(${schemes}):`).test(url) ? null : `expected ${what} URLs, got "${url}"`);
 
 /**
@@ -121,6 +125,14 @@ const VARIABLES = {
     ),
     show: (v: string | null) => (v ? maskUrl(v) : ''),
   },
+  redisSentinels: listVar(
+    'REDIS_SENTINELS',
+    'comma-separated `host:port` of Redis Sentinels (instead of `REDIS_URL`): the current master is found and followed through failover',
+    hostPort,
+  ),
+  redisSentinelMaster: textVar('REDIS_SENTINEL_MASTER', "the master's name the sentinels monitor; required with `REDIS_SENTINELS`"),
+  redisUsername: textVar('REDIS_USERNAME', 'Redis ACL user (with `REDIS_PASSWORD`), for every Redis topology'),
+  redisPassword: { ...textVar('REDIS_PASSWORD', 'Redis password: the data nodes, and the sentinels too when they require one'), secret: true, show: showSecret },
   redisPrefix: textWithDefault('REDIS_PREFIX', DEFAULT_PREFIX, 'key and channel prefix in Redis'),
   ringTimeoutMs: intVar('RING_TIMEOUT_MS', 30_000, [100, 600_000], 'an unanswered call ends after this'),
   reconnectGraceMs: intVar('RECONNECT_GRACE_MS', 30_000, [100, 3_600_000], 'a session outlives its socket this long'),
@@ -199,6 +211,15 @@ function modeOf(env: Env): ModeContext {
 function checkTogether(config: Config): void {
   if (config.turnUrls.length > 0 && !config.turnSecret) throw new ConfigError('TURN_SECRET', 'TURN_URLS is set but TURN_SECRET is not');
   if (config.webhookUrl && !config.webhookSecret) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_URL is set but WEBHOOK_SECRET is not');
+  const topologies = [config.redisUrl ? 'REDIS_URL' : null, config.redisSentinels.length > 0 ? 'REDIS_SENTINELS' : null].filter((t) => t !== null);
+  if (topologies.length > 1) throw new ConfigError(topologies[1]!, `set only one Redis topology: ${topologies.join(' or ')}`);
+  if (config.redisSentinels.length > 0 && !config.redisSentinelMaster) {
+    throw new ConfigError('REDIS_SENTINEL_MASTER', 'REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not');
+  }
+  if (config.redisSentinelMaster && config.redisSentinels.length === 0) {
+    throw new ConfigError('REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not');
+  }
+  if (config.redisUsername && !config.redisPassword) throw new ConfigError('REDIS_PASSWORD', 'REDIS_USERNAME is set but REDIS_PASSWORD is not');
 }
 
 export function loadConfig(env: Env = process.env): Config {

@@ -12,6 +12,7 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { startServer, type SwitchboardServer } from './server.js';
 import { WebhookSender } from './webhooks.js';
+import { describeTarget, openRedis, redisTargetOf, resolveRedisTarget, type RedisTarget } from './store/redis-target.js';
 
 /** Exit codes of `npm start` and the `switchboard` CLI (sysexits.h), for scripts and service managers. */
 export const EXIT = {
@@ -34,15 +35,31 @@ const REDIS_PROBE_TIMEOUT_MS = 2000;
 /** Sharded pub/sub (the adapter) needs Redis 7. */
 const MIN_REDIS_MAJOR = 7;
 
-/** Connects to Redis once, PINGs it and reads its version; rejects with a clear message when it is unusable. */
-export async function probeRedis(url: string, timeoutMs = REDIS_PROBE_TIMEOUT_MS): Promise<{ version: string; latencyMs: number }> {
-  const client = new Redis(url, {
+export interface RedisProbe {
+  topology: 'single' | 'sentinel';
+  version: string;
+  latencyMs: number;
+  /** Sentinel: the master's address the sentinels gave, its replicas, and each sentinel's answer. */
+  master?: string;
+  replicas?: number;
+  sentinels?: { address: string; ok: boolean; master?: string; error?: string }[];
+}
+
+/**
+ * Connects to the deployment's Redis once (for Sentinel: asks every sentinel
+ * for the master, then connects to it), PINGs it and reads its version and
+ * role; rejects with a clear message when it is unusable.
+ */
+export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TIMEOUT_MS): Promise<RedisProbe> {
+  const resolved = (await resolveRedisTarget(target))!;
+  const client = openRedis(resolved, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
+    ...(resolved.kind === 'sentinel' ? { sentinelRetryStrategy: () => null, failoverDetector: false } : {}),
   });
   // ioredis rejects with "Connection is closed"; the error event says why (ECONNREFUSED, ENOTFOUND, WRONGPASS …).
   let cause: Error | undefined;
@@ -52,18 +69,25 @@ export async function probeRedis(url: string, timeoutMs = REDIS_PROBE_TIMEOUT_MS
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs * 2} ms`)), timeoutMs * 2);
   });
   try {
+    const sentinels = resolved.kind === 'sentinel' ? await askSentinels(resolved, timeoutMs) : undefined;
     return await Promise.race([
-      (async () => {
+      (async (): Promise<RedisProbe> => {
         await client.connect();
         const started = performance.now();
         await client.ping();
         const latencyMs = Math.round((performance.now() - started) * 10) / 10;
-        const version = /redis_version:(\S+)/.exec(await client.info('server'))?.[1] ?? 'unknown';
+        const info = await client.info();
+        const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
         const major = Number(version.split('.')[0]);
         if (Number.isFinite(major) && major < MIN_REDIS_MAJOR) {
           throw new Error(`Redis ${version} is too old: Switchboard needs Redis >= ${MIN_REDIS_MAJOR} (sharded pub/sub)`);
         }
-        return { version, latencyMs };
+        const role = /role:(\w+)/.exec(info)?.[1];
+        if (role && role !== 'master') throw new Error(`Redis answers as a ${role}, not a master: writes would fail`);
+        if (resolved.kind === 'single') return { topology: 'single', version, latencyMs };
+        const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+        const master = sentinels?.find((s) => s.master)?.master;
+        return { topology: 'sentinel', version, latencyMs, replicas, ...(master ? { master } : {}), sentinels: sentinels ?? [] };
       })(),
       timeout,
     ]);
@@ -73,6 +97,37 @@ export async function probeRedis(url: string, timeoutMs = REDIS_PROBE_TIMEOUT_MS
     clearTimeout(timer);
     client.disconnect();
   }
+}
+
+/** Asks each sentinel where the master is: every sentinel should answer, and agree. */
+async function askSentinels(target: Extract<RedisTarget, { kind: 'sentinel' }>, timeoutMs: number): Promise<NonNullable<RedisProbe['sentinels']>> {
+  return Promise.all(
+    target.sentinels.map(async ({ host, port }) => {
+      const address = `${host}:${port}`;
+      const sentinel = new Redis({
+        host,
+        port,
+        lazyConnect: true,
+        connectTimeout: timeoutMs,
+        commandTimeout: timeoutMs,
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        retryStrategy: () => null,
+        ...(target.sentinelAuth ? { password: target.password, ...(target.username ? { username: target.username } : {}) } : {}),
+      });
+      sentinel.on('error', () => undefined);
+      try {
+        await sentinel.connect();
+        const found = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', target.master)) as [string, string] | null;
+        if (!found) return { address, ok: false, error: `does not know a master named "${target.master}"` };
+        return { address, ok: true, master: `${found[0]}:${found[1]}` };
+      } catch (err) {
+        return { address, ok: false, error: err instanceof Error ? err.message : String(err) };
+      } finally {
+        sentinel.disconnect();
+      }
+    }),
+  );
 }
 
 /**
@@ -121,11 +176,12 @@ export async function serve(env: Record<string, string | undefined> = process.en
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
   // Dev mode said so above, louder.
   for (const warning of configWarnings(config)) if (!config.devMode) logger.warn(warning);
-  if (config.redisUrl) {
+  const redisTarget = redisTargetOf(config);
+  if (redisTarget) {
     try {
-      await probeRedis(config.redisUrl);
+      await probeRedis(redisTarget);
     } catch (err) {
-      fail(EXIT.unavailable, `Redis at ${maskUrl(config.redisUrl)} is unusable: ${err instanceof Error ? err.message : String(err)}`);
+      fail(EXIT.unavailable, `${describeTarget(redisTarget)} is unusable: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
   const metrics = new Metrics();

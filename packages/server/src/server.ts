@@ -17,6 +17,7 @@ import { SwitchboardNode } from './node.js';
 import { InstrumentedStore } from './store/instrumented-store.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
+import { redisTargetOf, resolveRedisTarget, type RedisTarget } from './store/redis-target.js';
 import type { CallStore } from './store/types.js';
 import { connectPubSub } from './transport/cluster.js';
 import type { SbServer } from './transport/context.js';
@@ -53,10 +54,10 @@ export interface SwitchboardServer {
   close(): Promise<void>;
 }
 
-function createStore(config: Config, logger: Logger, metrics: Metrics): CallStore {
-  if (!config.redisUrl) return new MemoryStore({ historyLimit: config.historyLimit });
+function createStore(config: Config, target: RedisTarget | null, logger: Logger, metrics: Metrics): CallStore {
+  if (!target) return new MemoryStore({ historyLimit: config.historyLimit });
   const redis = new RedisStore({
-    url: config.redisUrl,
+    target,
     prefix: config.redisPrefix,
     historyLimit: config.historyLimit,
     onError: (err) => logger.warn({ err: err.message }, 'redis store connection error'),
@@ -67,8 +68,9 @@ function createStore(config: Config, logger: Logger, metrics: Metrics): CallStor
 export async function startServer(config: Config, options: StartOptions = {}): Promise<SwitchboardServer> {
   const logger = options.logger ?? createLogger(config);
   const metrics = options.metrics ?? new Metrics();
-  const store = options.store ?? createStore(config, logger, metrics);
-  const pubsub = config.redisUrl ? await connectPubSub(config.redisUrl, logger) : null;
+  const target = await resolveRedisTarget(redisTargetOf(config));
+  const store = options.store ?? createStore(config, target, logger, metrics);
+  const pubsub = target ? await connectPubSub(target, logger) : null;
   const verifier = new TokenVerifier(config);
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
   const node = new SwitchboardNode({ config, store, logger, metrics, verifier, hooks: options.hooks ?? [], pubsub, http: app.server });

@@ -116,7 +116,7 @@ describe('switchboard check', () => {
     assert.match(stdout, /RING_TIMEOUT_MS\s+45000/);
     assert.match(stdout, /REDIS_URL\s+redis:\/\/:\*\*\*\*@/);
     assert.match(stdout, /JWT_SECRET\s+\*\*\*\*/);
-    assert.match(stdout, /redis: reachable .*Redis \d+\./);
+    assert.match(stdout, /redis: reachable \(one Redis\): Redis at .*\(Redis \d+\./);
     for (const secret of [...Object.values(secrets), 'hunter2-redis', 'query-secret-42']) {
       assert.ok(!stdout.includes(secret) && !stderr.includes(secret), `${secret} is never printed`);
     }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/index.js';
 import { CONFIG_VARIABLES, configTableMarkdown, describeConfig } from '../src/config.js';
 import { README, withTable } from '../../../scripts/config-table.js';
+import { redisTargetOf } from '../src/store/redis-target.js';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 
@@ -81,6 +82,33 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ JWT_TYPES: 'a b' }), (err: unknown) => err instanceof ConfigError && err.variable === 'JWT_TYPES');
   });
 
+  test('one Redis topology at most, Sentinel with its master name, a username with its password: each refusal names the variable', () => {
+    const refusals: [Record<string, string>, string, RegExp][] = [
+      [{ REDIS_URL: 'redis://10.0.0.5:6379', REDIS_SENTINELS: '10.0.0.6:26379', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /only one Redis topology: REDIS_URL or REDIS_SENTINELS/],
+      [{ REDIS_SENTINELS: '10.0.0.6:26379' }, 'REDIS_SENTINEL_MASTER', /REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not/],
+      [{ REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not/],
+      [{ REDIS_SENTINELS: '10.0.0.6', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /host:port/],
+      [{ REDIS_SENTINELS: '10.0.0.6:99999', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /host:port/],
+      [{ REDIS_URL: 'redis://10.0.0.5:6379', REDIS_USERNAME: 'sb' }, 'REDIS_PASSWORD', /REDIS_USERNAME is set but REDIS_PASSWORD is not/],
+    ];
+    for (const [env, variable, why] of refusals) {
+      assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable && why.test(err.message), JSON.stringify(env));
+    }
+    const sentinel = loadConfig({ REDIS_SENTINELS: '10.0.0.6:26379, [::1]:26380', REDIS_SENTINEL_MASTER: 'main', REDIS_PASSWORD: 'pw' });
+    assert.deepEqual(sentinel.redisSentinels, ['10.0.0.6:26379', '[::1]:26380']);
+    assert.deepEqual(redisTargetOf(sentinel), {
+      kind: 'sentinel',
+      sentinels: [
+        { host: '10.0.0.6', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      master: 'main',
+      password: 'pw',
+      sentinelAuth: false,
+    });
+    assert.equal(redisTargetOf(loadConfig({})), null, 'memory mode');
+  });
+
   test('every variable of the table shows what is in effect in `check` once set (secrets masked)', () => {
     const samples: Record<string, Record<string, string>> = {
       PORT: { PORT: '4321' },
@@ -96,6 +124,10 @@ describe('configuration', () => {
       NODE_ENV: { NODE_ENV: 'production', JWT_SECRET: 's'.repeat(40) },
       REDIS_URL: { REDIS_URL: 'redis://:pw@10.0.0.5:6379' },
       REDIS_PREFIX: { REDIS_PREFIX: 'app:' },
+      REDIS_SENTINELS: { REDIS_SENTINELS: '10.0.0.5:26379,10.0.0.6:26379', REDIS_SENTINEL_MASTER: 'main' },
+      REDIS_SENTINEL_MASTER: { REDIS_SENTINELS: '10.0.0.5:26379', REDIS_SENTINEL_MASTER: 'main' },
+      REDIS_USERNAME: { REDIS_URL: 'redis://10.0.0.5:6379', REDIS_USERNAME: 'switchboard', REDIS_PASSWORD: 'redis-password' },
+      REDIS_PASSWORD: { REDIS_URL: 'redis://10.0.0.5:6379', REDIS_PASSWORD: 'redis-password' },
       RING_TIMEOUT_MS: { RING_TIMEOUT_MS: '45000' },
       RECONNECT_GRACE_MS: { RECONNECT_GRACE_MS: '45000' },
       AUTH_TIMEOUT_MS: { AUTH_TIMEOUT_MS: '4500' },

@@ -795,6 +795,16 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
     describe('nodes', () => {
       const now = 1_700_000_000_000;
 
+      test('clock is the store’s time in epoch ms, and it moves forward', async () => {
+        const before = Date.now();
+        const first = await store.clock();
+        const second = await store.clock();
+        assert.ok(Number.isInteger(first), `${first} is whole milliseconds`);
+        // One machine in the tests: the store's clock and ours agree within a second.
+        assert.ok(Math.abs(first - before) < 1000, `store clock ${first} vs ${before}`);
+        assert.ok(second >= first);
+      });
+
       test('claimDeadNodes removes and returns the nodes whose aliveUntil is before now, once', async () => {
         assert.deepEqual(await store.claimDeadNodes(now), []);
         await store.beat('node-a', now + 1000);

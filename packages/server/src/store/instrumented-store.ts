@@ -107,6 +107,9 @@ export class InstrumentedStore implements CallStore {
   completeTimer(timer: ClaimedTimer): Promise<void> {
     return this.time('completeTimer', () => this.inner.completeTimer(timer));
   }
+  clock(): Promise<number> {
+    return this.time('clock', () => this.inner.clock());
+  }
   beat(nodeId: string, aliveUntil: number): Promise<void> {
     return this.time('beat', () => this.inner.beat(nodeId, aliveUntil));
   }

@@ -300,6 +300,10 @@ export class MemoryStore implements CallStore {
     if (this.timers.get(key)?.dueAt === timer.leaseUntil) this.timers.delete(key);
   }
 
+  async clock(): Promise<number> {
+    return this.now();
+  }
+
   async beat(nodeId: string, aliveUntil: number): Promise<void> {
     this.nodes.set(nodeId, aliveUntil);
   }

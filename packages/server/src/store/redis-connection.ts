@@ -6,6 +6,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { LuaScript, ScriptCall } from './redis-keys.js';
+import { openRedis, type RedisTarget } from './redis-target.js';
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
@@ -30,6 +31,8 @@ export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): 
 export interface RedisConnectionOptions {
   /** Opens (and closes) its own connection to this URL. */
   url?: string;
+  /** Or to this target (one Redis, or a master behind Sentinel). */
+  target?: RedisTarget;
   /** Or uses a connection owned by the caller (not closed by `close()`); give it the options of `failFastOptions`. */
   client?: Redis;
   /** A command with no answer within this long rejects. @default 2000 */
@@ -53,8 +56,9 @@ export class RedisConnection {
       this.client = options.client;
       this.ownsClient = false;
     } else {
-      if (!options.url) throw new Error('RedisStore needs a url or a client');
-      this.client = new Redis(options.url, failFastOptions(this.commandTimeoutMs));
+      const target: RedisTarget | undefined = options.target ?? (options.url ? { kind: 'single', url: options.url } : undefined);
+      if (!target) throw new Error('RedisStore needs a url, a target or a client');
+      this.client = openRedis(target, failFastOptions(this.commandTimeoutMs));
       this.ownsClient = true;
       this.client.on('error', options.onError ?? (() => undefined));
     }
@@ -107,11 +111,11 @@ export class RedisConnection {
     if (this.client.status === 'ready') {
       try {
         await this.client.quit();
-        return;
       } catch {
         // fall through: drop the connection
       }
     }
+    // After a QUIT too: in Sentinel mode only `disconnect()` closes the connections to the sentinels that watch for a failover.
     this.client.disconnect();
   }
 }

@@ -8,6 +8,7 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { RedisConnection } from './redis-connection.js';
+import type { RedisTarget } from './redis-target.js';
 
 export { failFastOptions } from './redis-connection.js';
 import type { CallId, SessionId, UserId, UserRef } from '@switchboard/protocol';
@@ -58,6 +59,8 @@ import { checkDueAt, leaseEnd } from './timer-rules.js';
 export interface RedisStoreOptions {
   /** Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS); the store opens and closes its own connection. */
   url?: string;
+  /** Or to this target (one Redis, or a master behind Sentinel). */
+  target?: RedisTarget;
   /** A connection owned by the caller (not closed by `close()`); give it the fail-fast options of `failFastOptions`. */
   client?: Redis;
   /** Prefix of every key. Use a hash tag (`{sb}:`) to keep everything in one Redis Cluster slot. @default 'sb:' */
@@ -260,6 +263,12 @@ export class RedisStore implements CallStore {
 
   async completeTimer(timer: ClaimedTimer): Promise<void> {
     await this.run(COMPLETE_TIMER, { keys: [this.keys.timers()], args: [timerMember(timer.kind, timer.id), timer.leaseUntil] });
+  }
+
+  async clock(): Promise<number> {
+    await this.whenReady();
+    const [seconds, micros] = await this.client.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   async beat(nodeId: string, aliveUntil: number): Promise<void> {

@@ -212,6 +212,11 @@ export interface TimerStore {
 
 /** The nodes sharing the store, and which of them are alive. */
 export interface NodeStore {
+  /**
+   * The store's clock (epoch ms): what heartbeats are written and judged by,
+   * so that nodes whose clocks disagree still agree on who is late.
+   */
+  clock(): Promise<number>;
   /** Records that `nodeId` is alive until `aliveUntil` (epoch ms). */
   beat(nodeId: string, aliveUntil: number): Promise<void>;
   /** Removes and returns the nodes whose `aliveUntil` is before `now`; each dead node is handed to exactly one caller. */

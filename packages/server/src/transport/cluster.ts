@@ -9,11 +9,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createShardedAdapter } from '@socket.io/redis-adapter';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeStore, SessionStore } from '../store/types.js';
+import { openRedis, type RedisTarget } from '../store/redis-target.js';
 import type { Deps } from './context.js';
 import { MAIL_MARK, SessionMail, type MailReceiver } from './session-mail.js';
 
@@ -70,8 +71,8 @@ export interface PubSub {
  * offline queue: a publish made during a short outage goes out when Redis is
  * back instead of failing. Publishes made in the same tick go out in one write.
  */
-export async function connectPubSub(redisUrl: string, logger: Logger): Promise<PubSub> {
-  const pub = new Redis(redisUrl, {
+export async function connectPubSub(target: RedisTarget, logger: Logger): Promise<PubSub> {
+  const pub = openRedis(target, {
     lazyConnect: true,
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
@@ -138,6 +139,8 @@ export function createClusterAdapter(
     async close() {
       // QUIT would wait in the offline queue for a Redis that is away: then just drop the connection.
       await Promise.allSettled([pub, sub].map((client) => (client.status === 'ready' ? client.quit() : dropConnection(client))));
+      // In Sentinel mode only `disconnect()` closes the connections to the sentinels that watch for a failover.
+      for (const client of [pub, sub]) client.disconnect();
     },
   };
 }
@@ -148,11 +151,18 @@ export function createClusterAdapter(
  * their time, and the one that claims a dead node treats each of its
  * connected sessions as a lost transport: the session enters its reconnect
  * grace (so it can resume on any node) and its call hears `call:reconnecting`.
- * A Redis stall shorter than NODE_TIMEOUT_MS declares nobody dead: the last
- * beat before it still covers the node.
+ * Beats are written and judged by the store's clock (Redis `TIME`), so
+ * nodes whose clocks disagree agree on who is late. A Redis stall shorter
+ * than NODE_TIMEOUT_MS declares nobody dead: the last beat before it still
+ * covers the node. A longer one (a failover, an outage) declares nobody dead
+ * either: a node that could not reach the store judges nobody until a whole
+ * NODE_TIMEOUT_MS after it reached it again, by which time every live node
+ * has beaten again.
  */
 export class NodeLiveness {
   private readonly intervals: NodeJS.Timeout[] = [];
+  /** Local time before which this node judges no other (it could not reach the store until lately). */
+  private quietUntil = 0;
 
   constructor(
     private readonly deps: Pick<Deps, 'config' | 'logger' | 'now'> & { store: NodeStore & Pick<SessionStore, 'sessionsOfNode'> },
@@ -173,18 +183,24 @@ export class NodeLiveness {
 
   private every(ms: number, work: () => Promise<void>): void {
     const timer = setInterval(() => {
-      work().catch((err: unknown) => this.deps.logger.warn({ err: errorText(err) }, 'node liveness work failed'));
+      work().catch((err: unknown) => {
+        this.quietUntil = Date.now() + this.deps.config.nodeTimeoutMs;
+        this.deps.logger.warn({ err: errorText(err) }, 'node liveness work failed');
+      });
     }, ms);
     timer.unref();
     this.intervals.push(timer);
   }
 
   private async beat(): Promise<void> {
-    await this.deps.store.beat(this.deps.config.nodeId, this.deps.now() + this.deps.config.nodeTimeoutMs);
+    const { store, config } = this.deps;
+    await store.beat(config.nodeId, (await store.clock()) + config.nodeTimeoutMs);
   }
 
   async reapDeadNodes(): Promise<void> {
-    const dead = await this.deps.store.claimDeadNodes(this.deps.now());
+    if (Date.now() < this.quietUntil) return;
+    const { store } = this.deps;
+    const dead = await store.claimDeadNodes(await store.clock());
     for (const nodeId of dead) {
       if (nodeId === this.deps.config.nodeId) {
         // We were silent too long (a long pause): beat again; our sockets are still ours.

@@ -1,0 +1,106 @@
+/**
+ * Which Redis a deployment runs on, and how to open a connection to it:
+ * one Redis (`REDIS_URL`), or a master behind Sentinel (`REDIS_SENTINELS` and
+ * `REDIS_SENTINEL_MASTER`), whose current master ioredis asks the sentinels
+ * for and follows through a failover. `REDIS_USERNAME`/`REDIS_PASSWORD`
+ * authenticate to the data nodes, and to the sentinels when they ask for it.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Config } from '../config.js';
+import { maskUrl } from '../config.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export type RedisTarget =
+  | { kind: 'single'; url: string; username?: string; password?: string }
+  | {
+      kind: 'sentinel';
+      sentinels: HostPort[];
+      master: string;
+      username?: string;
+      password?: string;
+      /** The sentinels require the password too (see `sentinelsNeedAuth`). */
+      sentinelAuth: boolean;
+    };
+
+export function parseHostPort(item: string): HostPort {
+  const at = item.lastIndexOf(':');
+  return { host: item.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(item.slice(at + 1)) };
+}
+
+/** The deployment's Redis as configured, or null in memory mode. `sentinelAuth` is a guess until `resolveRedisTarget`. */
+export function redisTargetOf(config: Pick<Config, 'redisUrl' | 'redisSentinels' | 'redisSentinelMaster' | 'redisUsername' | 'redisPassword'>): RedisTarget | null {
+  const auth = { ...(config.redisUsername ? { username: config.redisUsername } : {}), ...(config.redisPassword ? { password: config.redisPassword } : {}) };
+  if (config.redisUrl) return { kind: 'single', url: config.redisUrl, ...auth };
+  if (config.redisSentinels.length > 0 && config.redisSentinelMaster) {
+    return { kind: 'sentinel', sentinels: config.redisSentinels.map(parseHostPort), master: config.redisSentinelMaster, ...auth, sentinelAuth: false };
+  }
+  return null;
+}
+
+/**
+ * The target ready to connect: for Sentinel, asks the sentinels whether they
+ * require the password (ioredis would otherwise print a warning for each
+ * connection that sends one to a sentinel that needs none).
+ */
+export async function resolveRedisTarget(target: RedisTarget | null): Promise<RedisTarget | null> {
+  if (target?.kind !== 'sentinel' || !target.password) return target;
+  return { ...target, sentinelAuth: await sentinelsNeedAuth(target.sentinels) };
+}
+
+/** True when the first sentinel that answers refuses an unauthenticated PING (NOAUTH). */
+async function sentinelsNeedAuth(sentinels: HostPort[], timeoutMs = 2000): Promise<boolean> {
+  for (const { host, port } of sentinels) {
+    // No ready check: its INFO would fail on NOAUTH before our PING could say so.
+    const client = new Redis({
+      host,
+      port,
+      lazyConnect: true,
+      enableReadyCheck: false,
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.ping();
+      return false;
+    } catch (err) {
+      if (err instanceof Error && /NOAUTH|WRONGPASS|requires auth/i.test(err.message)) return true;
+    } finally {
+      client.disconnect();
+    }
+  }
+  return false;
+}
+
+/** A new ioredis client for `target` with `options` (fail-fast or queueing: the caller's choice). */
+export function openRedis(target: RedisTarget, options: RedisOptions): Redis {
+  const auth: RedisOptions = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
+  if (target.kind === 'single') return new Redis(target.url, { ...options, ...auth });
+  return new Redis({
+    ...options,
+    ...auth,
+    sentinels: target.sentinels,
+    name: target.master,
+    ...(target.sentinelAuth ? { sentinelPassword: target.password, ...(target.username ? { sentinelUsername: target.username } : {}) } : {}),
+    // Hear +switch-master from the sentinels and move to the new master at once, not on the next error.
+    failoverDetector: true,
+    // Asking the sentinels again after a failover: at once, then backing off to a second (as for one Redis).
+    sentinelRetryStrategy: (times: number) => Math.min(50 * times, 1000),
+    // A write that reaches a demoted master (READONLY) means the failover happened: reconnect to the new one.
+    reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 1 : false),
+  });
+}
+
+/** The target for logs and `switchboard check`, with no secret in it. */
+export function describeTarget(target: RedisTarget): string {
+  if (target.kind === 'single') return `Redis at ${maskUrl(target.url)}`;
+  return `Redis master "${target.master}" behind Sentinel ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}`;
+}

@@ -1,0 +1,116 @@
+/**
+ * Node liveness across a store outage (a Redis failover, a master down for
+ * longer than NODE_TIMEOUT_MS): no live node is declared dead because nobody
+ * could beat meanwhile, while a node that really stopped still is, once the
+ * store is back. Heartbeats go by the store's clock, not the node's.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, mock, test } from 'node:test';
+import { pino } from 'pino';
+import type { SessionId, UserId } from '@switchboard/protocol';
+import { MemoryStore } from '../store/memory-store.js';
+import type { NodeStore, SessionRecord, SessionStore } from '../store/types.js';
+import type { Config } from '../config.js';
+import { NodeLiveness } from './cluster.js';
+
+const TIMEOUT_MS = 1000;
+
+/** The memory store behind a switch: while `down`, every call rejects as Redis would. */
+function switchable(inner: MemoryStore, clockSkewMs = 0): { store: NodeStore & Pick<SessionStore, 'sessionsOfNode'>; down: { on: boolean } } {
+  const down = { on: false };
+  const guard = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (down.on) throw new Error('Redis is unavailable (reconnecting)');
+    return work();
+  };
+  return {
+    down,
+    store: {
+      clock: () => guard(async () => (await inner.clock()) + clockSkewMs),
+      beat: (id, until) => guard(() => inner.beat(id, until)),
+      claimDeadNodes: (now) => guard(() => inner.claimDeadNodes(now)),
+      removeNode: (id) => guard(() => inner.removeNode(id)),
+      sessionsOfNode: (id) => guard(() => inner.sessionsOfNode(id)),
+    },
+  };
+}
+
+beforeEach(() => mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_700_000_000_000 }));
+afterEach(() => mock.timers.reset());
+
+function liveness(nodeId: string, store: NodeStore & Pick<SessionStore, 'sessionsOfNode'>, declared: string[]): NodeLiveness {
+  const deps = {
+    config: { nodeId, nodeTimeoutMs: TIMEOUT_MS } as Config,
+    logger: pino({ level: 'silent' }),
+    now: () => Date.now(),
+    store,
+  };
+  return new NodeLiveness(deps, async (_session: SessionId, dead: string) => void declared.push(dead));
+}
+
+function sessionOn(nodeId: string): SessionRecord {
+  return {
+    id: `s-${nodeId}` as SessionId,
+    tenant: '',
+    userId: `user-${nodeId}` as UserId,
+    name: nodeId,
+    contacts: null,
+    nodeId,
+    connected: true,
+    graceUntil: null,
+    resumes: 0,
+    resumeWindowStart: 0,
+    createdAt: Date.now(),
+  };
+}
+
+/** Moves the mock clock in small steps, letting the promises each timer starts settle. */
+async function advance(ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 10) {
+    mock.timers.tick(10);
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  }
+}
+
+test('a store outage five times NODE_TIMEOUT_MS long declares no live node dead; a node that stopped during it is declared dead after', async () => {
+  const inner = new MemoryStore({ now: () => Date.now() });
+  const { store, down } = switchable(inner);
+  const declaredByA: string[] = [];
+  const declaredByB: string[] = [];
+  const a = liveness('node-a', store, declaredByA);
+  const b = liveness('node-b', store, declaredByB);
+  const c = liveness('node-c', store, []);
+  await Promise.all([a.start(), b.start(), c.start()]);
+  // A dead node's connected sessions are what gets handed over (`markLost`): one on each node makes every declaration show.
+  for (const node of ['a', 'b', 'c']) await inner.addSession(sessionOn(`node-${node}`));
+  await advance(2 * TIMEOUT_MS);
+  assert.deepEqual([declaredByA, declaredByB], [[], []], 'all alive, nobody declared');
+
+  down.on = true;
+  await c.stop(); // node-c goes away for good while the store is down (its removal fails too)
+  await advance(5 * TIMEOUT_MS);
+  down.on = false;
+  await advance(3 * TIMEOUT_MS);
+  assert.ok(![...declaredByA, ...declaredByB].includes('node-a') && ![...declaredByA, ...declaredByB].includes('node-b'), `no live node declared dead: ${[...declaredByA, ...declaredByB]}`);
+  assert.deepEqual([...declaredByA, ...declaredByB], ['node-c'], 'the stopped node is, once, by one of them');
+  await Promise.all([a.stop(), b.stop()]);
+  await inner.close();
+});
+
+test('heartbeats go by the store’s clock: a node whose own clock runs 10 s behind is not declared dead', async () => {
+  const inner = new MemoryStore({ now: () => Date.now() });
+  const declared: string[] = [];
+  // Both talk to one store; the liveness of "slow" lives 10 s in the past by its own clock.
+  const { store } = switchable(inner);
+  for (const node of ['fast', 'slow']) await inner.addSession(sessionOn(node));
+  const fast = liveness('fast', store, declared);
+  const slowDeps = switchable(inner);
+  const slow = new NodeLiveness(
+    { config: { nodeId: 'slow', nodeTimeoutMs: TIMEOUT_MS } as Config, logger: pino({ level: 'silent' }), now: () => Date.now() - 10_000, store: slowDeps.store },
+    async (_s: SessionId, dead: string) => void declared.push(dead),
+  );
+  await Promise.all([fast.start(), slow.start()]);
+  await advance(4 * TIMEOUT_MS);
+  assert.deepEqual(declared, []);
+  await Promise.all([fast.stop(), slow.stop()]);
+  await inner.close();
+});
