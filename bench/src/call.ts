@@ -55,6 +55,18 @@ export interface CallResult {
   endedAt: number;
 }
 
+/**
+ * A held call (the quality mode): once set up (the caller has the answer and
+ * the callee's candidates), `established` is told its callId, and the call is
+ * hung up (mute, end) only when `release` resolves. No timeout runs meanwhile;
+ * a failure while held (an error, a lost socket, an unexpected end) still
+ * fails the call.
+ */
+export interface Hold {
+  established(callId: string): void;
+  release: Promise<void>;
+}
+
 interface Current {
   callId: string;
   t0: number;
@@ -69,6 +81,7 @@ interface Current {
   callerCandidates: number;
   calleeCandidates: number;
   timer: NodeJS.Timeout;
+  hold: Hold | undefined;
   resolve: (r: CallResult) => void;
 }
 
@@ -187,8 +200,8 @@ export class Pair {
     }
   }
 
-  /** Runs one whole call; `t0` is its scheduled start (performance.now() clock). */
-  run(t0: number): Promise<CallResult> {
+  /** Runs one whole call; `t0` is its scheduled start (performance.now() clock); with `hold`, the call is held once set up. */
+  run(t0: number, hold?: Hold): Promise<CallResult> {
     return new Promise<CallResult>((resolve) => {
       const callId = randomUUID();
       const c: Current = {
@@ -205,6 +218,7 @@ export class Pair {
         callerCandidates: 0,
         calleeCandidates: 0,
         timer: setTimeout(() => this.fail(c, 'timeout'), this.timeoutMs),
+        hold,
         resolve,
       };
       this.cur = c;
@@ -218,6 +232,18 @@ export class Pair {
   private maybeHangUp(c: Current): void {
     if (c.hungUp || !c.gotAnswer || c.callerCandidates < CANDIDATES_EACH_WAY) return;
     c.hungUp = true;
+    const hold = c.hold;
+    if (!hold) return this.hangUp(c);
+    clearTimeout(c.timer);
+    hold.established(c.callId);
+    void hold.release.then(() => {
+      if (this.cur !== c) return;
+      c.timer = setTimeout(() => this.fail(c, 'timeout'), this.timeoutMs);
+      this.hangUp(c);
+    });
+  }
+
+  private hangUp(c: Current): void {
     this.caller.emit('call:mute', { callId: c.callId });
     this.caller.emit('call:end', { callId: c.callId });
   }

@@ -3,8 +3,10 @@ import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { ROOT } from './processes.js';
 
-export const MODES = ['saturation', 'load', 'idle', 'redis', 'fanout'] as const;
+export const MODES = ['saturation', 'load', 'idle', 'redis', 'fanout', 'quality'] as const;
 export type Mode = (typeof MODES)[number];
+/** What runs without `--modes`: every mode but `quality`, which holds calls for minutes (run it with `--modes quality`). */
+export const DEFAULT_MODES: Mode[] = MODES.filter((m) => m !== 'quality');
 
 export interface BenchOptions {
   quick: boolean;
@@ -27,6 +29,15 @@ export interface BenchOptions {
   idleRounds: number;
   fanout: number[];
   fanoutReps: number;
+  /** Quality reports: active calls held per server, seconds each is held and measured (after a lead-in), rounds (the servers swap roles). */
+  qualityCalls: number;
+  qualityHoldS: number;
+  qualityLeadS: number;
+  qualityRounds: number;
+  /** quality: each party's report interval (the SDK's busiest is 1000; a steady call, 5000). */
+  qualityEveryMs: number;
+  /** Quality reports: also two Redis-mode clusters (two nodes each). */
+  qualityRedis: boolean;
   /** Concurrent session opens while filling idle/fan-out levels. */
   batch: number;
   logLevel: string;
@@ -38,7 +49,7 @@ export interface BenchOptions {
   quiet: boolean;
 }
 
-export const FULL: Omit<BenchOptions, 'modes' | 'quick' | 'outDir' | 'quiet' | 'pin' | 'redisUrl' | 'logLevel' | 'loadBase' | 'seed'> = {
+export const FULL: Omit<BenchOptions, 'modes' | 'quick' | 'outDir' | 'quiet' | 'pin' | 'redisUrl' | 'logLevel' | 'loadBase' | 'seed' | 'qualityRedis'> = {
   rounds: 3,
   pairs: 32,
   warmupS: 2,
@@ -51,6 +62,11 @@ export const FULL: Omit<BenchOptions, 'modes' | 'quick' | 'outDir' | 'quiet' | '
   idleRounds: 2,
   fanout: [1000],
   fanoutReps: 5,
+  qualityCalls: 200,
+  qualityHoldS: 60,
+  qualityLeadS: 5,
+  qualityRounds: 2,
+  qualityEveryMs: 1000,
   batch: 200,
 };
 
@@ -67,13 +83,18 @@ export const QUICK: typeof FULL = {
   idleRounds: 1,
   fanout: [20],
   fanoutReps: 2,
+  qualityCalls: 6,
+  qualityHoldS: 2,
+  qualityLeadS: 0.5,
+  qualityRounds: 2,
+  qualityEveryMs: 1000,
   batch: 50,
 };
 
 const HELP = `npm run bench -- [flags]
 
   --quick                 a few-second smoke run (tiny counts)
-  --modes a,b             any of ${MODES.join(', ')} (default: all)
+  --modes a,b             any of ${MODES.join(', ')} (default: all but quality: ${DEFAULT_MODES.join(',')})
   --rounds N              saturation rounds, each A B (C) interleaved
   --pairs N               concurrent pairs in the saturation closed loop
   --warmup S, --window S  saturation warm-up and window length, seconds
@@ -86,6 +107,11 @@ const HELP = `npm run bench -- [flags]
   --idle-rounds N         idle rounds (fresh processes each)
   --fanout n,n            watcher counts for presence fan-out
   --fanout-reps N         repetitions per watcher count
+  --quality-calls N       quality: active calls each server holds at once (default 200; --quick 6)
+  --quality-hold S        quality: seconds each call is held and measured, after a lead-in of 5 s (default 60; --quick 2 after 0.5)
+  --quality-rounds N      quality: rounds; the reporting and the silent server swap each round (default 2)
+  --quality-every MS      quality: each party's report interval (default 1000, the SDK's busiest; 5000 is a steady call)
+  --quality-redis         quality: also two Redis-mode clusters of two nodes (caller and callee apart), on the Redis of --redis-url
   --batch N               sessions opened concurrently
   --log-level L           the servers' LOG_LEVEL (default warn)
   --no-pin                do not pin server (CPU 1) and generator (CPU 0) with taskset
@@ -124,6 +150,11 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'idle-rounds': { type: 'string' },
       fanout: { type: 'string' },
       'fanout-reps': { type: 'string' },
+      'quality-calls': { type: 'string' },
+      'quality-hold': { type: 'string' },
+      'quality-rounds': { type: 'string' },
+      'quality-every': { type: 'string' },
+      'quality-redis': { type: 'boolean' },
       batch: { type: 'string' },
       'log-level': { type: 'string' },
       'no-pin': { type: 'boolean' },
@@ -134,7 +165,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   });
   if (values.help) return 'help';
   const base = values.quick ? QUICK : FULL;
-  const modes = values.modes ? list(values.modes) : [...MODES];
+  const modes = values.modes ? list(values.modes) : [...DEFAULT_MODES];
   const warmupS = num(values.warmup, 'warmup', base.warmupS);
   for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode "${m}" (${MODES.join(', ')})`);
   return {
@@ -153,6 +184,12 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     idleRounds: Math.round(num(values['idle-rounds'], 'idle-rounds', base.idleRounds)),
     fanout: values.fanout ? nums(values.fanout, 'fanout').map(Math.round) : base.fanout,
     fanoutReps: Math.round(num(values['fanout-reps'], 'fanout-reps', base.fanoutReps)),
+    qualityCalls: Math.round(num(values['quality-calls'], 'quality-calls', base.qualityCalls)),
+    qualityHoldS: num(values['quality-hold'], 'quality-hold', base.qualityHoldS),
+    qualityLeadS: base.qualityLeadS,
+    qualityRounds: Math.round(num(values['quality-rounds'], 'quality-rounds', base.qualityRounds)),
+    qualityEveryMs: Math.round(num(values['quality-every'], 'quality-every', base.qualityEveryMs)),
+    qualityRedis: !!values['quality-redis'],
     batch: Math.round(num(values.batch, 'batch', base.batch)),
     logLevel: values['log-level'] ?? 'warn',
     pin: !values['no-pin'],
@@ -167,7 +204,8 @@ export function quickOptions(overrides: Partial<BenchOptions> = {}): BenchOption
   return {
     ...QUICK,
     quick: true,
-    modes: [...MODES],
+    modes: [...DEFAULT_MODES],
+    qualityRedis: false,
     logLevel: 'warn',
     pin: true,
     outDir: join(ROOT, 'bench/results'),

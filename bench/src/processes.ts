@@ -111,6 +111,8 @@ export interface ServerProcess {
   eventLoopMaxMs(): Promise<number | null>;
   /** Switchboard's error answers by code and rate-limit refusals, from `/metrics`. */
   errorCounters(): Promise<Record<string, number>>;
+  /** Switchboard: how many of one client event it has received (`switchboard_events_total`); null for the bare relay or when unread. */
+  eventsReceived(event: string): Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -177,7 +179,7 @@ function startFlags(): string[] {
 }
 
 /** What a server process's own endpoints tell: its heap, its event-loop delay, its error counters. */
-function probesOf(kind: ServerKind, url: string): Pick<ServerProcess, 'heapUsedBytes' | 'eventLoopMaxMs' | 'errorCounters'> {
+function probesOf(kind: ServerKind, url: string): Pick<ServerProcess, 'heapUsedBytes' | 'eventLoopMaxMs' | 'errorCounters' | 'eventsReceived'> {
   return {
     async heapUsedBytes() {
       try {
@@ -212,6 +214,17 @@ function probesOf(kind: ServerKind, url: string): Pick<ServerProcess, 'heapUsedB
         return counters;
       } catch {
         return {};
+      }
+    },
+    async eventsReceived(event) {
+      if (kind === 'bare') return null;
+      try {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith(`switchboard_events_total{event=${JSON.stringify(event)}} `));
+        // A counter not incremented yet is not listed: none received.
+        return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+      } catch {
+        return null;
       }
     },
   };

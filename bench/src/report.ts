@@ -181,13 +181,90 @@ function fanoutSection(r: BenchReport): string[] {
   return out;
 }
 
+/** Quality reports: CPU per call-minute with and without `call:quality`, and against a call's setup. */
+function qualitySection(r: BenchReport): string[] {
+  const out: string[] = [];
+  const q = r.quality;
+  if (!q) return [];
+  out.push('');
+  out.push(
+    `## Quality reports — ${q.calls} active calls per server held ${f(q.holdS, 0)} s (after a ${f(q.leadS, 1)} s lead-in), both parties sending \`call:quality\` every ${q.reportEveryMs} ms without an ack on one server, silent on the other; ${q.rounds} rounds, the servers swapping roles`,
+  );
+  out.push('');
+  out.push(
+    table(
+      ['server', 'with reports, ms CPU / call-minute', 'silent, ms CPU / call-minute', 'difference', 'reports sent / call-minute', 'per report µs', "one call's setup, ms CPU", 'difference / setup', 'hang-up ms CPU / call', 'reports sent → at the server → reached the peer', 'failed calls'],
+      q.summary.map((s) => [
+        s.kind === 'memory' ? 'Switchboard, memory' : 'Switchboard, Redis (2 nodes, summed)',
+        f(s.withMs, 3),
+        f(s.withoutMs, 3),
+        `**${f(s.diffMs, 3)}**`,
+        f(s.reportsPerCallMinute, 1),
+        f(s.perReportUs, 1),
+        f(s.setupMs, 3),
+        `**${f(s.diffPctOfSetup, 1)}%**`,
+        f(s.hangUpMs, 3),
+        `${s.reportsSent} → ${s.reportsAtServer ?? 'n/a'} → ${s.reportsReceived}${s.silentReceived ? ` (silent server: ${s.silentReceived})` : ''}`,
+        s.failed,
+      ]),
+    ),
+  );
+  out.push('');
+  out.push(
+    `Medians over rounds; each round compares the reporting server with the silent one of the same kind over the same window. A call-minute is one held call for one minute (at exactly one report a second per party, 120 reports; a late timer delays a party's next report, so a busy generator sends fewer); per report = the difference / reports sent. The server forwards a report to the peer only when it changes the party's level or warnings: every tenth report of a party dips to fair and back, so a fifth of the reports reach the peer; fewer than the changes sent means reports dropped as early (more than 500 ms before due) or in flight at the window's edges. Setup: request to the answer and the candidates, per call, the calls set up ${q.concurrency} at a time on a warmed server (warm-ups: ${Object.entries(q.warmups)
+      .map(([label, w]) => `${label} ${f(w.seconds, 0)} s`)
+      .join(', ')}).`,
+  );
+  const sat = r.saturation?.summary.switchboard?.serverCpuMsPerCall;
+  const mem = q.summary.find((s) => s.kind === 'memory');
+  if (sat !== undefined && mem) out.push(`For reference, a whole call at saturation in this run: ${f(sat, 3)} ms; the difference is ${f((100 * mem.diffMs) / sat, 1)}% of it.`);
+  out.push('');
+  out.push('<details><summary>every round</summary>');
+  out.push('');
+  out.push(
+    table(
+      ['round', 'server', 'reports', 'calls', 'setup ms CPU / call', 'window s', 'server ms CPU in window', 'ms CPU / call-minute', 'server %', 'sent', 'at the server', 'reached the peer', 'stray', 'hang-up ms / call', 'generator %', 'CPU pressure %', 'failed'],
+      q.arms.map((a) => [
+        a.round,
+        a.label,
+        a.reporting ? 'yes' : 'no',
+        a.calls,
+        f(a.setupCpuMsPerCall, 3),
+        f(a.windowMs / 1000, 1),
+        f(a.windowCpuMs, 0),
+        f(a.cpuMsPerCallMinute, 3),
+        f(a.serverCpuPct, 1),
+        a.reportsSent,
+        a.reportsAtServer ?? 'n/a',
+        a.reportsReceived,
+        a.strayReports,
+        f(a.hangUpCpuMsPerCall, 3),
+        f(a.generatorCpuPct, 0),
+        f(a.cpuPressurePct, 0),
+        a.failed,
+      ]),
+    ),
+  );
+  out.push('');
+  out.push(
+    table(
+      ['round', 'kind', 'reporting', 'silent', 'with', 'without', 'difference ms / call-minute', 'setup ms', 'difference / setup', 'per report µs'],
+      q.perRound.map((p) => [p.round, p.kind, p.reporting, p.silent, f(p.withMs, 3), f(p.withoutMs, 3), f(p.diffMs, 3), f(p.setupMs, 3), `${f(p.diffPctOfSetup, 1)}%`, f(p.perReportUs, 1)]),
+    ),
+  );
+  out.push('');
+  out.push('</details>');
+  return out;
+}
+
 /** Failed calls, server complaints and crashes, the run's notes. */
 function oddities(r: BenchReport): string[] {
   const out: string[] = [];
   out.push('');
   out.push('## Errors and oddities');
   out.push('');
-  const counterRows = Object.entries(r.counters).map(([name, c]) => [
+  const counters = [...Object.entries(r.counters), ...Object.entries(r.quality?.counters ?? {}).map(([label, c]) => [`quality ${label}`, c] as const)];
+  const counterRows = counters.map(([name, c]) => [
     name,
     c.completed,
     c.failed,
@@ -236,5 +313,5 @@ function notesSection(r: BenchReport): string[] {
 }
 
 export function markdownReport(r: BenchReport, chartFile: string | null): string {
-  return [...header(r), ...saturationSection(r), ...loadSection(r, chartFile), ...idleSection(r), ...fanoutSection(r), ...oddities(r), ...notesSection(r), ''].join('\n');
+  return [...header(r), ...saturationSection(r), ...loadSection(r, chartFile), ...idleSection(r), ...fanoutSection(r), ...qualitySection(r), ...oddities(r), ...notesSection(r), ''].join('\n');
 }

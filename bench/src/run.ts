@@ -13,6 +13,7 @@ import type { BenchOptions } from './options.js';
 import { cpuCount, hasTaskset, pinSelf, startProcess, type ServerKind, type ServerProcess } from './processes.js';
 import { Progress } from './progress.js';
 import { findRedis, type RedisHandle } from './redis.js';
+import { runQuality, type QualityResult, type QualityServer } from './quality.js';
 import { closedLoop, GENERATOR_SATURATED_PCT, runSaturation, type SaturationResult } from './saturation.js';
 import { median, rng } from './stats.js';
 import { closePairs, connectPairs, crashedNodes, makeTarget, type Target, type TargetName } from './targets.js';
@@ -53,6 +54,8 @@ export interface BenchReport {
   idle: IdleResult | null;
   redis: { available: boolean; reason?: string; source?: string; nodes?: number } | null;
   fanout: FanoutResult | null;
+  /** Quality reports: server CPU per call-minute with and without `call:quality`, against a call's setup. */
+  quality: QualityResult | null;
   /** Per target: calls completed/failed and what went wrong, over the whole run. */
   counters: Partial<Record<TargetName, Counters>>;
   servers: ServerReport[];
@@ -218,6 +221,72 @@ async function runFanoutMode(options: BenchOptions, fleet: Fleet, progress: Prog
   }
 }
 
+/**
+ * Quality reports: two memory-mode servers (and, with --quality-redis, two
+ * Redis-mode clusters of two nodes, each with its own key prefix), N pairs
+ * connected to each; see quality.ts.
+ */
+async function runQualityMode(options: BenchOptions, fleet: Fleet, progress: Progress, notes: string[]): Promise<QualityResult> {
+  progress.update('quality: starting servers');
+  const started: ServerProcess[] = [];
+  const allPairs: Pair[][] = [];
+  let redis: RedisHandle | null = null;
+  let redisInfo: QualityResult['redis'];
+  try {
+    const [a, b] = await Promise.all([fleet.start('switchboard-quality-a', 'switchboard'), fleet.start('switchboard-quality-b', 'switchboard')]);
+    started.push(a, b);
+    const specs: Omit<QualityServer, 'pairs'>[] = [
+      { label: 'memory-a', kind: 'memory', target: makeTarget('switchboard', [a]) },
+      { label: 'memory-b', kind: 'memory', target: makeTarget('switchboard', [b]) },
+    ];
+    if (options.qualityRedis) {
+      const found = await findRedis(options.redisUrl);
+      if ('reason' in found) {
+        notes.push(`quality: Redis mode skipped: ${found.reason}`);
+        redisInfo = { skipped: found.reason };
+      } else {
+        redis = found;
+        redisInfo = { source: found.source, nodes: 2 };
+        for (const side of ['a', 'b'] as const) {
+          const env = { REDIS_URL: found.url, REDIS_PREFIX: `${found.prefix}${side}:` };
+          const nodes = await Promise.all([1, 2].map((n) => fleet.start(`switchboard-quality-redis-${side}${n}`, 'switchboard', env)));
+          started.push(...nodes);
+          specs.push({ label: `redis-${side}`, kind: 'redis', target: makeTarget('switchboard-redis', nodes) });
+        }
+      }
+    }
+    const counters: Record<string, Counters> = {};
+    const servers: QualityServer[] = [];
+    for (const spec of specs) {
+      const c = (counters[spec.label] = newCounters());
+      const n = options.qualityCalls;
+      const pairs = await connectPairs(spec.target, n, c, (d) => progress.update(`quality: connecting ${n} pairs to ${spec.label}`, `${d}`));
+      allPairs.push(pairs);
+      servers.push({ ...spec, pairs });
+    }
+    const result = await runQuality({
+      servers,
+      holdS: options.qualityHoldS,
+      leadS: options.qualityLeadS,
+      rounds: options.qualityRounds,
+      everyMs: options.qualityEveryMs,
+      concurrency: Math.min(options.pairs, options.qualityCalls),
+      warmupS: options.warmupS,
+      warmupMaxS: options.warmupMaxS,
+      random: rng(options.seed),
+      progress,
+      counters,
+    });
+    for (const s of servers) for (const c of crashedNodes(s.target)) notes.push(`server crashed during the quality mode: ${c}`);
+    return redisInfo ? { ...result, redis: redisInfo } : result;
+  } finally {
+    allPairs.forEach(closePairs);
+    await sleep(200);
+    await fleet.stop(started);
+    if (redis) await redis.release();
+  }
+}
+
 /** What a reader of the numbers must know: a saturated generator, a contended machine, servers that crashed or complained. */
 function noticesOf(saturation: SaturationResult | null, load: LoadResult | null, reports: ServerReport[]): string[] {
   const notes: string[] = [];
@@ -249,6 +318,28 @@ function noticesOf(saturation: SaturationResult | null, load: LoadResult | null,
   return notes;
 }
 
+/** The quality mode's own warnings: reports that never arrived (then nothing was measured), reports where none were sent, failed calls. */
+function qualityNotices(q: QualityResult | null): string[] {
+  const notes: string[] = [];
+  for (const s of q?.summary ?? []) {
+    if (s.reportsReceived === 0) notes.push(`quality (${s.kind}): no call:quality report reached a peer: the difference measures nothing`);
+    else if (s.reportsReceived < 0.99 * s.changesSent) {
+      notes.push(
+        `quality (${s.kind}): ${s.reportsReceived} reports reached the peer of the ${s.changesSent} that changed a party's level (the server forwards only changes)` +
+          (s.reportsAtServer === null ? '' : `; the server received ${s.reportsAtServer} of ${s.reportsSent} sent: a report it dropped as early, or that was in flight at a window's edge, is missing`),
+      );
+    }
+    if (s.silentReceived) notes.push(`quality (${s.kind}): ${s.silentReceived} reports reached a peer on the silent server`);
+    if (s.strayReports) notes.push(`quality (${s.kind}): ${s.strayReports} call:quality events that were not a held call's peer report`);
+    if (s.failed) notes.push(`quality (${s.kind}): ${s.failed} held calls failed (see quality.counters)`);
+  }
+  const pressures = q?.arms.map((a) => a.cpuPressurePct).filter(Number.isFinite) ?? [];
+  if (pressures.length && Math.max(...pressures) >= 10) {
+    notes.push(`quality: the machine was contended in the holding windows (CPU pressure median ${median(pressures).toFixed(0)}%, worst ${Math.max(...pressures).toFixed(0)}%); each server's CPU is its own, but a busy core slows what it does`);
+  }
+  return notes;
+}
+
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const t0 = performance.now();
   const startedAt = new Date();
@@ -264,6 +355,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let calls: CallResults = { saturation: null, load: null, redis: null };
   let idle: IdleResult | null = null;
   let fanout: FanoutResult | null = null;
+  let quality: QualityResult | null = null;
   try {
     if (has('saturation') || has('load') || has('redis')) calls = await runCallModes(options, fleet, progress, has, counters, notes);
     if (has('idle')) {
@@ -280,11 +372,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       });
     }
     if (has('fanout')) fanout = await runFanoutMode(options, fleet, progress);
+    if (has('quality')) quality = await runQualityMode(options, fleet, progress, notes);
   } finally {
     progress.done();
     await Promise.all(fleet.all.map((p) => p.stop()));
   }
-  notes.push(...noticesOf(calls.saturation, calls.load, fleet.reports));
+  notes.push(...noticesOf(calls.saturation, calls.load, fleet.reports), ...qualityNotices(quality));
   const report: BenchReport = {
     meta: {
       startedAt: startedAt.toISOString(),
@@ -309,6 +402,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     idle,
     redis: calls.redis,
     fanout,
+    quality,
     counters,
     servers: fleet.reports,
     checks: [],

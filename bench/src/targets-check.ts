@@ -61,5 +61,30 @@ export function checkTargets(r: BenchReport): TargetCheck[] {
     ok: redis && Number.isFinite(redis.median) ? redis.median >= 0.5 : null,
     ...(redis ? { detail: `per round: ${redis.perRound.map(x).join(', ')}` } : {}),
   });
+  checks.push(qualityCheck(r));
   return checks;
+}
+
+/** Issue 18: what `call:quality` (each party once a second) adds per call-minute, against one call's setup, both from this run. */
+export const QUALITY_TARGET_PCT = 5;
+
+function qualityCheck(r: BenchReport): TargetCheck {
+  const every = r.quality?.reportEveryMs ?? 1000;
+  const name = `server CPU of call:quality reports (each party every ${every / 1000} s) per call-minute, memory mode`;
+  const target = `≤ ${QUALITY_TARGET_PCT}% of one call's setup ("a few percent")`;
+  const q = r.quality?.summary.find((s) => s.kind === 'memory');
+  if (!q) return { name, target, value: 'not measured', ok: null };
+  if (q.reportsReceived === 0) return { name, target, value: 'no report reached a peer: nothing measured', ok: false };
+  const pct = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)}%` : 'n/a');
+  const rounds = r.quality!.perRound.filter((p) => p.kind === 'memory');
+  const redis = r.quality!.summary.find((s) => s.kind === 'redis');
+  return {
+    name,
+    target,
+    value: pct(q.diffPctOfSetup),
+    ok: Number.isFinite(q.diffPctOfSetup) ? q.diffPctOfSetup <= QUALITY_TARGET_PCT : null,
+    detail:
+      `${q.diffMs.toFixed(3)} ms per call-minute against a setup of ${q.setupMs.toFixed(3)} ms; per round: ${rounds.map((p) => pct(p.diffPctOfSetup)).join(', ')}` +
+      (redis ? `; Redis mode ${pct(redis.diffPctOfSetup)} (${redis.diffMs.toFixed(3)} of ${redis.setupMs.toFixed(3)} ms)` : ''),
+  };
 }

@@ -1,11 +1,26 @@
 /**
  * The softphone: sign in, see who is online, call, answer, mute, hold, hang
- * up, and the recent calls — all through `@switchboard/client`.
+ * up, the call's quality at both ends, the recent calls, and a check of the
+ * connection (`phone.preflight()`) — all through `@switchboard/client`.
  */
-import { Phone, type Call } from '@switchboard/client';
+import { Phone, type Call, type PreflightReport, type QualityLevel, type QualityWarning } from '@switchboard/client';
 import { devToken, fetchHistory, SignInError, tokenFromFragment, type HistoryEntry } from './api.js';
 import { audioContext, LevelMeter, Ringtone } from './audio.js';
-import { clock, endedNotice, errorNotice, initials, outcomeWords, stateWords } from './words.js';
+import {
+  clock,
+  endedNotice,
+  errorNotice,
+  initials,
+  levelWords,
+  localWarning,
+  outcomeWords,
+  preflightFailure,
+  preflightFigures,
+  preflightHeadline,
+  remoteWarning,
+  stateWords,
+  worstWarning,
+} from './words.js';
 import './style.css';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -37,9 +52,22 @@ const ui = {
   hold: $<HTMLButtonElement>('hold'),
   hangup: $<HTMLButtonElement>('hangup'),
   audio: $<HTMLAudioElement>('remote-audio'),
+  quality: $('quality'),
+  qualityLabel: $('quality-label'),
+  remoteQuality: $('remote-quality'),
+  remoteQualityLabel: $('remote-quality-label'),
+  qualityWarnings: $<HTMLUListElement>('quality-warnings'),
+  preflight: $<HTMLButtonElement>('preflight'),
+  preflightStatus: $('preflight-status'),
+  preflightResult: $('preflight-result'),
+  preflightHeadline: $('preflight-headline'),
+  preflightReason: $('preflight-reason'),
+  preflightFigures: $('preflight-figures'),
   notice: $('notice'),
 };
 
+/** How long the connection check may take in all. */
+const PREFLIGHT_TIMEOUT_MS = 20_000;
 /** How long the ended call stays on screen before the view closes. */
 const ENDED_LINGER_MS = 1500;
 const NOTICE_MS = 6000;
@@ -49,6 +77,10 @@ let token = '';
 let current: Call | undefined;
 let ringing: Call | undefined;
 let timerHandle: number | undefined;
+/** The current call's audio connected at least once (an `ice_failed` then is a dropped call, not one that never connected). */
+let everConnected = false;
+/** The current call's received-media level and raised warnings, from its last `quality` event. */
+let localQuality: { level: QualityLevel; warnings: readonly QualityWarning[] } | null = null;
 let noticeHandle: number | undefined;
 const ringtone = new Ringtone();
 const meter = new LevelMeter($('remote-level'));
@@ -199,19 +231,36 @@ function showCall(call: Call): void {
   ui.timer.textContent = '00:00';
   setPressed(ui.mute, false);
   setPressed(ui.hold, false);
+  everConnected = false;
+  localQuality = null;
   ui.inCall.hidden = false;
   ui.hangup.focus();
   renderState(call);
   renderBadges(call);
+  renderQuality(call);
   renderContacts();
-  call.on('state', () => renderState(call));
-  call.on('remote', () => renderBadges(call));
+  call.on('state', () => {
+    renderState(call);
+    renderQuality(call);
+  });
+  call.on('remote', () => {
+    renderBadges(call);
+    renderQuality(call);
+  });
+  call.on('local', () => renderQuality(call));
+  call.on('quality', (sample) => {
+    if (current !== call) return;
+    localQuality = { level: sample.level, warnings: sample.warnings };
+    renderQuality(call);
+  });
+  call.on('remote-quality', () => renderQuality(call));
   call.on('remoteStream', (stream) => attachRemote(stream));
   if (call.remoteStream) attachRemote(call.remoteStream);
   call.on('ended', (info) => {
     if (current !== call) return;
-    notify(endedNotice(info.reason, call.peer.name));
+    notify(endedNotice(info.reason, call.peer.name, everConnected));
     renderState(call);
+    renderQuality(call);
     stopTimer();
     meter.detach();
     ui.audio.srcObject = null;
@@ -236,7 +285,58 @@ function attachRemote(stream: MediaStream): void {
 function renderState(call: Call): void {
   ui.inCall.dataset.state = call.state;
   ui.inCallStatus.textContent = stateWords(call.state, call.direction);
+  if (call.state === 'connected') everConnected = true;
   if (call.state === 'connected' && timerHandle === undefined) startTimer(call);
+}
+
+/**
+ * The call's quality: our side's received media (`quality`) and the peer's
+ * (`remote-quality`) as signal bars, each once it is measured; and, while a
+ * warning is raised on either side, the worst one in plain words. Nothing
+ * more is said when all is well. Warnings wait while the call is not
+ * connected (its status says why) or the side that sends is on hold.
+ */
+function renderQuality(call: Call): void {
+  if (current !== call) return;
+  const over = call.state === 'ended';
+  const peer = call.peer.name;
+  showSignal(ui.quality, ui.qualityLabel, over ? null : (localQuality?.level ?? null), `You hear ${peer}`);
+  const remote = call.remoteQuality;
+  showSignal(ui.remoteQuality, ui.remoteQualityLabel, over ? null : (remote?.level ?? null), `${peer} hears you`);
+
+  const lines: HTMLElement[] = [];
+  if (call.state === 'connected') {
+    const local = localQuality && !call.remote.held ? worstWarning(localQuality.warnings) : null;
+    const theirs = remote && !call.local.held ? worstWarning(remote.warnings) : null;
+    const localText = local ? localWarning(local, peer) : null;
+    const remoteText = theirs ? remoteWarning(theirs, peer) : null;
+    if (local && localText) lines.push(warningLine('local', local, localText));
+    if (theirs && remoteText && remoteText !== localText) lines.push(warningLine('remote', theirs, remoteText));
+  }
+  ui.qualityWarnings.replaceChildren(...lines);
+}
+
+function showSignal(element: HTMLElement, label: HTMLElement, level: QualityLevel | null, text: string): void {
+  element.hidden = level === null;
+  if (level === null) {
+    delete element.dataset.level;
+    return;
+  }
+  element.dataset.level = level;
+  label.textContent = text;
+  const words = `${text}: ${levelWords(level).toLowerCase()} quality`;
+  element.setAttribute('aria-label', words);
+  element.title = words;
+}
+
+function warningLine(side: 'local' | 'remote', warning: QualityWarning, text: string): HTMLElement {
+  const li = document.createElement('li');
+  li.className = 'quality-warning';
+  li.dataset.testid = 'quality-warning';
+  li.dataset.side = side;
+  li.dataset.warning = warning;
+  li.textContent = text;
+  return li;
 }
 
 function renderBadges(call: Call): void {
@@ -295,6 +395,49 @@ document.addEventListener('keydown', (event) => {
   if (ringing) ui.reject.click();
   else if (current) ui.hangup.click();
 });
+
+// ---- connection check -----------------------------------------------------
+
+ui.preflight.addEventListener('click', () => void runPreflight());
+
+async function runPreflight(): Promise<void> {
+  if (!phone || ui.preflight.disabled) return;
+  ui.preflight.disabled = true;
+  ui.preflight.setAttribute('aria-busy', 'true');
+  ui.preflightResult.hidden = true;
+  delete ui.preflightResult.dataset.ok;
+  ui.preflightStatus.textContent = 'Checking… this takes about ten seconds.';
+  try {
+    showPreflight(await phone.preflight({ timeoutMs: PREFLIGHT_TIMEOUT_MS }));
+    ui.preflightStatus.textContent = '';
+  } catch (err) {
+    // preflight() reports every failure in its result; this is a bug or a browser without WebRTC.
+    ui.preflightStatus.textContent = `The check could not run: ${(err as Error).message}`;
+  } finally {
+    ui.preflight.disabled = false;
+    ui.preflight.removeAttribute('aria-busy');
+  }
+}
+
+function showPreflight(report: PreflightReport): void {
+  ui.preflightResult.dataset.ok = String(report.ok);
+  ui.preflightHeadline.textContent = preflightHeadline(report);
+  ui.preflightReason.hidden = report.ok;
+  ui.preflightReason.textContent = report.ok ? '' : preflightFailure(report.reason);
+  ui.preflightFigures.replaceChildren(
+    ...preflightFigures(report).map((figure) => {
+      const row = document.createElement('div');
+      row.dataset.figure = figure.key;
+      const dt = document.createElement('dt');
+      dt.textContent = figure.label;
+      const dd = document.createElement('dd');
+      dd.textContent = figure.value;
+      row.append(dt, dd);
+      return row;
+    }),
+  );
+  ui.preflightResult.hidden = false;
+}
 
 // ---- history -------------------------------------------------------------
 

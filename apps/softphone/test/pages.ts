@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
 import puppeteer, { type Browser as FirefoxBrowser, type Page as FirefoxPage } from 'puppeteer-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -73,6 +73,35 @@ export async function chromiumPerson(browser: Browser, url: string, name: string
 export async function hearsAudio(page: Page, min = 0.02): Promise<number> {
   const handle = await page.waitForFunction(remoteLevelAbove, min, { timeout: HEAR_MS, polling: 50 });
   return (await handle.jsonValue()) as number;
+}
+
+const devtools = new WeakMap<Page, CDPSession>();
+
+/**
+ * Chromium drops `percent` % of a page's WebRTC packets, both ways (0: none),
+ * in its own network stack: DevTools' network emulation, whose `packetLoss`
+ * governs peer-to-peer sockets. It governs the sockets opened while a rule is
+ * set (seen with Chromium 156): to change the loss mid-call, set 0 before the
+ * call starts. The page and the SDK run as shipped.
+ */
+export async function dropWebRtcPackets(page: Page, percent: number): Promise<void> {
+  let cdp = devtools.get(page);
+  if (!cdp) {
+    cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    devtools.set(page, cdp);
+  }
+  await cdp.send('Network.emulateNetworkConditionsByRule', {
+    offline: false,
+    matchedNetworkConditions: [{ urlPattern: '', latency: 0, downloadThroughput: -1, uploadThroughput: -1, packetLoss: percent }],
+  });
+}
+
+/** `caller` calls `calleeId` from its contacts; `callee` accepts. */
+export async function callAndAccept(caller: Page, callee: Page, calleeId: string): Promise<void> {
+  await caller.locator(sel.call(calleeId)).click(WAIT);
+  await callee.getByTestId('incoming').waitFor(WAIT);
+  await callee.getByTestId('accept').click(WAIT);
 }
 
 // ---- Firefox (puppeteer-core, WebDriver BiDi) ------------------------------

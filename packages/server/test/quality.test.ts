@@ -63,7 +63,7 @@ for (const mode of ['memory', 'redis'] as Mode[]) {
       await redis?.release();
     });
 
-    test('a report reaches the peer with the sender and its level and warnings; one within a second of the last is dropped', async () => {
+    test('a report reaches the peer with the sender and its level and warnings; one within a second of the last is dropped; one that changes nothing is not sent on', async () => {
       const { a, caller, callee, callId } = await pair();
       const ack = await caller.request<{ callId: string; dropped?: true }>('call:quality', { callId, ...lossy });
       expectOk(ack);
@@ -76,8 +76,12 @@ for (const mode of ['memory', 'redis'] as Mode[]) {
       await delay(SPACING_MS);
       expectOk(await caller.request('call:quality', { callId, ...good }));
       assert.deepEqual(await callee.next('call:quality'), { callId, userId: a, level: 'good', warnings: [] }, 'the dropped report never reached the peer');
+      await delay(SPACING_MS);
+      const same = await caller.request<{ callId: string; dropped?: true }>('call:quality', { callId, ...good, mos: 4.3 });
+      expectOk(same);
+      assert.equal(same.dropped, undefined, 'taken (it counts in the summary)…');
       await callee.sync();
-      assert.deepEqual(callee.received('call:quality'), []);
+      assert.deepEqual(callee.received('call:quality'), [], '…but the peer already knows its level and warnings');
     });
 
     test('bad reports are refused with invalid_payload, and only a bound party of an active call may report', async () => {

@@ -63,12 +63,14 @@ export interface QualityState {
   /** Names this socket's stretch of reports in the call's record (`PartyQuality`). */
   segment: string;
   summary: QualitySummary;
-  /** When the last report was taken (reports less than a second apart are dropped). */
-  lastAt: number;
+  /** When the next report is due (one coming more than the allowed jitter earlier is dropped). */
+  dueAt: number;
   /** When `summary` was last saved into the call's record; null before the first save. */
   savedAt: number | null;
   /** The warnings the last report raised (a warning is counted when it first appears). */
   warnings: readonly QualityWarning[];
+  /** The level and warnings last sent to the peer (a report that changes neither is not sent). */
+  forwarded: string | null;
 }
 
 export interface Deps {
