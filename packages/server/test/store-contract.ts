@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { pollUntil as waitFor } from '../../../test/support/wait.js';
-import type { CallId, SessionId, UserId } from '@switchboard/protocol';
+import type { CallId, QualitySummary, SessionId, UserId } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../src/calls/types.js';
 import { NO_FLAGS, userKey } from '../src/calls/types.js';
 import type { CallCommit, CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from '../src/store/types.js';
@@ -103,6 +103,44 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
     /** Commits `call` as a new call (version 0) with no claims and no TTL, unless `overrides` say otherwise. */
     const commit = (call: CallRecord, overrides: Partial<Omit<CallCommit, 'call'>> = {}) =>
       store.commitCall({ call, expectVersion: 0, claims: [], ttlMs: null, ...overrides });
+
+    describe('quality summaries beside a call', () => {
+      const summary = (samples: number, mos = 4.4): QualitySummary => ({
+        samples,
+        mos: { min: mos, mean: mos },
+        rttMs: { mean: 40, max: 60 },
+        jitterMs: { mean: 2, max: 5 },
+        lossPct: { mean: 0.5, max: 2 },
+        worstLevel: 'good',
+      });
+
+      test('saveQuality keeps one summary per segment, the newest; they survive commits and go with the record', async () => {
+        const call = callRecord('q1');
+        assert.ok(await commit(call));
+        await store.saveQuality(cid('q1'), 's-alice a1', summary(1));
+        await store.saveQuality(cid('q1'), 's-alice a1', summary(6, 3.9));
+        await store.saveQuality(cid('q1'), 's-bob b1', summary(4));
+        assert.equal((await store.getCall(cid('q1')))?.version, 1, 'no version change');
+        assert.ok(await store.commitCall({ call: { ...call, state: 'active' }, expectVersion: 1, claims: [], ttlMs: null }));
+        assert.deepEqual(
+          await store.qualityOf(cid('q1')),
+          new Map([
+            ['s-alice a1', summary(6, 3.9)],
+            ['s-bob b1', summary(4)],
+          ]),
+        );
+        assert.ok(await store.commitCall({ call: { ...call, state: 'ended' }, expectVersion: 2, claims: [], ttlMs: 50 }));
+        assert.equal((await store.qualityOf(cid('q1'))).size, 2, 'the tombstone keeps them');
+        await waitFor('the tombstone to expire', async () => (await store.getCall(cid('q1'))) === undefined, 3000);
+        assert.deepEqual(await store.qualityOf(cid('q1')), new Map(), 'gone with the record');
+      });
+
+      test('saveQuality for a call the store does not hold saves nothing', async () => {
+        await store.saveQuality(cid('nobody'), 's-x y', summary(3));
+        assert.deepEqual(await store.qualityOf(cid('nobody')), new Map());
+        assert.equal(await store.getCall(cid('nobody')), undefined, 'and makes no record');
+      });
+    });
 
     describe('calls and versions', () => {
       test('commitCall creates a call only at expectVersion 0, and getCall returns it intact at version 1', async () => {

@@ -5,16 +5,7 @@
  * atomically, and only then carries out the effects, so a transition that
  * loses a race is simply run again on fresh state.
  */
-import {
-  CONTROL_FLAGS,
-  type CallId,
-  type ControlEvent,
-  type EndReason,
-  type ErrorCode,
-  type QualitySummary,
-  type SessionId,
-  type UserId,
-} from '@switchboard/protocol';
+import { CONTROL_FLAGS, type CallId, type ControlEvent, type EndReason, type ErrorCode, type SessionId, type UserId } from '@switchboard/protocol';
 import type {
   Actor,
   CallContext,
@@ -23,13 +14,11 @@ import type {
   ClaimChange,
   Effect,
   Party,
-  PartyQuality,
   Role,
   Transition,
 } from './types.js';
 import { NO_FLAGS } from './types.js';
 import { peerOf, roleOf } from './parties.js';
-import { saveSegment } from './quality.js';
 
 
 function fail(code: ErrorCode, message: string): Transition {
@@ -281,17 +270,6 @@ function control(call: CallRecord, by: Actor, which: ControlEvent): Transition {
   ], [], self.flags[flag] !== value);
 }
 
-/** Saves a bound party's running quality summary into the active call (nothing to tell anyone). */
-function quality(call: CallRecord, by: Actor, segment: string, summary: QualitySummary): Transition {
-  if (call.state !== 'active') return fail('invalid_state', `the call is ${call.state}`);
-  const role = boundRole(call, by);
-  if (!role) return fail('forbidden', 'this session is not bound to the call');
-  const saved: PartyQuality | undefined = call.quality?.[role];
-  const next = saveSegment(saved, segment, summary);
-  if (next === saved) return unchanged(call);
-  return done({ ...call, quality: { ...call.quality, [role]: next } }, []);
-}
-
 function ringTimeout(call: CallRecord, now: number): Transition {
   if (call.state !== 'ringing') return unchanged(call);
   if (now < call.ringDeadline) {
@@ -411,8 +389,6 @@ export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
       return sessionExpired(call, event.sessionId, ctx.now);
     case 'drain':
       return drained(call, ctx.now);
-    case 'quality':
-      return quality(call, event.by, event.segment, event.summary);
   }
 }
 

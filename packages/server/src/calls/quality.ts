@@ -1,42 +1,35 @@
 /**
- * A party's quality summary over a call, from the segments its sockets saved
- * (see `PartyQuality`) and what this node gathered since the last save. Pure.
+ * Both parties' quality summaries over a call: what their sockets saved
+ * beside the call's record (one running summary per socket, `segment` named
+ * `<sessionId> <id>`), with what this node holds that is fresher. Pure.
  */
 import { type CallQuality, type QualitySummary, mergeSummaries } from '@switchboard/protocol';
-import type { CallRecord, PartyQuality, Role } from './types.js';
+import { roleOf } from './parties.js';
+import type { CallRecord } from './types.js';
+import type { SessionId } from '@switchboard/protocol';
+
+/** A socket's segment: `<sessionId> <random id>`, so the summary says whose it is. */
+export function segmentName(sessionId: SessionId, id: string): string {
+  return `${sessionId} ${id}`;
+}
 
 /**
- * `saved` with a segment's running summary saved into it. A save of the same
- * segment keeps whichever summary holds more reports (saves may land out of
- * order); a new segment closes the one before. Returns `saved` itself when
- * nothing changes.
+ * The call's quality: each saved segment is a running summary of one socket,
+ * the newest save of it replacing the older ones, so per segment the one with
+ * the most reports counts (a save still in flight, or this node's fresher
+ * copy, may hold more); the segments of a party are merged. A segment of a
+ * session that is neither party's is ignored.
  */
-export function saveSegment(saved: PartyQuality | undefined, segment: string, summary: QualitySummary): PartyQuality | undefined {
-  if (saved === undefined) return { segment, summary };
-  if (saved.segment === segment) {
-    if (summary.samples <= saved.summary.samples) return saved;
-    return saved.earlier ? { earlier: saved.earlier, segment, summary } : { segment, summary };
+export function callQualityOf(call: CallRecord, saved: ReadonlyMap<string, QualitySummary>, local: ReadonlyMap<string, QualitySummary>): CallQuality | undefined {
+  const latest = new Map(saved);
+  for (const [segment, summary] of local) {
+    const known = latest.get(segment);
+    if (!known || summary.samples >= known.samples) latest.set(segment, summary);
   }
-  const earlier = mergeSummaries(saved.earlier, saved.summary);
-  return earlier ? { earlier, segment, summary } : { segment, summary };
-}
-
-/** A running summary a node holds for one party's socket, not yet saved (or saved less fresh). */
-export interface LocalSegment {
-  segment: string;
-  summary: QualitySummary;
-}
-
-/** One party's summary over the whole call: what the record saved, with what this node holds that is fresher. */
-export function partySummary(saved: PartyQuality | undefined, local: LocalSegment | undefined): QualitySummary | undefined {
-  const latest = local ? saveSegment(saved, local.segment, local.summary) : saved;
-  return latest ? mergeSummaries(latest.earlier, latest.summary) : undefined;
-}
-
-/** Both parties' summaries over the call, or undefined when neither reported. */
-export function callQualityOf(call: CallRecord, local: Partial<Record<Role, LocalSegment>>): CallQuality | undefined {
-  const caller = partySummary(call.quality?.caller, local.caller);
-  const callee = partySummary(call.quality?.callee, local.callee);
-  if (!caller && !callee) return undefined;
-  return { ...(caller ? { caller } : {}), ...(callee ? { callee } : {}) };
+  const quality: CallQuality = {};
+  for (const [segment, summary] of latest) {
+    const role = roleOf(call, segment.slice(0, segment.indexOf(' ')) as SessionId);
+    if (role) quality[role] = mergeSummaries(quality[role], summary);
+  }
+  return quality.caller || quality.callee ? quality : undefined;
 }

@@ -12,7 +12,6 @@ import type {
   IceServer,
   Media,
   PartyFlags,
-  QualitySummary,
   ServerEventName,
   ServerPayload,
   SessionId,
@@ -41,21 +40,6 @@ export interface Party {
   reconnecting: boolean;
 }
 
-/**
- * One party's quality reports as the call's record keeps them (v1.1). Each
- * socket that reports starts a segment of its own and saves its running
- * summary of that segment now and then; a later segment folds the earlier
- * ones into `earlier`. Saving a whole segment again and again, rather than
- * adding what came since, makes a save that lands twice or after a newer one
- * harmless.
- */
-export interface PartyQuality {
-  /** Every segment before this one, merged. */
-  earlier?: QualitySummary;
-  segment: string;
-  summary: QualitySummary;
-}
-
 export interface CallRecord {
   id: CallId;
   tenant: string;
@@ -75,8 +59,6 @@ export interface CallRecord {
   endReason: string | null;
   /** Who ended it, when a party did. */
   endedBy: UserId | null;
-  /** What each party's reports said of the media it received (v1.1); absent until one reports. */
-  quality?: { caller?: PartyQuality; callee?: PartyQuality };
 }
 
 export type Role = 'caller' | 'callee';
@@ -123,9 +105,7 @@ export type CallInput =
   /** A session's reconnect grace ran out (or it was closed). */
   | { type: 'session-expired'; callId: CallId; sessionId: SessionId }
   /** The node holding both parties stops for good (memory mode's drain). */
-  | { type: 'drain'; callId: CallId }
-  /** A bound party's running summary of its quality reports since `segment` began (see `PartyQuality`). */
-  | { type: 'quality'; callId: CallId; by: Actor; segment: string; summary: QualitySummary };
+  | { type: 'drain'; callId: CallId };
 
 /** What the state around a call looked like when the event was applied. */
 export interface CallContext {

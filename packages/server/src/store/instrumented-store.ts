@@ -4,7 +4,7 @@
  * latency is visible without the stores or the transport knowing about
  * metrics. The interface is unchanged: callers cannot tell it is there.
  */
-import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
+import type { CallId, QualitySummary, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import type { Histogram } from 'prom-client';
 import type {
@@ -63,6 +63,12 @@ export class InstrumentedStore implements CallStore {
     return this.time('commitCall', () => this.inner.commitCall(commit));
   }
   /** Timed as `commitCall`: the same write, with a count. */
+  saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
+    return this.time('saveQuality', () => this.inner.saveQuality(callId, segment, summary));
+  }
+  qualityOf(callId: CallId): Promise<Map<string, QualitySummary>> {
+    return this.time('qualityOf', () => this.inner.qualityOf(callId));
+  }
   commitCallCounting(commit: CallCommit): Promise<number | null> {
     return this.time('commitCall', () => this.inner.commitCallCounting(commit));
   }

@@ -3,7 +3,7 @@
  * synchronously inside its Promise, so `commitCall`'s version check, and the
  * timer change it carries, are atomic.
  */
-import type { CallId, SessionId, UserRef } from '@switchboard/protocol';
+import type { CallId, QualitySummary, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import { DEFAULT_HISTORY_LIMIT } from './types.js';
@@ -37,6 +37,8 @@ interface StoredCall {
   value: CallRecord | string;
   version: number;
   expiresAt: number | null;
+  /** Quality summaries saved beside the record, by segment (`saveQuality`). */
+  quality?: Map<string, QualitySummary>;
 }
 
 export interface MemoryStoreOptions {
@@ -142,6 +144,7 @@ export class MemoryStore implements CallStore {
       value: expiresAt === null ? commit.call : JSON.stringify(commit.call),
       version: commit.expectVersion + 1,
       expiresAt,
+      ...(live?.quality ? { quality: live.quality } : {}),
     });
     if (expiresAt !== null) {
       this.expiries.push({ id: commit.call.id, at: expiresAt });
@@ -152,6 +155,21 @@ export class MemoryStore implements CallStore {
     else if (timer?.op === 'unschedule') this.dropTimer(timer.kind, timer.id);
     if (commit.history) this.append(commit.history);
     return true;
+  }
+
+  async saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
+    const stored = this.live(callId);
+    if (stored) (stored.quality ??= new Map()).set(segment, summary);
+  }
+
+  async qualityOf(callId: CallId): Promise<Map<string, QualitySummary>> {
+    return new Map(this.live(callId)?.quality ?? []);
+  }
+
+  /** The call as held, unless it is gone or its tombstone has expired. */
+  private live(id: CallId): StoredCall | undefined {
+    const stored = this.calls.get(id);
+    return stored && (stored.expiresAt === null || stored.expiresAt > this.now()) ? stored : undefined;
   }
 
   async addSession(session: SessionRecord, maxSessions = Infinity): Promise<{ first: boolean } | null> {

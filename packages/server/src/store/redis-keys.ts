@@ -26,7 +26,8 @@ export const DEFAULT_PREFIX = 'sb:';
 export function redisKeys(prefix: string) {
   return {
     /**
-     * HASH `v` → version, `d` → CallRecord JSON.
+     * HASH `v` → version, `d` → CallRecord JSON, and `q:<segment>` → a
+     * quality summary saved beside it (`SAVE_QUALITY`; they share its life).
      * Ringing and active calls: no TTL; the owner is the transition that ends
      * the call, which commits it with `ttlMs` (a tombstone with a PX TTL).
      */
@@ -589,6 +590,22 @@ return 0
  * KEYS[1] nodes. ARGV[1] now.
  * Removes and returns the nodes whose alive-until is before now; each dead node goes to one caller.
  */
+/**
+ * A quality summary saved beside a call's record, only while the record is
+ * there (HSET alone would make a key with no TTL for a call already gone).
+ * KEYS[1] call. ARGV[1] field (`q:<segment>`), ARGV[2] summary JSON.
+ */
+export const SAVE_QUALITY = script(
+  'saveQuality',
+  `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
+`,
+);
+
+/** The field of a quality summary in a call's hash. */
+export const QUALITY_FIELD_PREFIX = 'q:';
+
 export const CLAIM_DEAD_NODES = script(
   'claimDeadNodes',
   `

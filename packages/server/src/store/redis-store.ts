@@ -11,7 +11,7 @@ import { RedisConnection } from './redis-connection.js';
 import type { RedisTarget } from './redis-target.js';
 
 export { failFastOptions } from './redis-connection.js';
-import type { CallId, SessionId, UserId, UserRef } from '@switchboard/protocol';
+import type { CallId, QualitySummary, SessionId, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import {
@@ -24,6 +24,8 @@ import {
   encodeRemoveSession,
   encodeUpdateSession,
   CLAIM_DEAD_NODES,
+  QUALITY_FIELD_PREFIX,
+  SAVE_QUALITY,
   CLAIM_DUE,
   CLAIM_TIMER,
   COMMIT_CALL,
@@ -119,6 +121,23 @@ export class RedisStore implements CallStore {
     const [version, data] = await this.client.hmget(this.keys.call(id), 'v', 'd');
     if (version == null || data == null) return undefined;
     return { value: JSON.parse(data) as CallRecord, version: Number(version) };
+  }
+
+  async saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
+    await this.run(SAVE_QUALITY, { keys: [this.keys.call(callId)], args: [`${QUALITY_FIELD_PREFIX}${segment}`, JSON.stringify(summary)] });
+  }
+
+  /** The call's `q:` fields: a small hash answers a whole HSCAN at once, without sending the record itself. */
+  async qualityOf(callId: CallId): Promise<Map<string, QualitySummary>> {
+    await this.whenReady();
+    const found = new Map<string, QualitySummary>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.client.hscan(this.keys.call(callId), cursor, 'MATCH', `${QUALITY_FIELD_PREFIX}*`, 'COUNT', 100);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) found.set(flat[i]!.slice(QUALITY_FIELD_PREFIX.length), JSON.parse(flat[i + 1]!) as QualitySummary);
+    } while (cursor !== '0');
+    return found;
   }
 
   async getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {

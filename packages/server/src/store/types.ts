@@ -7,7 +7,7 @@
  * read has changed. A backend makes that one commit atomic (a Lua script in
  * Redis) and everything else follows.
  */
-import type { CallId, CallOutcome, CallQuality, Media, SessionId, UserId, UserRef } from '@switchboard/protocol';
+import type { CallId, CallOutcome, CallQuality, Media, QualitySummary, SessionId, UserId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
 
 /** Newest history entries kept per user, unless told otherwise (`HISTORY_LIMIT`). */
@@ -147,6 +147,16 @@ export interface CallRecords {
    * who needs it.
    */
   commitCallCounting(commit: CallCommit): Promise<number | null>;
+  /**
+   * Saves a running quality summary beside the call's record (v1.1): one per
+   * `segment` (a socket's stretch of reports, named `<sessionId> <id>`), the
+   * newest replacing the one before. No version changes, nothing is read;
+   * nothing is saved for a call the store no longer holds, and the summaries
+   * go with the record.
+   */
+  saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void>;
+  /** Every summary saved beside the call's record, by segment. */
+  qualityOf(callId: CallId): Promise<Map<string, QualitySummary>>;
 }
 
 /** Sessions: who is signed in, on which node, connected or in their grace. */

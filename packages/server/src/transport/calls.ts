@@ -3,11 +3,11 @@
  * machine, commit atomically (retrying on a lost race), then carry out the
  * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
-import type { CallId, CallQuality, PresenceStatus } from '@switchboard/protocol';
+import type { CallId, CallQuality, PresenceStatus, QualitySummary } from '@switchboard/protocol';
 import { applyCallEvent } from '../calls/machine.js';
 import { peerOf, roleOf } from '../calls/parties.js';
-import { type LocalSegment, callQualityOf } from '../calls/quality.js';
-import type { CallContext, CallInput, CallRecord, Effect, Role, UserKey } from '../calls/types.js';
+import { callQualityOf } from '../calls/quality.js';
+import type { CallContext, CallInput, CallRecord, Effect, UserKey } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
@@ -188,7 +188,7 @@ export class CallRunner {
       const timerEffect = t.effects.find(isRingTimerEffect);
       // So are both parties' history records of a call this transition ends.
       const ended = t.effects.find((e): e is Extract<Effect, { kind: 'ended' }> => e.kind === 'ended');
-      const history = ended ? this.historyOf(ended.call) : undefined;
+      const history = ended ? await this.historyOf(ended.call) : undefined;
       const commit: CallCommit = {
         call,
         expectVersion,
@@ -314,21 +314,25 @@ export class CallRunner {
 
   /** Tells the observers a call ended; writes its history too, unless its commit did (`stored`). */
   private async recordEnded(call: CallRecord, stored: EndedHistory | undefined): Promise<void> {
-    const history = stored ?? this.historyOf(call);
+    const history = stored ?? (await this.historyOf(call));
     this.deps.observers.tell('ended', call, { caller: history.caller.entry, callee: history.callee.entry });
     // Both records in one round trip.
     if (!stored) await this.deps.store.appendHistory([history.caller, history.callee]);
   }
 
-  /** Both parties' history records of an ended call, with the quality summaries the record and this node hold. */
-  private historyOf(call: CallRecord): EndedHistory {
-    const local: Partial<Record<Role, LocalSegment>> = {};
-    for (const conn of this.bindings.connsOf(call.id)) {
-      const report = conn.quality;
-      const role = conn.session && report?.callId === call.id ? roleOf(call, conn.session.id) : undefined;
-      if (role && report) local[role] = report;
+  /**
+   * Both parties' history records of an ended call, with their quality
+   * summaries: those saved beside the record (one read, for a call that was
+   * answered: only then are there any) and the fresher ones of this node's sockets.
+   */
+  private async historyOf(call: CallRecord): Promise<EndedHistory> {
+    let quality: CallQuality | undefined;
+    if (call.answeredAt !== null) {
+      const local = new Map<string, QualitySummary>();
+      for (const conn of this.bindings.connsOf(call.id)) if (conn.quality?.callId === call.id) local.set(conn.quality.segment, conn.quality.summary);
+      quality = callQualityOf(call, await this.deps.store.qualityOf(call.id), local);
     }
-    return historyOf(call, this.deps.now(), callQualityOf(call, local));
+    return historyOf(call, this.deps.now(), quality);
   }
 
   private background(work: Promise<unknown>): void {

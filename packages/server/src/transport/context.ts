@@ -60,7 +60,7 @@ export interface Conn {
 /** What a socket's `call:quality` reports add up to, for one call. */
 export interface QualityState {
   callId: string;
-  /** Names this socket's stretch of reports in the call's record (`PartyQuality`). */
+  /** Names this socket's stretch of reports beside the call's record (`<sessionId> <id>`, see calls/quality.ts). */
   segment: string;
   summary: QualitySummary;
   /** When the next report is due (one coming more than the allowed jitter earlier is dropped). */

@@ -62,7 +62,7 @@ export class Dispatcher {
         await calls.run({ type, callId: p.callId as CallId, by: actorOf(conn.session!) }, logOf(conn.session!));
         return { callId: p.callId };
       });
-    const quality = new QualityReports(deps, relay, calls);
+    const quality = new QualityReports(deps, relay);
     const entries: [ClientEventName, Route][] = [
       ['auth:handshake', route(authHandshakeSchema, false, (conn, p) => sessions.authenticate(conn, p.token))],
       ['reconnect:attempt', route(reconnectAttemptSchema, false, (conn, p) => sessions.resume(conn, p.token, p.sessionId))],

@@ -9,18 +9,18 @@
  * level, warnings }` when the level or the warnings change (the rest of a
  * report is only for the summary): most reports of a steady call cost a
  * receive and a fold, not a send. Each report is folded into this socket's
- * running summary, which is saved into the call's record when it first
- * reports and then every `SAVE_EVERY_MS`, not per report. The node that ends the call adds what its
- * own sockets gathered since their last save (transport/calls.ts), so a call
- * whose parties are on that node loses nothing; a party elsewhere loses at
- * most its last `SAVE_EVERY_MS` of reports.
+ * running summary, which is saved beside the call's record (one HSET on its
+ * hash in Redis mode: no read, no version, no lock) when it first reports and
+ * then every `SAVE_EVERY_MS`, not per report. The node that ends the call
+ * reads the saved summaries once and adds what its own sockets gathered since
+ * their last save (transport/calls.ts), so a call whose parties are on that
+ * node loses nothing; a party elsewhere loses at most its last
+ * `SAVE_EVERY_MS` of reports.
  */
 import { randomUUID } from 'node:crypto';
 import { type CallId, type CallQualityPayload, type QualityWarning, addToSummary } from '@switchboard/protocol';
-import type { CallRunner } from './calls.js';
+import { segmentName } from '../calls/quality.js';
 import type { Conn, Deps, QualityState } from './context.js';
-import { actorOf } from './context.js';
-import { SwitchboardError } from './errors.js';
 import type { Relay } from './relay.js';
 
 /** "At most once a second": each report is due this long after the one before (GCRA, see above). */
@@ -34,7 +34,6 @@ export class QualityReports {
   constructor(
     private readonly deps: Deps,
     private readonly relay: Relay,
-    private readonly calls: CallRunner,
   ) {}
 
   /** Takes one report; `dropped` when it came too soon after the last one. */
@@ -60,7 +59,7 @@ export class QualityReports {
   private take(conn: Conn, report: CallQualityPayload, now: number): QualityState {
     const prior = conn.quality?.callId === report.callId ? conn.quality : null;
     const summary = addToSummary(prior?.summary, report);
-    const state: QualityState = prior ?? { callId: report.callId, segment: randomUUID(), summary, dueAt: now, savedAt: null, warnings: [], forwarded: null };
+    const state: QualityState = prior ?? { callId: report.callId, segment: segmentName(conn.session!.id, randomUUID()), summary, dueAt: now, savedAt: null, warnings: [], forwarded: null };
     state.summary = summary;
     state.dueAt = Math.max(state.dueAt, now) + REPORT_INTERVAL_MS;
     for (const warning of report.warnings) if (!state.warnings.includes(warning)) this.deps.metrics.qualityWarning(warning);
@@ -70,15 +69,12 @@ export class QualityReports {
     return state;
   }
 
-  /** Saves the running summary into the call's record, in the background: no report waits on the store. */
+  /** Saves the running summary beside the call's record, in the background: no report waits on the store. */
   private save(conn: Conn, state: QualityState, now: number): void {
     state.savedAt = now;
-    const session = conn.session!;
-    const input = { type: 'quality', callId: state.callId as CallId, by: actorOf(session), segment: state.segment, summary: state.summary } as const;
-    this.calls.run(input).catch((err: unknown) => {
-      // The call ended meanwhile: the node that ended it took what this socket had gathered, or it is lost with the socket.
-      if (err instanceof SwitchboardError) return;
-      this.deps.logger.warn({ err, callId: state.callId, session: session.id }, 'could not save a quality summary');
+    this.deps.store.saveQuality(state.callId as CallId, state.segment, state.summary).catch((err: unknown) => {
+      // Redis away: the next save (or the end, on this node) has it all, since a summary is a running one.
+      this.deps.logger.warn({ err, callId: state.callId, session: conn.session?.id }, 'could not save a quality summary');
     });
   }
 }
