@@ -12,7 +12,7 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { startServer, type SwitchboardServer } from './server.js';
 import { WebhookSender } from './webhooks.js';
-import { describeTarget, openRedis, redisTargetOf, resolveRedisTarget, type RedisTarget } from './store/redis-target.js';
+import { describeTarget, oneShotOptions, openRedis, redisTargetOf, resolveRedisTarget, type RedisTarget } from './store/redis-target.js';
 
 /** Exit codes of `npm start` and the `switchboard` CLI (sysexits.h), for scripts and service managers. */
 export const EXIT = {
@@ -53,12 +53,7 @@ export interface RedisProbe {
 export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TIMEOUT_MS): Promise<RedisProbe> {
   const resolved = (await resolveRedisTarget(target))!;
   const client = openRedis(resolved, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
+    ...oneShotOptions(timeoutMs),
     ...(resolved.kind === 'sentinel' ? { sentinelRetryStrategy: () => null, failoverDetector: false } : {}),
   });
   // ioredis rejects with "Connection is closed"; the error event says why (ECONNREFUSED, ENOTFOUND, WRONGPASS …).
@@ -107,12 +102,7 @@ async function askSentinels(target: Extract<RedisTarget, { kind: 'sentinel' }>, 
       const sentinel = new Redis({
         host,
         port,
-        lazyConnect: true,
-        connectTimeout: timeoutMs,
-        commandTimeout: timeoutMs,
-        maxRetriesPerRequest: 0,
-        enableOfflineQueue: false,
-        retryStrategy: () => null,
+        ...oneShotOptions(timeoutMs),
         ...(target.sentinelAuth ? { password: target.password, ...(target.username ? { username: target.username } : {}) } : {}),
       });
       sentinel.on('error', () => undefined);

@@ -51,21 +51,16 @@ export async function resolveRedisTarget(target: RedisTarget | null): Promise<Re
   return { ...target, sentinelAuth: await sentinelsNeedAuth(target.sentinels) };
 }
 
+/** A connection for one look (a probe, a question to a sentinel): it tries once, queues nothing, and waits at most `timeoutMs`. */
+export function oneShotOptions(timeoutMs: number): RedisOptions {
+  return { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null };
+}
+
 /** True when the first sentinel that answers refuses an unauthenticated PING (NOAUTH). */
 async function sentinelsNeedAuth(sentinels: HostPort[], timeoutMs = 2000): Promise<boolean> {
   for (const { host, port } of sentinels) {
     // No ready check: its INFO would fail on NOAUTH before our PING could say so.
-    const client = new Redis({
-      host,
-      port,
-      lazyConnect: true,
-      enableReadyCheck: false,
-      connectTimeout: timeoutMs,
-      commandTimeout: timeoutMs,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    });
+    const client = new Redis({ host, port, ...oneShotOptions(timeoutMs), enableReadyCheck: false });
     client.on('error', () => undefined);
     try {
       await client.connect();
