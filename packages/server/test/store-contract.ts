@@ -906,6 +906,15 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.sessionsOfNode('node-a', new Set([sid('s1'), sid('s2'), sid('s3')])), []);
       });
 
+      test('notOnNode says which of the ids the node does not hold', async () => {
+        await store.addSession(sessionRecord('s1', 'alice'));
+        await store.addSession(sessionRecord('s2', 'bob', { nodeId: 'node-b' }));
+        assert.deepEqual(await store.notOnNode('node-a', [sid('s1'), sid('s2'), sid('gone')]), [sid('s2'), sid('gone')]);
+        assert.deepEqual(await store.notOnNode('node-a', []), []);
+        await store.removeSession(sid('s1'));
+        assert.deepEqual(await store.notOnNode('node-a', [sid('s1')]), [sid('s1')]);
+      });
+
       test('the node index follows updateSession: an update in place, a move to another node and back', async () => {
         await store.addSession(sessionRecord('s1', 'alice'));
         await store.addSession(sessionRecord('s2', 'bob'));

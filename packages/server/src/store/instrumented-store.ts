@@ -125,6 +125,9 @@ export class InstrumentedStore implements CallStore {
   removeNode(nodeId: string): Promise<void> {
     return this.time('removeNode', () => this.inner.removeNode(nodeId));
   }
+  notOnNode(nodeId: string, ids: readonly SessionId[]): Promise<SessionId[]> {
+    return this.time('notOnNode', () => this.inner.notOnNode(nodeId, ids));
+  }
   sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
     return this.time('sessionsOfNode', () => this.inner.sessionsOfNode(nodeId, except));
   }

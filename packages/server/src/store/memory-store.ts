@@ -339,6 +339,11 @@ export class MemoryStore implements CallStore {
     this.nodes.delete(nodeId);
   }
 
+  async notOnNode(nodeId: string, ids: readonly SessionId[]): Promise<SessionId[]> {
+    const held = this.nodeSessions.get(nodeId);
+    return ids.filter((id) => !held?.has(id));
+  }
+
   async sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
     const ids = [...(this.nodeSessions.get(nodeId) ?? [])];
     return this.recordsOf(except ? ids.filter((id) => !except.has(id)) : ids);

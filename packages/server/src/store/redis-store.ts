@@ -304,6 +304,18 @@ export class RedisStore implements CallStore {
     await this.client.zrem(this.keys.nodes(), nodeId);
   }
 
+  async notOnNode(nodeId: string, ids: readonly SessionId[]): Promise<SessionId[]> {
+    if (ids.length === 0) return [];
+    await this.whenReady();
+    const missing: SessionId[] = [];
+    for (let i = 0; i < ids.length; i += NODE_BATCH) {
+      const batch = ids.slice(i, i + NODE_BATCH);
+      const member = (await this.client.smismember(this.keys.nodeSessions(nodeId), ...batch)) as number[];
+      batch.forEach((id, j) => member[j] === 0 && missing.push(id));
+    }
+    return missing;
+  }
+
   async sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
     await this.whenReady();
     const set = this.keys.nodeSessions(nodeId);

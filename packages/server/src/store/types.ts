@@ -188,6 +188,8 @@ export interface SessionStore {
   sessionsOf(key: UserKey): Promise<SessionRecord[]>;
   /** Sessions whose `nodeId` is `nodeId` (connected or not), but those in `except` (not even read). */
   sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]>;
+  /** Which of `ids` the store does not hold as sessions of `nodeId` (one membership check each, no record read). */
+  notOnNode(nodeId: string, ids: readonly SessionId[]): Promise<SessionId[]>;
   /** Users of a tenant with at least one session (presence). */
   onlineUsers(tenant: string): Promise<UserRef[]>;
 }

@@ -3,7 +3,7 @@
  * session outlives its socket for RECONNECT_GRACE_MS; a deliberate disconnect
  * ends it at once.
  */
-import type { AuthErrorCode, AuthSuccess, CallSnapshot, ErrorCode, ReconnectFailReason, SessionId } from '@switchboard/protocol';
+import type { AuthErrorCode, AuthSuccess, CallSnapshot, ErrorCode, ReconnectFailReason, SessionId, UserId } from '@switchboard/protocol';
 import { AuthError, type Identity } from '../auth/tokens.js';
 import { iceServersFor } from '../auth/turn.js';
 import { roleOf } from '../calls/parties.js';
@@ -296,7 +296,46 @@ export class Sessions {
     const orphans = (await this.deps.store.sessionsOfNode(this.deps.config.nodeId, here)).filter((s) => s.connected);
     for (const orphan of orphans) await this.markLost(orphan.id);
     if (orphans.length > 0) this.deps.logger.warn({ sessions: orphans.length }, 'sessions without a socket on this node enter their grace');
+    if (this.deps.store.shared) await this.restoreLost();
     return orphans.length;
+  }
+
+  /**
+   * The other way round: a socket here whose session the store no longer
+   * holds. A Redis failover can lose the writes its old master acknowledged
+   * last (replication is asynchronous), a sign-in among them: its device is
+   * connected and signed in, yet nobody could see or call it. Each such
+   * session is written again as it is here (unless it moved to another node
+   * meanwhile), and presence hears it come online.
+   */
+  private async restoreLost(): Promise<void> {
+    const { store, config } = this.deps;
+    const missing = await store.notOnNode(config.nodeId, [...this.local.keys()]);
+    for (const id of missing) {
+      await this.locks.run(id, async () => {
+        const conn = this.local.get(id);
+        const info = conn?.session;
+        if (!conn || !info || info.id !== id || conn.closing || conn.socket.disconnected) return;
+        if (await store.getSession(id)) return; // it is held, on another node: moved, not lost
+        const now = this.deps.now();
+        const record: SessionRecord = {
+          id,
+          tenant: info.tenant,
+          userId: info.userId as UserId,
+          name: info.name,
+          contacts: info.contacts === null ? null : ([...info.contacts] as UserId[]),
+          nodeId: config.nodeId,
+          connected: true,
+          graceUntil: null,
+          resumes: 0,
+          resumeWindowStart: now,
+          createdAt: now,
+        };
+        const added = await store.addSession(record);
+        this.deps.logger.warn({ user: info.userId, session: id }, 'a session the store had lost is written again');
+        if (added?.first) this.presence.announceOnline(info);
+      });
+    }
   }
 
   /** The grace of a disconnected session ran out. */
