@@ -18,10 +18,15 @@ function newSessionId(): SessionId {
   return randomBytes(18).toString('base64url') as SessionId;
 }
 
-/** A new session of `identity` on this node, connected. */
-export function newSessionRecord(identity: Identity, config: Pick<Config, 'contacts' | 'nodeId'>, now: number): SessionRecord {
+/** A new session of `identity` on this node, connected (with a new id, unless it is one being written again). */
+export function newSessionRecord(
+  identity: Pick<Identity, 'userId' | 'name' | 'tenant' | 'contacts'>,
+  config: Pick<Config, 'contacts' | 'nodeId'>,
+  now: number,
+  id: SessionId = newSessionId(),
+): SessionRecord {
   return {
-    id: newSessionId(),
+    id,
     tenant: identity.tenant,
     userId: identity.userId,
     name: identity.name,

@@ -317,20 +317,8 @@ export class Sessions {
         const info = conn?.session;
         if (!conn || !info || info.id !== id || conn.closing || conn.socket.disconnected) return;
         if (await store.getSession(id)) return; // it is held, on another node: moved, not lost
-        const now = this.deps.now();
-        const record: SessionRecord = {
-          id,
-          tenant: info.tenant,
-          userId: info.userId as UserId,
-          name: info.name,
-          contacts: info.contacts === null ? null : ([...info.contacts] as UserId[]),
-          nodeId: config.nodeId,
-          connected: true,
-          graceUntil: null,
-          resumes: 0,
-          resumeWindowStart: now,
-          createdAt: now,
-        };
+        const contacts = info.contacts === null ? null : ([...info.contacts] as UserId[]);
+        const record = newSessionRecord({ userId: info.userId, name: info.name, tenant: info.tenant, contacts }, config, this.deps.now(), id);
         const added = await store.addSession(record);
         this.deps.logger.warn({ user: info.userId, session: id }, 'a session the store had lost is written again');
         if (added?.first) this.presence.announceOnline(info);
