@@ -233,6 +233,7 @@ function showCall(call: Call): void {
   setPressed(ui.hold, false);
   everConnected = false;
   localQuality = null;
+  setCallButtons(true);
   ui.inCall.hidden = false;
   ui.hangup.focus();
   renderState(call);
@@ -259,6 +260,8 @@ function showCall(call: Call): void {
   call.on('ended', (info) => {
     if (current !== call) return;
     notify(endedNotice(info.reason, call.peer.name, everConnected));
+    // The sheet lingers a moment to say how it ended: nothing on it acts on the call any more.
+    setCallButtons(false);
     renderState(call);
     renderQuality(call);
     stopTimer();
@@ -274,6 +277,10 @@ function showCall(call: Call): void {
     // The record is written as the call ends; fetch once more in case we asked before it landed.
     window.setTimeout(() => void refreshHistory(), 1000);
   });
+}
+
+function setCallButtons(enabled: boolean): void {
+  for (const button of [ui.mute, ui.hold, ui.hangup]) button.disabled = !enabled;
 }
 
 function attachRemote(stream: MediaStream): void {

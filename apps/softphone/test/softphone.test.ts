@@ -60,6 +60,9 @@ describe('the softphone page', () => {
 
     await alice.getByTestId('hangup').click();
     await bob.getByText('Call with alice ended.').waitFor(WAIT);
+    for (const page of [alice, bob]) {
+      for (const id of ['hangup', 'mute', 'hold']) assert.equal(await page.getByTestId(id).isDisabled(), true, `${id} does nothing once the call has ended`);
+    }
     await bob.locator('[data-testid="in-call"]').waitFor({ state: 'hidden', ...WAIT });
     await alice.getByTestId('history-item').first().waitFor(WAIT);
     const item = alice.getByTestId('history-item').first();
