@@ -7,15 +7,14 @@
  * is kept in memory, and readiness is its "listener opened" lines, awaited
  * as they are written, within a bound.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startDaemon } from './daemon.js';
 import { freePort } from './ports.js';
 
 const TURNSERVER = process.env.TURNSERVER_PATH ?? 'turnserver';
-const LOG_LIMIT = 2_000_000;
 
 export interface Coturn {
   /** The daemon's process id. */
@@ -65,81 +64,42 @@ export async function startCoturn(options: { secret?: string; timeoutMs?: number
     '--simple-log',
   ];
 
-  const child: ChildProcess = spawn(TURNSERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const listeners = new Set<() => void>();
-  const append = (chunk: string) => {
-    if (log.length < LOG_LIMIT) log += chunk;
-    for (const listener of listeners) listener();
-  };
-  child.stdout!.setEncoding('utf8').on('data', append);
-  child.stderr!.setEncoding('utf8').on('data', append);
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      for (const listener of listeners) listener();
-      resolve();
-    });
-  });
-  const spawnError = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', (err) => resolve(err));
-  });
-  if (spawnError || child.pid === undefined) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`could not start coturn (${TURNSERVER}): ${spawnError?.message ?? 'no pid'}; install Debian's coturn`);
-  }
-  const pid = child.pid;
-
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    if (!exited) {
-      process.kill(pid, 'SIGTERM');
-      const grace = setTimeout(() => {
-        if (!exited) process.kill(pid, 'SIGKILL');
-      }, 3000);
-      await exit;
-      clearTimeout(grace);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const daemon = await startDaemon({ command: TURNSERVER, args, dir, install: 'coturn' });
 
   // Ready once it logged both its UDP and its TCP listener on our port.
   const ready = [`UDP listener opened on: 127.0.0.1:${port}`, `TCP listener opened on : 127.0.0.1:${port}`];
   try {
     await new Promise<void>((resolve, reject) => {
       const check = () => {
-        if (ready.every((line) => log.includes(line))) done();
+        const exited = daemon.exited();
+        if (ready.every((line) => daemon.log().includes(line))) done();
         else if (exited) done(new Error(`coturn exited at start (code ${exited.code}, signal ${exited.signal})`));
       };
       const timer = setTimeout(() => done(new Error(`coturn did not open its listeners on 127.0.0.1:${port} within ${timeoutMs} ms`)), timeoutMs);
+      const unlisten = daemon.onChange(check);
       const done = (err?: Error) => {
         clearTimeout(timer);
-        listeners.delete(check);
+        unlisten();
         if (err) reject(err);
         else resolve();
       };
-      listeners.add(check);
       check();
     });
   } catch (err) {
-    await stop();
-    throw new Error(`${(err as Error).message}:\n${log.split('\n').slice(-30).join('\n')}`, { cause: err });
+    await daemon.stop();
+    throw new Error(`${(err as Error).message}:\n${daemon.log().split('\n').slice(-30).join('\n')}`, { cause: err });
   }
 
   const url = `turn:127.0.0.1:${port}`;
   return {
-    pid,
+    pid: daemon.pid,
     port,
     secret,
     url,
     stunUrl: `stun:127.0.0.1:${port}`,
     serverEnv: { TURN_URLS: url, TURN_SECRET: secret },
-    log: () => log,
-    allocations: () => [...log.matchAll(/user <([^>]*)>: incoming packet ALLOCATE processed, success/g)].map((m) => m[1]!),
-    stop,
+    log: daemon.log,
+    allocations: () => [...daemon.log().matchAll(/user <([^>]*)>: incoming packet ALLOCATE processed, success/g)].map((m) => m[1]!),
+    stop: daemon.stop,
   };
 }

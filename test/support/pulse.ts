@@ -8,12 +8,12 @@
  * Give a browser `pulse.env` (PULSE_SERVER, and a client config that never
  * autospawns another daemon).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startDaemon } from './daemon.js';
 
 const PULSEAUDIO = process.env.PULSEAUDIO_PATH ?? 'pulseaudio';
 
@@ -24,7 +24,7 @@ export interface PulseAudio {
   readonly server: string;
   /** Environment for a client of this daemon (a browser): PULSE_SERVER and PULSE_CLIENTCONFIG. */
   readonly env: Record<string, string>;
-  /** What the daemon wrote to stderr so far (its errors and warnings). */
+  /** What the daemon wrote so far (its errors and warnings: it logs to stderr). */
   log(): string;
   /** Stops the daemon (SIGTERM, then SIGKILL after a grace period) and removes its folder. Safe to call twice. */
   stop(): Promise<void>;
@@ -68,65 +68,30 @@ export async function startPulseAudio(options: { timeoutMs?: number } = {}): Pro
   };
   delete env.PULSE_SERVER;
 
-  const child: ChildProcess = spawn(PULSEAUDIO, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
-    if (stderr.length < 64_000) stderr += chunk;
-  });
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-  });
-  const spawnError = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', (err) => resolve(err));
-  });
-  if (spawnError || child.pid === undefined) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`could not start PulseAudio (${PULSEAUDIO}): ${spawnError?.message ?? 'no pid'}; install Debian's pulseaudio`);
-  }
-  const pid = child.pid;
-
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    if (!exited) {
-      process.kill(pid, 'SIGTERM');
-      const grace = setTimeout(() => {
-        if (!exited) process.kill(pid, 'SIGKILL');
-      }, 3000);
-      await exit;
-      clearTimeout(grace);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const daemon = await startDaemon({ command: PULSEAUDIO, args, env, dir, install: 'pulseaudio', logLimit: 64_000 });
 
   // Ready once its socket takes a connection.
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const exited = daemon.exited();
     if (exited) {
-      await stop();
-      throw new Error(`PulseAudio exited at start (code ${exited.code}, signal ${exited.signal}): ${stderr.trim()}`);
+      await daemon.stop();
+      throw new Error(`PulseAudio exited at start (code ${exited.code}, signal ${exited.signal}): ${daemon.log().trim()}`);
     }
     if (await accepts(socket)) break;
     if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`PulseAudio did not listen on ${socket} within ${timeoutMs} ms: ${stderr.trim()}`);
+      await daemon.stop();
+      throw new Error(`PulseAudio did not listen on ${socket} within ${timeoutMs} ms: ${daemon.log().trim()}`);
     }
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), exit]);
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), daemon.exit]);
   }
 
   return {
-    pid,
+    pid: daemon.pid,
     server,
     env: { PULSE_SERVER: server, PULSE_CLIENTCONFIG: clientConfig },
-    log: () => stderr,
-    stop,
+    log: daemon.log,
+    stop: daemon.stop,
   };
 }
 

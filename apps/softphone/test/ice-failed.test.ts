@@ -7,34 +7,15 @@
  * page keeps), so the two run side by side.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { SwitchboardServer } from '@switchboard/server';
-import { startTestServer } from '../../../test/support/server.js';
+import { describe, test } from 'node:test';
 import { endedNotice } from '../src/words.js';
-import { callAndAccept, chromiumPerson, dropWebRtcPackets, launchChromium, sel, WAIT } from './pages.js';
+import { ARTIFACTS, callAndAccept, chromiumSuite, dropWebRtcPackets, sel, WAIT } from './pages.js';
 
-const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
 /** The SDK gives up after mediaRecoveryTimeoutMs (30 s); then the page shows the end within a second. */
 const ICE_FAILED_WAIT = { timeout: 50_000 };
 
 describe('the softphone page: calls that could not connect', { concurrency: true }, () => {
-  let server: SwitchboardServer;
-  let browser: Browser;
-  const pageErrors: string[] = [];
-
-  before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    server = await startTestServer({ JWT_SECRET: '', RING_TIMEOUT_MS: '20000' });
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
-
-  const person = (name: string): Promise<Page> => chromiumPerson(browser, server.url, name, pageErrors);
+  const { person, pageErrors } = chromiumSuite();
   const errorsOf = (...names: string[]) => pageErrors.filter((e) => names.some((n) => e.startsWith(`${n}:`)));
 
   test('a call whose audio cannot connect at all ends saying so in plain words', async () => {

@@ -5,7 +5,10 @@
  * level meter. Selectors are the page's fixed test ids (shared/spec/softphone.md).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { after, before } from 'node:test';
+import type { SwitchboardServer } from '@switchboard/server';
+import { startTestServer } from '../../../test/support/server.js';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
 import puppeteer, { type Browser as FirefoxBrowser, type Page as FirefoxPage } from 'puppeteer-core';
 
@@ -30,6 +33,34 @@ export function remoteLevelAbove(threshold: number): number | false {
 }
 
 // ---- Chromium (playwright-core) -------------------------------------------
+
+/** Where the browser tests leave their screenshots. */
+export const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
+
+/**
+ * One server and one Chromium for a `describe` block of page tests, both
+ * closed after it: `person(name)` opens a signed-in page (its errors go to
+ * `pageErrors`), `shot` saves a screenshot among the artifacts.
+ */
+export function chromiumSuite(env: Record<string, string> = { JWT_SECRET: '', RING_TIMEOUT_MS: '20000' }) {
+  let server: SwitchboardServer | undefined;
+  let browser: Browser | undefined;
+  const pageErrors: string[] = [];
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startTestServer(env);
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  return {
+    pageErrors,
+    person: (name: string): Promise<Page> => chromiumPerson(browser!, server!.url, name, pageErrors),
+    shot: (page: Page, name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png` }),
+  };
+}
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({

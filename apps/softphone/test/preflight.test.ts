@@ -13,9 +13,8 @@ import type { SwitchboardServer } from '@switchboard/server';
 import { startCoturn, type Coturn } from '../../../test/support/coturn.js';
 import { startTestServer } from '../../../test/support/server.js';
 import { preflightFailure } from '../src/words.js';
-import { chromiumPerson, dropWebRtcPackets, launchChromium, WAIT } from './pages.js';
+import { ARTIFACTS, chromiumPerson, dropWebRtcPackets, launchChromium, WAIT } from './pages.js';
 
-const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
 /** The page gives the check 20 s; its result may take a little longer to show on a loaded machine. */
 const PREFLIGHT_WAIT = { timeout: 30_000 };
 

@@ -8,30 +8,14 @@
  * packets both ways; the SDK and the page run as shipped.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { after, afterEach, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { SwitchboardServer } from '@switchboard/server';
-import { startTestServer } from '../../../test/support/server.js';
+import { afterEach, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { localWarning, remoteWarning } from '../src/words.js';
-import { callAndAccept, chromiumPerson, dropWebRtcPackets, launchChromium, sel, WAIT } from './pages.js';
-
-const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
+import { callAndAccept, chromiumSuite, dropWebRtcPackets, sel, WAIT } from './pages.js';
 
 describe('the softphone page: call quality', () => {
-  let server: SwitchboardServer;
-  let browser: Browser;
-  const pageErrors: string[] = [];
-
-  before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    server = await startTestServer({ JWT_SECRET: '', RING_TIMEOUT_MS: '20000' });
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  const suite = chromiumSuite();
+  const { shot, pageErrors } = suite;
 
   /** Pages of the running test, closed after it whether it passed or not. */
   const pages: Page[] = [];
@@ -39,11 +23,10 @@ describe('the softphone page: call quality', () => {
     await Promise.all(pages.splice(0).map((page) => page.context().close()));
   });
   async function person(name: string): Promise<Page> {
-    const page = await chromiumPerson(browser, server.url, name, pageErrors);
+    const page = await suite.person(name);
     pages.push(page);
     return page;
   }
-  const shot = (page: Page, name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png` });
 
   async function connected(...people: Page[]): Promise<void> {
     for (const page of people) await page.locator(sel.inCall('connected')).waitFor(WAIT);

@@ -3,33 +3,11 @@
  * by playwright-core) against a real server, with Chromium's fake microphone.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { SwitchboardServer } from '@switchboard/server';
-import { startTestServer } from '../../../test/support/server.js';
-import { chromiumPerson, hearsAudio, launchChromium, WAIT } from './pages.js';
-
-const ARTIFACTS = new URL('../../../test-artifacts/softphone/', import.meta.url).pathname;
+import { describe, test } from 'node:test';
+import { chromiumSuite, hearsAudio, WAIT } from './pages.js';
 
 describe('the softphone page', () => {
-  let server: SwitchboardServer;
-  let browser: Browser;
-  const pageErrors: string[] = [];
-
-  before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    server = await startTestServer({ JWT_SECRET: '', RING_TIMEOUT_MS: '20000' });
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
-
-  const person = (name: string): Promise<Page> => chromiumPerson(browser, server.url, name, pageErrors);
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png` });
+  const { person, shot, pageErrors } = chromiumSuite();
 
   test('two people see each other, call, talk, mute, hang up, and the history shows it', async () => {
     const alice = await person('alice');

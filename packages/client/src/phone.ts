@@ -171,7 +171,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
    * a server-reflexive candidate, TURN a relay candidate per transport), and
    * a few seconds of audio between two local peer connections forced
    * through TURN. Needs the phone connected (else `reason: 'not_connected'`);
-   * never rejects: every failure is in the report, with its reason.
+   * rejects only where there is no WebRTC at all (`unsupported`): every failure of the network or the servers is in the report, with its reason.
    *
    * @example
    * ```ts
@@ -180,7 +180,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
    * else show(`MOS ${report.media?.mos}, TURN over ${report.turn.transport}, ${report.turn.rttMs} ms`);
    * ```
    */
-  preflight(options: PreflightOptions = {}): Promise<PreflightReport> {
+  async preflight(options: PreflightOptions = {}): Promise<PreflightReport> {
     const { connection } = this;
     return runPreflight(
       {

@@ -6,7 +6,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { LuaScript, ScriptCall } from './redis-keys.js';
-import { openRedis, type RedisTarget } from './redis-target.js';
+import { closeRedis, openRedis, type RedisTarget } from './redis-target.js';
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
@@ -107,15 +107,6 @@ export class RedisConnection {
 
   async close(): Promise<void> {
     this.client.off('ready', this.onReady);
-    if (!this.ownsClient) return;
-    if (this.client.status === 'ready') {
-      try {
-        await this.client.quit();
-      } catch {
-        // fall through: drop the connection
-      }
-    }
-    // After a QUIT too: in Sentinel mode only `disconnect()` closes the connections to the sentinels that watch for a failover.
-    this.client.disconnect();
+    if (this.ownsClient) await closeRedis(this.client);
   }
 }

@@ -94,6 +94,17 @@ export function openRedis(target: RedisTarget, options: RedisOptions): Redis {
   });
 }
 
+/**
+ * Closes a connection: QUIT while it is up (a clean goodbye), then
+ * `disconnect()` in any case — in Sentinel mode only that closes the
+ * connections to the sentinels that watch for a failover, whose reconnect
+ * timers would otherwise keep the process alive.
+ */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === 'ready') await client.quit().catch(() => undefined);
+  client.disconnect();
+}
+
 /** The target for logs and `switchboard check`, with no secret in it. */
 export function describeTarget(target: RedisTarget): string {
   if (target.kind === 'single') return `Redis at ${maskUrl(target.url)}`;

@@ -14,7 +14,7 @@ import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeStore, SessionStore } from '../store/types.js';
-import { openRedis, type RedisTarget } from '../store/redis-target.js';
+import { closeRedis, openRedis, type RedisTarget } from '../store/redis-target.js';
 import type { Deps } from './context.js';
 import { MAIL_MARK, SessionMail, type MailReceiver } from './session-mail.js';
 
@@ -138,9 +138,7 @@ export function createClusterAdapter(
     ready: () => pub.status === 'ready' && sub.status === 'ready',
     async close() {
       // QUIT would wait in the offline queue for a Redis that is away: then just drop the connection.
-      await Promise.allSettled([pub, sub].map((client) => (client.status === 'ready' ? client.quit() : dropConnection(client))));
-      // In Sentinel mode only `disconnect()` closes the connections to the sentinels that watch for a failover.
-      for (const client of [pub, sub]) client.disconnect();
+      await Promise.allSettled([pub, sub].map((client) => (client.status === 'ready' ? closeRedis(client) : dropConnection(client))));
     },
   };
 }

@@ -27,7 +27,10 @@ export class Relay {
   ) {}
 
   send(conn: Conn, event: RelayEvent, payload: RelayPayload): void | Promise<void> {
-    return this.toPeer(conn, payload.callId, (peer) => this.forward(conn, event, peer, payload));
+    // Every ICE candidate comes this way: the hot path allocates nothing (no closure for `toPeer`).
+    const peer = conn.relayTail === null ? boundPeer(conn, payload.callId) : null;
+    if (peer !== null) return this.forward(conn, event, peer, payload);
+    return this.toPeer(conn, payload.callId, (p) => this.forward(conn, event, p, payload));
   }
 
   /**
@@ -37,9 +40,13 @@ export class Relay {
    * rejects) when `conn` may not relay in that call.
    */
   toPeer(conn: Conn, callId: string, deliver: (peer: SessionId) => void): void | Promise<void> {
-    if (conn.relayTail === null && this.sendNow(conn, callId, deliver)) return;
+    const peer = conn.relayTail === null ? boundPeer(conn, callId) : null;
+    if (peer !== null) return deliver(peer);
     // Checking the store takes a round trip; whatever the socket sends meanwhile waits behind it, in order.
-    const run = () => (this.sendNow(conn, callId, deliver) ? undefined : this.slowPath(conn, callId, deliver));
+    const run = () => {
+      const bound = boundPeer(conn, callId);
+      return bound !== null ? deliver(bound) : this.slowPath(conn, callId, deliver);
+    };
     const tail = (conn.relayTail ?? Promise.resolve()).then(run, run);
     conn.relayTail = tail;
     const settle = () => {
@@ -47,14 +54,6 @@ export class Relay {
     };
     tail.then(settle, settle);
     return tail;
-  }
-
-  /** The hot path: delivers at once if this socket is bound to the call, and says whether it did. */
-  private sendNow(conn: Conn, callId: string, deliver: (peer: SessionId) => void): boolean {
-    const bound = conn.bound;
-    if (bound === null || bound.callId !== callId) return false;
-    deliver(bound.peer);
-    return true;
   }
 
   private forward(conn: Conn, event: RelayEvent, peer: SessionId, payload: RelayPayload): void {
@@ -80,4 +79,10 @@ export class Relay {
     if (!this.bindings.bind(conn, call.id, peer)) throw refusals.callEnded(call.id);
     deliver(peer);
   }
+}
+
+/** The peer session `conn` relays to in `callId`, if this socket is bound to that call (the one-lookup hot path). */
+function boundPeer(conn: Conn, callId: string): SessionId | null {
+  const bound = conn.bound;
+  return bound !== null && bound.callId === callId ? bound.peer : null;
 }
