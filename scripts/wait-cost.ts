@@ -69,7 +69,7 @@ async function run(store: RedisStore, wait: boolean, concurrency: number): Promi
 const group = await SentinelGroup.start();
 try {
   const target = await resolveRedisTarget(
-    redisTargetOf({ redisUrl: null, redisSentinels: group.sentinelList.split(','), redisSentinelMaster: SENTINEL_MASTER, redisUsername: null, redisPassword: null }),
+    redisTargetOf({ redisUrl: null, redisClusterNodes: [], redisSentinels: group.sentinelList.split(','), redisSentinelMaster: SENTINEL_MASTER, redisUsername: null, redisPassword: null }),
   );
   const store = new RedisStore({ target: target!, prefix: `sbwait:${randomUUID().slice(0, 8)}:` });
   await run(store, false, 4); // warm up

@@ -67,10 +67,7 @@ export class OwnedRedis {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    await exited;
+    await stopChild(child, signal);
   }
 
   async destroy(): Promise<void> {
@@ -112,4 +109,12 @@ export async function dropPrefix(url: string, prefix: string): Promise<void> {
   } finally {
     client.disconnect();
   }
+}
+
+/** Stops a process a test started (by its PID, with `signal`) and waits for it to be gone; nothing when it already is. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  await exited;
 }

@@ -6,13 +6,12 @@
  * replica; `killMaster` kills it as a crash would and waits for that.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { answers } from './redis.js';
+import { answers, stopChild } from './redis.js';
 import { pollUntil } from './wait.js';
 
 export const SENTINEL_MASTER = 'sbmaster';
@@ -131,7 +130,8 @@ export class SentinelGroup {
 
   private async startData(port: number, replicaOf: number | null, member?: Member): Promise<void> {
     const auth = this.options.password ? ['--requirepass', this.options.password, '--masterauth', this.options.password] : [];
-    const argv = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--dbfilename', `dump-${port}.rdb`, ...auth];
+    // A replica's first sync starts at once (Redis waits 5 s by default for more replicas to share it).
+    const argv = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0', '--dir', this.dir, '--dbfilename', `dump-${port}.rdb`, ...auth];
     if (replicaOf !== null) argv.push('--replicaof', '127.0.0.1', String(replicaOf));
     const child = spawn('redis-server', argv, { stdio: 'ignore' });
     if (member) member.child = child;
@@ -168,8 +168,29 @@ export class SentinelGroup {
     }, 10_000, 50);
   }
 
-  /** Every sentinel knows the replica and the other two sentinels, and a quorum is reachable: a failover can happen. */
+  /**
+   * The replica has synced (its link to the master is up: it holds what the
+   * master holds), every sentinel knows the replica and the other two
+   * sentinels, and a quorum is reachable: a failover can happen and lose only
+   * the last moment's writes.
+   */
   private async settled(master: number): Promise<void> {
+    const replica = this.data.find((m) => m.port !== master)!;
+    await pollUntil(
+      'the replica to sync',
+      async () => {
+        const client = this.client(replica.port, true);
+        try {
+          return /master_link_status:up/.test(await client.info('replication'));
+        } catch {
+          return false;
+        } finally {
+          client.disconnect();
+        }
+      },
+      20_000,
+      100,
+    );
     await pollUntil(
       'the sentinels to find the replica and each other',
       async () => {
@@ -197,8 +218,5 @@ export class SentinelGroup {
 async function stop(member: Member, signal: NodeJS.Signals): Promise<void> {
   const child = member.child;
   member.child = undefined;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  await exited;
+  await stopChild(child, signal);
 }

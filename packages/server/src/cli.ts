@@ -217,6 +217,13 @@ const commands: Record<string, Command> = {
 /** What `check` found of the deployment's Redis, line by line. */
 function describeProbe(target: RedisTarget, probe: RedisProbe): string[] {
   if (probe.topology === 'single') return [`redis: reachable (one Redis): ${describeTarget(target)} (Redis ${probe.version}, PING ${probe.latencyMs} ms)`];
+  if (probe.topology === 'cluster') {
+    const masters = probe.masters ?? [];
+    return [
+      `redis: Cluster topology: ${masters.length} master(s) holding all 16384 slots (Redis ${probe.version}, slowest PING ${probe.latencyMs} ms)`,
+      ...masters.map((m) => `  master ${m.address}: ${m.slots} slots, ${m.replicas} replica(s)`),
+    ];
+  }
   const lines = [
     `redis: Sentinel topology: master "${target.kind === 'sentinel' ? target.master : ''}" at ${probe.master ?? '?'} (Redis ${probe.version}, PING ${probe.latencyMs} ms, ${probe.replicas ?? 0} replica(s) connected)`,
   ];

@@ -125,6 +125,11 @@ const VARIABLES = {
     ),
     show: (v: string | null) => (v ? maskUrl(v) : ''),
   },
+  redisClusterNodes: listVar(
+    'REDIS_CLUSTER_NODES',
+    'comma-separated `host:port` of Redis Cluster seed nodes (instead of `REDIS_URL`): state and pub/sub spread over its masters, redirects and failover followed',
+    hostPort,
+  ),
   redisSentinels: listVar(
     'REDIS_SENTINELS',
     'comma-separated `host:port` of Redis Sentinels (instead of `REDIS_URL`): the current master is found and followed through failover',
@@ -211,13 +216,20 @@ function modeOf(env: Env): ModeContext {
 function checkTogether(config: Config): void {
   if (config.turnUrls.length > 0 && !config.turnSecret) throw new ConfigError('TURN_SECRET', 'TURN_URLS is set but TURN_SECRET is not');
   if (config.webhookUrl && !config.webhookSecret) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_URL is set but WEBHOOK_SECRET is not');
-  const topologies = [config.redisUrl ? 'REDIS_URL' : null, config.redisSentinels.length > 0 ? 'REDIS_SENTINELS' : null].filter((t) => t !== null);
+  const topologies = [
+    config.redisUrl ? 'REDIS_URL' : null,
+    config.redisClusterNodes.length > 0 ? 'REDIS_CLUSTER_NODES' : null,
+    config.redisSentinels.length > 0 ? 'REDIS_SENTINELS' : null,
+  ].filter((t) => t !== null);
   if (topologies.length > 1) throw new ConfigError(topologies[1]!, `set only one Redis topology: ${topologies.join(' or ')}`);
   if (config.redisSentinels.length > 0 && !config.redisSentinelMaster) {
     throw new ConfigError('REDIS_SENTINEL_MASTER', 'REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not');
   }
   if (config.redisSentinelMaster && config.redisSentinels.length === 0) {
     throw new ConfigError('REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not');
+  }
+  if (config.redisClusterNodes.length > 0 && /[{}]/.test(config.redisPrefix)) {
+    throw new ConfigError('REDIS_PREFIX', 'a Redis Cluster prefix must not hold a hash tag ({…}): the keys carry their own, so that they spread over the masters');
   }
   if (config.redisUsername && !config.redisPassword) throw new ConfigError('REDIS_PASSWORD', 'REDIS_USERNAME is set but REDIS_PASSWORD is not');
 }

@@ -29,7 +29,7 @@ async function endLocalCalls(node: SwitchboardNode, logger: Logger): Promise<num
       const call = await node.calls.callOfUser(conn.session.key);
       if (!call || seen.has(call.id)) continue;
       seen.add(call.id);
-      await node.calls.run({ type: 'drain', callId: call.id });
+      await node.calls.run({ type: 'drain', callId: call.id, tenant: call.tenant });
     } catch (err) {
       logger.warn({ err, session: conn.session.id }, 'could not end a call while draining');
     }

@@ -36,13 +36,15 @@ const REDIS_PROBE_TIMEOUT_MS = 2000;
 const MIN_REDIS_MAJOR = 7;
 
 export interface RedisProbe {
-  topology: 'single' | 'sentinel';
+  topology: 'single' | 'sentinel' | 'cluster';
   version: string;
   latencyMs: number;
   /** Sentinel: the master's address the sentinels gave, its replicas, and each sentinel's answer. */
   master?: string;
   replicas?: number;
   sentinels?: { address: string; ok: boolean; master?: string; error?: string }[];
+  /** Cluster: each master with its slots and replicas, as `CLUSTER SHARDS` says, and whether it answered. */
+  masters?: { address: string; ok: boolean; slots: number; replicas: number; error?: string }[];
 }
 
 /**
@@ -52,6 +54,7 @@ export interface RedisProbe {
  */
 export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TIMEOUT_MS): Promise<RedisProbe> {
   const resolved = (await resolveRedisTarget(target))!;
+  if (resolved.kind === 'cluster') return probeCluster(resolved, timeoutMs);
   const client = openRedis(resolved, {
     ...oneShotOptions(timeoutMs),
     ...(resolved.kind === 'sentinel' ? { sentinelRetryStrategy: () => null, failoverDetector: false } : {}),
@@ -90,6 +93,77 @@ export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TI
     throw cause ? new Error(cause.message) : err;
   } finally {
     clearTimeout(timer);
+    client.disconnect();
+  }
+}
+
+/**
+ * A cluster: asks the first seed that answers for the shards (`CLUSTER
+ * SHARDS`), then PINGs and reads the version of every master. Unusable when
+ * the cluster says it is not ok, a slot has no master, or a master does not answer.
+ */
+async function probeCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, timeoutMs: number): Promise<RedisProbe> {
+  const auth = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
+  const errors: string[] = [];
+  for (const seed of target.nodes) {
+    const client = new Redis({ host: seed.host, port: seed.port, ...oneShotOptions(timeoutMs), ...auth });
+    let cause: Error | undefined;
+    client.on('error', (err: Error) => (cause ??= err));
+    let shards: unknown[][];
+    try {
+      await client.connect();
+      const state = /cluster_state:(\w+)/.exec(String(await client.call('CLUSTER', 'INFO')))?.[1];
+      if (state !== 'ok') throw new Error(`the cluster's state is "${state ?? 'unknown'}", not ok`);
+      shards = (await client.call('CLUSTER', 'SHARDS')) as unknown[][];
+    } catch (err) {
+      const message = cause?.message ?? (err instanceof Error ? err.message : String(err));
+      if (/cluster support disabled/i.test(message)) throw new Error(`${seed.host}:${seed.port} is not a cluster node (cluster support disabled): use REDIS_URL for one Redis`);
+      if (/state is/.test(message)) throw new Error(message);
+      errors.push(`${seed.host}:${seed.port}: ${message}`);
+      continue;
+    } finally {
+      client.disconnect();
+    }
+    const masters = await Promise.all(shards.map((shard) => probeMaster(shard, auth, timeoutMs)));
+    const covered = masters.reduce((sum, m) => sum + m.slots, 0);
+    if (covered !== 16384) throw new Error(`masters hold ${covered} of the 16384 slots`);
+    const down = masters.find((m) => !m.ok);
+    if (down) throw new Error(`master ${down.address} does not answer: ${down.error}`);
+    return { topology: 'cluster', version: masters[0]!.version, latencyMs: Math.max(...masters.map((m) => m.latencyMs)), masters: masters.map(({ address, ok, slots, replicas }) => ({ address, ok, slots, replicas })) };
+  }
+  throw new Error(`no seed node answers (${errors.join('; ')})`);
+}
+
+/** One shard of `CLUSTER SHARDS`: its master answered PING (and which version), its slots, its replicas. */
+async function probeMaster(shard: unknown[], auth: { username?: string; password?: string }, timeoutMs: number) {
+  const fields = new Map<string, unknown>();
+  for (let i = 0; i + 1 < shard.length; i += 2) fields.set(String(shard[i]), shard[i + 1]);
+  const ranges = (fields.get('slots') as number[]).map(Number);
+  let slots = 0;
+  for (let i = 0; i + 1 < ranges.length; i += 2) slots += ranges[i + 1]! - ranges[i]! + 1;
+  const nodes = (fields.get('nodes') as unknown[][]).map((n) => {
+    const node = new Map<string, unknown>();
+    for (let i = 0; i + 1 < n.length; i += 2) node.set(String(n[i]), n[i + 1]);
+    return node;
+  });
+  const master = nodes.find((n) => n.get('role') === 'master');
+  // A replica says `loading` until its first sync and `failed` when it is gone.
+  const replicas = nodes.filter((n) => n.get('role') === 'replica' && n.get('health') !== 'failed').length;
+  const host = String(master?.get('ip') ?? master?.get('endpoint') ?? '?');
+  const port = Number(master?.get('port'));
+  const address = `${host}:${port}`;
+  const client = new Redis({ host, port, ...oneShotOptions(timeoutMs), ...auth });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const started = performance.now();
+    await client.ping();
+    const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+    const version = /redis_version:(\S+)/.exec(await client.info('server'))?.[1] ?? 'unknown';
+    return { address, ok: true, slots, replicas, version, latencyMs };
+  } catch (err) {
+    return { address, ok: false, slots, replicas, version: 'unknown', latencyMs: 0, error: err instanceof Error ? err.message : String(err) };
+  } finally {
     client.disconnect();
   }
 }

@@ -12,6 +12,7 @@ import type { CallId, SessionId } from '@switchboard/protocol';
 import type { TokenVerifier } from './auth/tokens.js';
 import { callLog } from './call-log.js';
 import { CallObservers, type CallHooks } from './calls/hooks.js';
+import { parseRingTimerId } from './calls/types.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { callMetrics, type Metrics } from './metrics.js';
@@ -166,7 +167,7 @@ export class SwitchboardNode {
   }
 
   private async onTimerDue(kind: TimerKind, id: string): Promise<void> {
-    if (kind === 'ring') await this.calls.run({ type: 'ring-timeout', callId: id as CallId });
+    if (kind === 'ring') await this.calls.run({ type: 'ring-timeout', ...parseRingTimerId(id) });
     else await this.sessions.expire(id as SessionId);
   }
 

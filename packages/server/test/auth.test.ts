@@ -38,7 +38,8 @@ describe('authentication with an HS256 secret', () => {
     clients.push(client);
     const ok = await client.next('auth:success');
     assert.deepEqual(ok.user, { id: 'alice', name: 'Alice' });
-    assert.match(ok.sessionId, /^[A-Za-z0-9_-]{22,}$/, 'a session id of at least 128 random bits');
+    // After its key group (`g<n>.`, see KEY_GROUPS), 144 random bits as base64url.
+    assert.match(ok.sessionId, /^g\d{1,2}\.[A-Za-z0-9_-]{24}$/, 'a session id of at least 128 random bits');
     assert.equal(ok.ringTimeoutMs, 30_000);
     assert.deepEqual(ok.iceServers, []);
     assert.deepEqual(await client.next('user:list'), { users: [] });

@@ -82,7 +82,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ JWT_TYPES: 'a b' }), (err: unknown) => err instanceof ConfigError && err.variable === 'JWT_TYPES');
   });
 
-  test('one Redis topology at most, Sentinel with its master name, a username with its password: each refusal names the variable', () => {
+  test('one Redis topology at most, Sentinel with its master name, a username with its password, a cluster prefix without a hash tag: each refusal names the variable', () => {
     const refusals: [Record<string, string>, string, RegExp][] = [
       [{ REDIS_URL: 'redis://10.0.0.5:6379', REDIS_SENTINELS: '10.0.0.6:26379', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /only one Redis topology: REDIS_URL or REDIS_SENTINELS/],
       [{ REDIS_SENTINELS: '10.0.0.6:26379' }, 'REDIS_SENTINEL_MASTER', /REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not/],
@@ -90,6 +90,10 @@ describe('configuration', () => {
       [{ REDIS_SENTINELS: '10.0.0.6', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /host:port/],
       [{ REDIS_SENTINELS: '10.0.0.6:99999', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /host:port/],
       [{ REDIS_URL: 'redis://10.0.0.5:6379', REDIS_USERNAME: 'sb' }, 'REDIS_PASSWORD', /REDIS_USERNAME is set but REDIS_PASSWORD is not/],
+      [{ REDIS_URL: 'redis://10.0.0.5:6379', REDIS_CLUSTER_NODES: '10.0.0.7:7000' }, 'REDIS_CLUSTER_NODES', /only one Redis topology: REDIS_URL or REDIS_CLUSTER_NODES/],
+      [{ REDIS_CLUSTER_NODES: '10.0.0.7:7000', REDIS_SENTINELS: '10.0.0.6:26379', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /REDIS_CLUSTER_NODES or REDIS_SENTINELS/],
+      [{ REDIS_CLUSTER_NODES: '10.0.0.7' }, 'REDIS_CLUSTER_NODES', /host:port/],
+      [{ REDIS_CLUSTER_NODES: '10.0.0.7:7000', REDIS_PREFIX: '{sb}:' }, 'REDIS_PREFIX', /hash tag/],
     ];
     for (const [env, variable, why] of refusals) {
       assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable && why.test(err.message), JSON.stringify(env));
@@ -105,6 +109,16 @@ describe('configuration', () => {
       master: 'main',
       password: 'pw',
       sentinelAuth: false,
+    });
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.7:7000,10.0.0.8:7000', REDIS_USERNAME: 'sb', REDIS_PASSWORD: 'pw' });
+    assert.deepEqual(redisTargetOf(cluster), {
+      kind: 'cluster',
+      nodes: [
+        { host: '10.0.0.7', port: 7000 },
+        { host: '10.0.0.8', port: 7000 },
+      ],
+      username: 'sb',
+      password: 'pw',
     });
     assert.equal(redisTargetOf(loadConfig({})), null, 'memory mode');
   });
@@ -124,6 +138,7 @@ describe('configuration', () => {
       NODE_ENV: { NODE_ENV: 'production', JWT_SECRET: 's'.repeat(40) },
       REDIS_URL: { REDIS_URL: 'redis://:pw@10.0.0.5:6379' },
       REDIS_PREFIX: { REDIS_PREFIX: 'app:' },
+      REDIS_CLUSTER_NODES: { REDIS_CLUSTER_NODES: '10.0.0.7:7000,10.0.0.8:7000' },
       REDIS_SENTINELS: { REDIS_SENTINELS: '10.0.0.5:26379,10.0.0.6:26379', REDIS_SENTINEL_MASTER: 'main' },
       REDIS_SENTINEL_MASTER: { REDIS_SENTINELS: '10.0.0.5:26379', REDIS_SENTINEL_MASTER: 'main' },
       REDIS_USERNAME: { REDIS_URL: 'redis://10.0.0.5:6379', REDIS_USERNAME: 'switchboard', REDIS_PASSWORD: 'redis-password' },

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { userKey } from '../src/calls/types.js';
 import type { SwitchboardServer } from '../src/index.js';
+import { groupOfSession, redisKeys } from '../src/store/redis-keys.js';
 import { dropPrefix, freshPrefix, sharedRedis } from '../../../test/support/redis.js';
 import { pollUntil } from '../../../test/support/wait.js';
 import { establish, signIn, startTestServer, type TestClient } from './helpers.js';
@@ -42,9 +43,10 @@ describe('a session the store lost (Redis mode)', () => {
     const sessionId = alice.auth!.sessionId;
     const key = userKey('', 'alice');
     // The failover's loss: every write of alice's sign-in gone.
-    await admin.del(`${prefix}session:${sessionId}`, `${prefix}user-sessions:${key}`);
-    await admin.hdel(`${prefix}online:`, 'alice');
-    await admin.srem(`${prefix}node-sessions:${server.config.nodeId}`, sessionId);
+    const keys = redisKeys(prefix);
+    await admin.del(keys.session(sessionId), keys.userSessions(key));
+    await admin.hdel(keys.online(''), 'alice');
+    await admin.srem(keys.nodeSessions(groupOfSession(sessionId), server.config.nodeId), sessionId);
     assert.deepEqual(await server.store.sessionsOf(key), [], 'lost');
 
     bob.clear();

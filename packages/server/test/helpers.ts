@@ -165,8 +165,8 @@ export async function signIn(
 }
 
 /** Places a call from `caller` to `callee`'s devices and waits until every device rings. */
-export async function ring(caller: TestClient, calleeDevices: TestClient[], to: string): Promise<string> {
-  const ack = await caller.request<{ callId: string }>('call:request', { to });
+export async function ring(caller: TestClient, calleeDevices: TestClient[], to: string, extra: { callId?: string } = {}): Promise<string> {
+  const ack = await caller.request<{ callId: string }>('call:request', { to, ...extra });
   if (!ack.ok) throw new Error(`call:request failed: ${ack.error.code}`);
   for (const device of calleeDevices) await device.next('call:incoming', (p) => p.callId === ack.callId);
   return ack.callId;

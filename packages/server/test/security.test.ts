@@ -120,7 +120,7 @@ describe('tenants, visibility and foreign calls', () => {
     assert.deepEqual(((await history.json()) as { calls: unknown[] }).calls, [], "acme bob's history holds nothing of evil bob's call");
   });
 
-  test('cross-tenant callId: the same subs in another tenant can do nothing to a call, even knowing its callId', async () => {
+  test('cross-tenant callId: the same subs in another tenant can do nothing to a call, even knowing its callId, and the same id there is another call', async () => {
     const [a, b] = names('alice', 'bob');
     const alice = await user(a!, 'acme');
     const bob = await user(b!, 'acme');
@@ -132,11 +132,6 @@ describe('tenants, visibility and foreign calls', () => {
         assert.equal(errorCode(await twin.request(event, payloadFor(event, callId))), 'call_not_found', `${event} on a ringing call of another tenant`);
       }
     }
-    assert.equal(
-      errorCode(await evilAlice.request('call:request', { to: b, callId })),
-      'invalid_state',
-      'a callId of another tenant is not a repeat of that call',
-    );
     assert.deepEqual(await callTraffic([alice, bob]), [], 'nothing reached the ringing parties');
     expectOk(await bob.request('call:accept', { callId }));
     await alice.next('call:accepted');
@@ -146,8 +141,22 @@ describe('tenants, visibility and foreign calls', () => {
       }
     }
     assert.deepEqual(await callTraffic([alice, bob]), [], 'nothing reached the parties of the active call');
+
+    // A call id is its tenant's own: the same id in the other tenant is another call, which touches nothing of acme's,
+    // not even on this node, where both calls are bound side by side and one of them ends.
+    const twinCall = await ring(evilAlice, [evilBob], b!, { callId });
+    assert.equal(twinCall, callId);
+    expectOk(await evilBob.request('call:accept', { callId }));
+    await evilAlice.next('call:accepted');
+    evilAlice.socket.emit('webrtc:offer', { callId, sdp: 'v=0 twin' });
     alice.socket.emit('webrtc:offer', { callId, sdp: 'v=0 real' });
-    assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 real', 'the call goes on');
+    assert.equal((await evilBob.next('webrtc:offer')).sdp, 'v=0 twin');
+    assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 real', 'each call relays to its own parties');
+    expectOk(await evilAlice.request('call:end', { callId }));
+    assert.equal((await evilBob.next('call:ended')).reason, 'hangup');
+    assert.deepEqual(await callTraffic([alice, bob]), [], "the twin call's end reached nobody of acme");
+    alice.socket.emit('webrtc:offer', { callId, sdp: 'v=0 still here' });
+    assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 still here', "acme's call goes on, still bound");
     expectOk(await alice.request('call:end', { callId }));
     assert.equal((await bob.next('call:ended')).reason, 'hangup');
   });

@@ -13,6 +13,7 @@ import type { SessionId, UserId } from '@switchboard/protocol';
 import type { CallHooks, SessionRecord } from '../src/index.js';
 import type { SwitchboardServer } from '../src/index.js';
 import { userKey } from '../src/calls/types.js';
+import { sessionIdPrefix } from '../src/store/redis-keys.js';
 import { dropPrefix, freshPrefix, OwnedRedis, sharedRedis } from './cluster/harness.js';
 import { RawClient } from './hostile.js';
 import { pollUntil, within } from '../../../test/support/wait.js';
@@ -125,7 +126,7 @@ for (const mode of MODES) {
 
     /** A session record as a failed store write would leave it: live on `node`, carried by no socket. */
     const ghost = (t: string, userId: string, nodeId: string): SessionRecord => ({
-      id: `ghost-${randomUUID()}` as SessionId,
+      id: `${sessionIdPrefix(t)}ghost-${randomUUID()}` as SessionId,
       tenant: t,
       userId: userId as UserId,
       name: userId,

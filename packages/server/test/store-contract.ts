@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { pollUntil as waitFor } from '../../../test/support/wait.js';
 import type { CallId, QualitySummary, SessionId, UserId } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../src/calls/types.js';
-import { NO_FLAGS, userKey } from '../src/calls/types.js';
+import { NO_FLAGS, ringTimerId, userKey } from '../src/calls/types.js';
+import { sessionIdPrefix } from '../src/store/redis-keys.js';
 import type { CallCommit, CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from '../src/store/types.js';
 
 export type StoreFactory = () => Promise<{ store: CallStore; cleanup(): Promise<void> }>;
@@ -20,7 +21,10 @@ const WAIT_MS = 5000;
 const RACERS = 50;
 
 const cid = (s: string) => s as CallId;
-const sid = (s: string) => s as SessionId;
+/** A session id as the server makes them: in its tenant's key group (`sessionIdPrefix`), which a Redis store needs. */
+const sid = (s: string, tenant = TENANT) => `${sessionIdPrefix(tenant)}${s}` as SessionId;
+/** The name a test gave a session id (`sid`'s argument). */
+const nameOf = (id: string) => id.slice(id.indexOf('.') + 1);
 const uid = (s: string) => s as UserId;
 const user = (id: string, tenant = TENANT): UserKey => userKey(tenant, id);
 
@@ -54,7 +58,7 @@ const release = (key: UserKey, callId: string): ClaimWrite => ({ op: 'release', 
 
 function sessionRecord(id: string, userId: string, patch: Partial<SessionRecord> = {}): SessionRecord {
   return {
-    id: sid(id),
+    id: sid(id, patch.tenant ?? TENANT),
     tenant: TENANT,
     userId: uid(userId),
     name: userId.toUpperCase(),
@@ -87,8 +91,8 @@ function historyEntry(callId: string, patch: Partial<HistoryEntry> = {}): Histor
 /** Polls `check` until it holds, failing after `timeoutMs`. */
 
 const count = (results: boolean[]) => results.filter(Boolean).length;
-const ids = (sessions: SessionRecord[]) => sessions.map((s) => s.id).sort();
-const byId = <T extends { id: string }>(items: T[]) => [...items].sort((a, b) => a.id.localeCompare(b.id));
+const ids = (sessions: SessionRecord[]) => sessions.map((s) => nameOf(s.id)).sort();
+const byId = <T extends { id: string }>(items: T[]) => [...items].sort((a, b) => nameOf(a.id).localeCompare(nameOf(b.id)));
 
 export function describeCallStore(name: string, makeStore: StoreFactory): void {
   describe(`CallStore contract: ${name}`, () => {
@@ -117,44 +121,44 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
       test('saveQuality keeps one summary per segment, the newest; they survive commits and go with the record', async () => {
         const call = callRecord('q1');
         assert.ok(await commit(call));
-        await store.saveQuality(cid('q1'), 's-alice a1', summary(1));
-        await store.saveQuality(cid('q1'), 's-alice a1', summary(6, 3.9));
-        await store.saveQuality(cid('q1'), 's-bob b1', summary(4));
-        assert.equal((await store.getCall(cid('q1')))?.version, 1, 'no version change');
+        await store.saveQuality(TENANT, cid('q1'), 's-alice a1', summary(1));
+        await store.saveQuality(TENANT, cid('q1'), 's-alice a1', summary(6, 3.9));
+        await store.saveQuality(TENANT, cid('q1'), 's-bob b1', summary(4));
+        assert.equal((await store.getCall(TENANT, cid('q1')))?.version, 1, 'no version change');
         assert.ok(await store.commitCall({ call: { ...call, state: 'active' }, expectVersion: 1, claims: [], ttlMs: null }));
         assert.deepEqual(
-          await store.qualityOf(cid('q1')),
+          await store.qualityOf(TENANT, cid('q1')),
           new Map([
             ['s-alice a1', summary(6, 3.9)],
             ['s-bob b1', summary(4)],
           ]),
         );
         assert.ok(await store.commitCall({ call: { ...call, state: 'ended' }, expectVersion: 2, claims: [], ttlMs: 50 }));
-        assert.equal((await store.qualityOf(cid('q1'))).size, 2, 'the tombstone keeps them');
-        await waitFor('the tombstone to expire', async () => (await store.getCall(cid('q1'))) === undefined, 3000);
-        assert.deepEqual(await store.qualityOf(cid('q1')), new Map(), 'gone with the record');
+        assert.equal((await store.qualityOf(TENANT, cid('q1'))).size, 2, 'the tombstone keeps them');
+        await waitFor('the tombstone to expire', async () => (await store.getCall(TENANT, cid('q1'))) === undefined, 3000);
+        assert.deepEqual(await store.qualityOf(TENANT, cid('q1')), new Map(), 'gone with the record');
       });
 
       test('saveQuality for a call the store does not hold saves nothing', async () => {
-        await store.saveQuality(cid('nobody'), 's-x y', summary(3));
-        assert.deepEqual(await store.qualityOf(cid('nobody')), new Map());
-        assert.equal(await store.getCall(cid('nobody')), undefined, 'and makes no record');
+        await store.saveQuality(TENANT, cid('nobody'), 's-x y', summary(3));
+        assert.deepEqual(await store.qualityOf(TENANT, cid('nobody')), new Map());
+        assert.equal(await store.getCall(TENANT, cid('nobody')), undefined, 'and makes no record');
       });
     });
 
     describe('calls and versions', () => {
       test('commitCall creates a call only at expectVersion 0, and getCall returns it intact at version 1', async () => {
         const call = callRecord('c1');
-        assert.equal(await store.getCall(cid('c1')), undefined);
+        assert.equal(await store.getCall(TENANT, cid('c1')), undefined);
         assert.equal(await commit(call, { expectVersion: 1 }), false, 'no version 1 to build on');
-        assert.equal(await store.getCall(cid('c1')), undefined);
+        assert.equal(await store.getCall(TENANT, cid('c1')), undefined);
 
         assert.equal(await commit(call), true);
-        assert.deepEqual(await store.getCall(cid('c1')), { value: call, version: 1 });
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: call, version: 1 });
 
         const again = callRecord('c1', 'alice', 'bob', { state: 'active' });
         assert.equal(await commit(again), false, 'exists already');
-        assert.deepEqual(await store.getCall(cid('c1')), { value: call, version: 1 });
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: call, version: 1 });
       });
 
       test('each commit bumps the version by one; a stale or future version is refused and changes nothing', async () => {
@@ -163,12 +167,12 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.equal(await commit(active, { expectVersion: 1 }), true);
         const muted = { ...active, caller: { ...active.caller, flags: { ...NO_FLAGS, muted: true } } };
         assert.equal(await commit(muted, { expectVersion: 2 }), true);
-        assert.deepEqual(await store.getCall(cid('c1')), { value: muted, version: 3 });
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: muted, version: 3 });
 
         const stale = { ...active, endReason: 'stale' };
         assert.equal(await commit(stale, { expectVersion: 2 }), false);
         assert.equal(await commit(stale, { expectVersion: 4 }), false);
-        assert.deepEqual(await store.getCall(cid('c1')), { value: muted, version: 3 });
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: muted, version: 3 });
       });
 
       test(`${RACERS} concurrent commits on the same version: exactly one wins and its write is the one stored`, async () => {
@@ -176,7 +180,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         const writes = Array.from({ length: RACERS }, (_, i) => callRecord('c1', 'alice', 'bob', { endReason: `writer-${i}` }));
         const results = await Promise.all(writes.map((call) => commit(call, { expectVersion: 1 })));
         assert.equal(count(results), 1);
-        const stored = await store.getCall(cid('c1'));
+        const stored = await store.getCall(TENANT, cid('c1'));
         assert.equal(stored?.version, 2);
         assert.deepEqual(stored?.value, writes[results.indexOf(true)]);
       });
@@ -185,7 +189,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         const writes = Array.from({ length: RACERS }, (_, i) => callRecord('c1', `caller-${i}`, 'bob'));
         const results = await Promise.all(writes.map((call) => commit(call)));
         assert.equal(count(results), 1);
-        assert.deepEqual(await store.getCall(cid('c1')), { value: writes[results.indexOf(true)], version: 1 });
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: writes[results.indexOf(true)], version: 1 });
       });
     });
 
@@ -205,7 +209,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
         const busy = await commit(callRecord('c2', 'carol', 'bob'), { claims: [take(user('bob'), 'c2')] });
         assert.equal(busy, false, 'bob is claimed by c1, not free');
-        assert.equal(await store.getCall(cid('c2')), undefined);
+        assert.equal(await store.getCall(TENANT, cid('c2')), undefined);
 
         const over = await store.commitCall({
           call: callRecord('c2', 'carol', 'bob'),
@@ -246,7 +250,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
       test('a failed commit changes nothing at all: neither the call nor any claim', async () => {
         await commit(callRecord('c1'), { claims: [take(user('alice'), 'c1'), take(user('bob'), 'c1')] });
-        const before = await store.getCall(cid('c1'));
+        const before = await store.getCall(TENANT, cid('c1'));
 
         // One take conflicts (bob holds c1): the other take and the release must not happen either.
         const conflicted = await store.commitCall({
@@ -256,7 +260,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
           ttlMs: 60_000,
         });
         assert.equal(conflicted, false);
-        assert.equal(await store.getCall(cid('c2')), undefined);
+        assert.equal(await store.getCall(TENANT, cid('c2')), undefined);
         assert.deepEqual(await store.getClaims([user('carol'), user('alice'), user('bob')]), [null, cid('c1'), cid('c1')]);
 
         // The claims would be fine but the version is stale: no claim moves, the call stays as it was.
@@ -267,7 +271,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
           ttlMs: 60_000,
         });
         assert.equal(stale, false);
-        assert.deepEqual(await store.getCall(cid('c1')), before);
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), before);
         assert.deepEqual(await store.getClaims([user('alice'), user('bob'), user('carol')]), [cid('c1'), cid('c1'), null]);
       });
 
@@ -287,7 +291,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.getClaims([user('bob')]), [cid(`c${winner}`)]);
         const callers = await store.getClaims(Array.from({ length: RACERS }, (_, i) => user(`caller-${i}`)));
         assert.deepEqual(callers, results.map((won, i) => (won ? cid(`c${i}`) : null)));
-        const calls = await Promise.all(results.map((_, i) => store.getCall(cid(`c${i}`))));
+        const calls = await Promise.all(results.map((_, i) => store.getCall(TENANT, cid(`c${i}`))));
         assert.deepEqual(calls.map((c) => c !== undefined), results);
       });
     });
@@ -299,14 +303,14 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         const ended = callRecord('c1', 'alice', 'bob', { state: 'ended', outcome: 'cancelled', endReason: 'cancelled' });
         const committedAt = Date.now();
         assert.equal(await commit(ended, { expectVersion: 1, ttlMs }), true);
-        assert.deepEqual(await store.getCall(cid('c1')), { value: ended, version: 2 }, 'still there right after the commit');
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: ended, version: 2 }, 'still there right after the commit');
 
-        await waitFor('the tombstone to vanish', async () => (await store.getCall(cid('c1'))) === undefined);
+        await waitFor('the tombstone to vanish', async () => (await store.getCall(TENANT, cid('c1'))) === undefined);
         const lived = Date.now() - committedAt;
         assert.ok(lived >= ttlMs - 25, `vanished after ${lived} ms, before its ${ttlMs} ms TTL`);
         assert.equal(await commit(ended, { expectVersion: 2 }), false, 'its version is gone too');
         assert.equal(await commit(callRecord('c1')), true);
-        assert.equal((await store.getCall(cid('c1')))?.version, 1);
+        assert.equal((await store.getCall(TENANT, cid('c1')))?.version, 1);
       });
 
       test('a later commit without ttlMs keeps the call for good', async () => {
@@ -315,17 +319,19 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         await commit(callRecord('kept', 'alice', 'bob', { state: 'active' }), { expectVersion: 1 });
         // A witness committed afterwards with the same TTL: once it is gone, the first TTL has run out too.
         await commit(callRecord('witness'), { ttlMs });
-        await waitFor('the witness to vanish', async () => (await store.getCall(cid('witness'))) === undefined);
-        assert.equal((await store.getCall(cid('kept')))?.version, 2);
+        await waitFor('the witness to vanish', async () => (await store.getCall(TENANT, cid('witness'))) === undefined);
+        assert.equal((await store.getCall(TENANT, cid('kept')))?.version, 2);
       });
     });
 
     describe('a timer change carried by a commit', () => {
       const now = 1_700_000_000_000;
       const LEASE = 60_000;
-      const lease = (kind: TimerKind, id: string, leaseUntil: number): ClaimedTimer => ({ kind, id, leaseUntil });
-      const schedule = (id: string, dueAt: number, kind: TimerKind = 'ring'): TimerWrite => ({ op: 'schedule', kind, id, dueAt });
-      const unschedule = (id: string, kind: TimerKind = 'ring'): TimerWrite => ({ op: 'unschedule', kind, id });
+      /** A timer's id as the server makes them: a ring timer's names its call, a grace timer's is its session's. */
+      const timerId = (id: string, kind: TimerKind) => (kind === 'ring' ? ringTimerId(TENANT, cid(id)) : sid(id));
+      const lease = (kind: TimerKind, id: string, leaseUntil: number): ClaimedTimer => ({ kind, id: timerId(id, kind), leaseUntil });
+      const schedule = (id: string, dueAt: number, kind: TimerKind = 'ring'): TimerWrite => ({ op: 'schedule', kind, id: timerId(id, kind), dueAt });
+      const unschedule = (id: string, kind: TimerKind = 'ring'): TimerWrite => ({ op: 'unschedule', kind, id: timerId(id, kind) });
 
       test('a commit that schedules a timer makes it claimable by claimTimer and claimDue once due', async () => {
         const created = await store.commitCall({
@@ -339,39 +345,39 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         await commit(callRecord('c2', 'carol', 'dave'), { timer: schedule('c2', now + 1000) });
         assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [cid('c1'), cid('c1')], 'the claims are written alongside');
 
-        assert.equal(await store.claimTimer('ring', 'c1', now - 1, LEASE), null, 'not due yet');
-        assert.equal(await store.claimTimer('grace', 'c1', now, LEASE), null, 'of its own kind only');
-        assert.deepEqual(await store.claimTimer('ring', 'c1', now, LEASE), lease('ring', 'c1', now + LEASE));
+        assert.equal(await store.claimTimer('ring', timerId('c1', 'ring'), now - 1, LEASE), null, 'not due yet');
+        assert.equal(await store.claimTimer('grace', timerId('c1', 'grace'), now, LEASE), null, 'of its own kind only');
+        assert.deepEqual(await store.claimTimer('ring', timerId('c1', 'ring'), now, LEASE), lease('ring', 'c1', now + LEASE));
         assert.deepEqual(await store.claimDue(now + 999, 10, LEASE), []);
         assert.deepEqual(await store.claimDue(now + 1000, 10, LEASE), [lease('ring', 'c2', now + 1000 + LEASE)]);
       });
 
       test('a commit that schedules an existing timer moves its due time, later or earlier', async () => {
-        await store.schedule('ring', 'c1', now);
-        await store.schedule('grace', 's1', now + 1000);
+        await store.schedule('ring', timerId('c1', 'ring'), now);
+        await store.schedule('grace', timerId('s1', 'grace'), now + 1000);
         await commit(callRecord('c1'), { timer: schedule('c1', now + 2000) });
         await commit(callRecord('c2'), { timer: schedule('s1', now - 1000, 'grace') });
-        assert.equal(await store.claimTimer('ring', 'c1', now + 1999, LEASE), null);
+        assert.equal(await store.claimTimer('ring', timerId('c1', 'ring'), now + 1999, LEASE), null);
         assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('grace', 's1', now + LEASE)]);
         assert.deepEqual(await store.claimDue(now + 2000, 10, LEASE), [lease('ring', 'c1', now + 2000 + LEASE)]);
       });
 
       test('a commit that unschedules a timer removes it; unscheduling an unknown one is harmless', async () => {
-        await store.schedule('ring', 'c1', now);
-        await store.schedule('ring', 'c2', now);
+        await store.schedule('ring', timerId('c1', 'ring'), now);
+        await store.schedule('ring', timerId('c2', 'ring'), now);
         await commit(callRecord('c1'), { claims: [take(user('alice'), 'c1')] });
         const answered = callRecord('c1', 'alice', 'bob', { state: 'active' });
         assert.equal(await commit(answered, { expectVersion: 1, timer: unschedule('c1') }), true);
         assert.equal(await commit(callRecord('c3'), { timer: unschedule('never') }), true);
-        assert.deepEqual(await store.getCall(cid('c1')), { value: answered, version: 2 });
-        assert.equal(await store.claimTimer('ring', 'c1', now + 10 * LEASE, LEASE), null);
+        assert.deepEqual(await store.getCall(TENANT, cid('c1')), { value: answered, version: 2 });
+        assert.equal(await store.claimTimer('ring', timerId('c1', 'ring'), now + 10 * LEASE, LEASE), null);
         assert.deepEqual(await store.claimDue(now, 10, LEASE), [lease('ring', 'c2', now + LEASE)], 'other timers stay');
       });
 
       test('a commit that fails leaves the timers untouched, whether its version or a claim was stale', async () => {
         await commit(callRecord('c1'), { claims: [take(user('bob'), 'c1')] });
-        await store.schedule('ring', 'c1', now);
-        await store.schedule('ring', 'moved', now);
+        await store.schedule('ring', timerId('c1', 'ring'), now);
+        await store.schedule('ring', timerId('moved', 'ring'), now);
 
         const ended = callRecord('c1', 'alice', 'bob', { state: 'ended' });
         for (const expectVersion of [0, 2]) {
@@ -384,8 +390,8 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.equal(await store.commitCall({ ...busy, timer: schedule('c2', now) }), false);
         assert.equal(await store.commitCall({ ...busy, timer: unschedule('c1') }), false);
 
-        assert.deepEqual((await store.getCall(cid('c1')))?.version, 1);
-        assert.equal(await store.getCall(cid('c2')), undefined);
+        assert.deepEqual((await store.getCall(TENANT, cid('c1')))?.version, 1);
+        assert.equal(await store.getCall(TENANT, cid('c2')), undefined);
         const due = await store.claimDue(now, 10, LEASE);
         assert.deepEqual(byId(due), [lease('ring', 'c1', now + LEASE), lease('ring', 'moved', now + LEASE)], 'the same timers, due as they were');
       });
@@ -397,7 +403,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
             RangeError,
           );
         }
-        assert.equal(await store.getCall(cid('c1')), undefined);
+        assert.equal(await store.getCall(TENANT, cid('c1')), undefined);
         assert.deepEqual(await store.getClaims([user('alice')]), [null]);
         assert.deepEqual(await store.claimDue(now + 10 * LEASE, 10, LEASE), []);
       });
@@ -486,7 +492,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.onlineUsers(''), [{ id: 'carol', name: 'CAROL' }], 'the default tenant is a tenant too');
         assert.deepEqual(await store.onlineUsers('nobody'), []);
 
-        await store.removeSession(sid('s4'));
+        await store.removeSession(sid('s4', 'other'));
         assert.deepEqual(await store.onlineUsers('other'), []);
         assert.deepEqual(byId(await store.onlineUsers(TENANT)).map((u) => u.id), ['alice', 'bob'], 'the same id in another tenant is untouched');
       });
@@ -550,7 +556,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         const attempts = Array.from({ length: RACERS * 2 }, (_, i) => sid(`s${i % RACERS}`));
         const results = await Promise.all(attempts.map((id) => store.removeSession(id)));
         const removed = results.filter((r) => r !== undefined);
-        assert.deepEqual(removed.map((r) => r.session.id).sort(), Array.from({ length: RACERS }, (_, i) => `s${i}`).sort());
+        assert.deepEqual(removed.map((r) => nameOf(r.session.id)).sort(), Array.from({ length: RACERS }, (_, i) => `s${i}`).sort());
         assert.equal(count(removed.map((r) => r.last)), 1);
         assert.deepEqual(await store.sessionsOf(user('alice')), []);
         assert.deepEqual(await store.onlineUsers(TENANT), []);
@@ -647,7 +653,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         const claims = [take(user('alice'), 'c1'), take(user('bob'), 'c1')];
         assert.equal(await store.commitCallCounting({ call: ringing, expectVersion: 0, claims, ttlMs: null }), 0, 'nobody online at all');
         assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [cid('c1'), cid('c1')], 'written as commitCall writes');
-        assert.equal((await store.getCall(cid('c1')))?.version, 1);
+        assert.equal((await store.getCall(TENANT, cid('c1')))?.version, 1);
         await store.addSession(sessionRecord('a1', 'alice'));
         await store.addSession(sessionRecord('a2', 'alice'));
         await store.addSession(sessionRecord('b1', 'bob'));
@@ -660,7 +666,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         const muted = { ...active, caller: { ...active.caller, flags: { ...active.caller.flags, muted: true } } };
         assert.equal(await store.commitCallCounting({ call: muted, expectVersion: 2, claims: [], ttlMs: null }), 2, 'each other user once, one in its grace too');
         assert.equal(await store.commitCallCounting({ call: muted, expectVersion: 2, claims: [], ttlMs: null }), null, 'a stale version: nothing written, no count');
-        assert.equal((await store.getCall(cid('c1')))?.version, 3);
+        assert.equal((await store.getCall(TENANT, cid('c1')))?.version, 3);
         assert.equal(await store.commitCallCounting({ call: callRecord('c2', 'carol', 'carol'), expectVersion: 0, claims: [], ttlMs: null }), 3, 'a user calling themself is left out once');
         const ended = { ...muted, state: 'ended' as const };
         const history = [{ key: user('alice'), entry: historyEntry('c1') }];

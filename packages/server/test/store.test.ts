@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
-import { NO_FLAGS, userKey } from '../src/calls/types.js';
+import { NO_FLAGS, ringTimerId, userKey } from '../src/calls/types.js';
+import { groupOf, sessionIdPrefix } from '../src/store/redis-keys.js';
 import type { CallRecord } from '../src/calls/types.js';
 import { describeCallStore } from './store-contract.js';
 import { freePort } from '../../../test/support/ports.js';
@@ -51,6 +52,12 @@ async function keysUnder(client: Redis, prefix: string): Promise<Map<string, num
 const TENANT = 'acme';
 const alice = userKey(TENANT, 'alice');
 const bob = userKey(TENANT, 'bob');
+/** The key group (hash tag) of TENANT's keys, after the prefix. */
+const G = `{g${groupOf(TENANT)}}:`;
+/** A session id of TENANT, as the server makes them. */
+const sid = (id: string) => `${sessionIdPrefix(TENANT)}${id}` as SessionId;
+/** The ring timer of TENANT's call c1, and its member in the timers set. */
+const RING_C1 = ringTimerId(TENANT, 'c1' as CallId);
 
 function call(state: CallRecord['state']): CallRecord {
   const party = (id: string) => ({ userId: id as UserId, name: id, sessionId: `${id}-s` as SessionId, flags: { ...NO_FLAGS }, reconnecting: false });
@@ -83,7 +90,7 @@ function endedEntries(): HistoryAppend[] {
 
 function session(id: string, userId: string, patch: Partial<SessionRecord> = {}): SessionRecord {
   return {
-    id: id as SessionId,
+    id: sid(id),
     tenant: TENANT,
     userId: userId as UserId,
     name: userId,
@@ -109,13 +116,13 @@ describe('MemoryStore tombstones', () => {
       for (const id of ids) {
         assert.ok(await store.commitCall({ call: { ...call('ended'), id }, expectVersion: 0, claims: [], ttlMs: 60_000 }));
       }
-      const kept = async () => (await Promise.all(ids.map((id) => store.getCall(id)))).map((c) => c?.value.id ?? null);
+      const kept = async () => (await Promise.all(ids.map((id) => store.getCall(TENANT, id)))).map((c) => c?.value.id ?? null);
       assert.deepEqual(await kept(), [null, null, 't3', 't4', 't5'], 'the two oldest went to make room');
-      assert.deepEqual((await store.getCall('t5' as CallId))?.value, { ...call('ended'), id: 't5' }, 'a tombstone reads back whole');
-      assert.equal((await store.getCall(live.id))?.value.state, 'ringing', 'a live call is not a tombstone');
+      assert.deepEqual((await store.getCall(TENANT, 't5' as CallId))?.value, { ...call('ended'), id: 't5' }, 'a tombstone reads back whole');
+      assert.equal((await store.getCall(TENANT, live.id))?.value.state, 'ringing', 'a live call is not a tombstone');
       now += 60_001;
       assert.deepEqual(await kept(), [null, null, null, null, null], 'and all are gone after their TTL');
-      assert.equal((await store.getCall(live.id))?.version, 1);
+      assert.equal((await store.getCall(TENANT, live.id))?.version, 1);
     } finally {
       await store.close();
     }
@@ -159,15 +166,18 @@ describe('RedisStore on a real Redis', () => {
   test('a store on a client it was given leaves that client open on close', async () => {
     const prefix = freshPrefix();
     const store = new RedisStore({ client: admin, prefix });
-    await store.schedule('ring', 'c1', 5);
-    assert.equal(await admin.zscore(`${prefix}timers`, 'ring:c1'), '5');
+    await store.schedule('ring', RING_C1, 5);
+    assert.equal(await admin.zscore(`${prefix}${G}timers`, `ring:${RING_C1}`), '5');
     await store.close();
     assert.equal(await admin.ping(), 'PONG');
   });
 
-  test('a commit with its timer, and the history of an ended call, take one round trip each, under a hash-tag prefix', async () => {
-    // Everything after the run prefix hashes by the tag `{n}`, as a Cluster deployment's prefix would.
-    const prefix = `${runPrefix}{${++stores}}:`;
+  test('a prefix with a hash tag is refused: the keys carry their own', () => {
+    assert.throws(() => new RedisStore({ client: admin, prefix: `${runPrefix}{${++stores}}:` }), /hash tag/);
+  });
+
+  test('a commit with its timer, and the history of an ended call, take one round trip each', async () => {
+    const prefix = freshPrefix();
     const client = new Redis(url, { ...failFastOptions(), enableAutoPipelining: false });
     const sent: string[] = [];
     const send = client.sendCommand.bind(client);
@@ -184,22 +194,22 @@ describe('RedisStore on a real Redis', () => {
 
       sent.length = 0;
       const claims = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
-      const ring = { op: 'schedule' as const, kind: 'ring' as const, id: 'c1', dueAt: 1_700_000_030_000 };
+      const ring = { op: 'schedule' as const, kind: 'ring' as const, id: RING_C1, dueAt: 1_700_000_030_000 };
       assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims, ttlMs: null, timer: ring }), true);
       assert.deepEqual(sent, ['evalsha']);
-      assert.equal(await admin.zscore(`${prefix}timers`, 'ring:c1'), '1700000030000');
-      assert.equal(await admin.get(`${prefix}claim:${bob}`), 'c1');
+      assert.equal(await admin.zscore(`${prefix}${G}timers`, `ring:${RING_C1}`), '1700000030000');
+      assert.equal(await admin.get(`${prefix}${G}claim:${bob}`), 'c1');
 
       sent.length = 0;
-      const unring = { op: 'unschedule' as const, kind: 'ring' as const, id: 'c1' };
+      const unring = { op: 'unschedule' as const, kind: 'ring' as const, id: RING_C1 };
       assert.equal(await store.commitCall({ call: call('ended'), expectVersion: 1, claims: releases, ttlMs: 300_000, timer: unring }), true);
       await store.appendHistory(endedEntries());
       await store.appendHistory([]);
       assert.deepEqual(sent, ['evalsha', 'evalsha'], 'one commit, one append of both entries, nothing for an empty list');
-      assert.equal(await admin.zscore(`${prefix}timers`, 'ring:c1'), null);
+      assert.equal(await admin.zscore(`${prefix}${G}timers`, `ring:${RING_C1}`), null);
       for (const key of [alice, bob]) {
-        assert.equal(await admin.zcard(`${prefix}history:${key}`), 1);
-        assert.ok((await admin.pttl(`${prefix}history:${key}`)) > 0, 'each history touched gets its retention');
+        assert.equal(await admin.zcard(`${prefix}${G}history:${key}`), 1);
+        assert.ok((await admin.pttl(`${prefix}${G}history:${key}`)) > 0, 'each history touched gets its retention');
       }
       const [forAlice] = (await store.listHistory(alice, 10, null)).calls;
       const [forBob] = (await store.listHistory(bob, 10, null)).calls;
@@ -226,12 +236,12 @@ describe('RedisStore on a real Redis', () => {
       try {
         const records = [session('s1', 'alice'), session('s2', 'alice', { connected: false, graceUntil: 1_700_000_060_000 }), session('s3', 'bob')];
         for (const r of records) await store.addSession(r);
-        await client.del(`${prefix}session:s2`);
+        await client.del(`${prefix}${G}session:${sid('s2')}`);
         sent.length = 0;
         const found = await store.sessionsOf(alice);
         assert.deepEqual(sent.slice(0, expected.length), expected, prefix);
         assert.deepEqual(found, [records[0]], 'the records the set still names, without the expired one');
-        assert.deepEqual(await client.smembers(`${prefix}user-sessions:${alice}`), ['s1'], 'the expired member is pruned');
+        assert.deepEqual(await client.smembers(`${prefix}${G}user-sessions:${alice}`), [sid('s1')], 'the expired member is pruned');
         assert.deepEqual(await store.sessionsOf(userKey(TENANT, 'nobody')), []);
       } finally {
         await store.close();
@@ -252,50 +262,56 @@ describe('RedisStore on a real Redis', () => {
       await store.appendHistory(batch);
       assert.deepEqual((await store.listHistory(alice, 10, null)).calls.map((c) => c.callId), ['a4', 'a3', 'a2']);
       assert.deepEqual((await store.listHistory(bob, 10, null)).calls.map((c) => c.callId), ['b4', 'b3', 'b2']);
-      assert.equal(await admin.get(`${prefix}history-seq`), '10', 'one sequence number per entry');
+      assert.equal(await admin.get(`${prefix}${G}history-seq`), '10', 'one sequence number per entry');
     } finally {
       await store.close();
     }
   });
 
   describe('key lifetimes', () => {
-    test('while a call rings nothing expires; once it is over only TTL-bound keys and the two singletons remain', async () => {
+    test('while a call rings nothing expires; once it is over only TTL-bound keys and the history sequence remain', async () => {
       const prefix = freshPrefix();
       const store = new RedisStore({ url, prefix });
       try {
         await store.addSession(session('s1', 'alice'));
         await store.addSession(session('s2', 'bob'));
         const claims = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
-        const timer = { op: 'schedule' as const, kind: 'ring' as const, id: 'c1', dueAt: Date.now() + 30_000 };
+        const timer = { op: 'schedule' as const, kind: 'ring' as const, id: RING_C1, dueAt: Date.now() + 30_000 };
         assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims, ttlMs: null, timer }), true);
 
         const ringing = await keysUnder(admin, prefix);
-        assert.deepEqual([...ringing.keys()].sort(), [
-          'call:c1',
-          `claim:${alice}`,
-          `claim:${bob}`,
-          'node-sessions:n1',
-          `online:${TENANT}`,
-          'session:s1',
-          'session:s2',
-          'timers',
-          `user-sessions:${alice}`,
-          `user-sessions:${bob}`,
-        ].sort());
+        assert.deepEqual(
+          [...ringing.keys()].sort(),
+          [
+            `call:${TENANT.length}:${TENANT}:c1`,
+            `claim:${alice}`,
+            `claim:${bob}`,
+            'node-sessions:n1',
+            `online:${TENANT.length}:${TENANT}`,
+            `session:${sid('s1')}`,
+            `session:${sid('s2')}`,
+            'timers',
+            `user-sessions:${alice}`,
+            `user-sessions:${bob}`,
+          ]
+            .map((k) => G + k)
+            .sort(),
+        );
         assert.ok([...ringing.values()].every((ttl) => ttl === -1), 'a ringing call and its parts have no TTL: their owners end them');
 
         const releases = [alice, bob].map((key) => ({ op: 'release' as const, key, callId: 'c1' as CallId }));
         assert.equal(await store.commitCall({ call: call('ended'), expectVersion: 1, claims: releases, ttlMs: 300_000 }), true);
-        const lease = await store.claimTimer('ring', 'c1', Date.now() + 30_000, 10_000);
+        const lease = await store.claimTimer('ring', RING_C1, Date.now() + 30_000, 10_000);
         assert.ok(lease);
         await store.completeTimer(lease);
         await store.appendHistory(endedEntries());
-        assert.equal((await store.removeSession('s1' as SessionId))?.last, true);
-        assert.equal((await store.removeSession('s2' as SessionId))?.last, true);
+        assert.equal((await store.removeSession(sid('s1')))?.last, true);
+        assert.equal((await store.removeSession(sid('s2')))?.last, true);
 
-        const over = await keysUnder(admin, prefix);
-        assert.deepEqual([...over.keys()].sort(), ['call:c1', `history:${alice}`, `history:${bob}`, 'history-seq'].sort());
-        const tombstone = over.get('call:c1')!;
+        const over = await keysUnder(admin, prefix + G);
+        assert.deepEqual([...over.keys()].sort(), [`call:${TENANT.length}:${TENANT}:c1`, `history:${alice}`, `history:${bob}`, 'history-seq'].sort());
+        assert.deepEqual([...(await keysUnder(admin, prefix)).keys()].sort(), [...over.keys()].map((k) => G + k).sort(), 'nothing outside the group');
+        const tombstone = over.get(`call:${TENANT.length}:${TENANT}:c1`)!;
         assert.ok(tombstone > 290_000 && tombstone <= 300_000, `tombstone TTL ${tombstone}`);
         assert.ok(over.get(`history:${alice}`)! > 0 && over.get(`history:${bob}`)! > 0, 'history expires after its retention');
         assert.equal(over.get('history-seq'), -1, 'the cursor sequence is the one key kept for good');
@@ -309,13 +325,13 @@ describe('RedisStore on a real Redis', () => {
       const store = new RedisStore({ url, prefix, sessionSafetyMs: 60_000 });
       try {
         await store.addSession(session('s1', 'alice'));
-        assert.equal(await admin.pttl(`${prefix}session:s1`), -1);
+        assert.equal(await admin.pttl(`${prefix}${G}session:${sid('s1')}`), -1);
         const graceUntil = Date.now() + 30_000;
         await store.updateSession(session('s1', 'alice', { connected: false, graceUntil }));
-        const ttl = await admin.pttl(`${prefix}session:s1`);
+        const ttl = await admin.pttl(`${prefix}${G}session:${sid('s1')}`);
         assert.ok(ttl > 80_000 && ttl <= 90_000, `session TTL ${ttl}`);
         await store.updateSession(session('s1', 'alice', { connected: true, graceUntil: null }));
-        assert.equal(await admin.pttl(`${prefix}session:s1`), -1);
+        assert.equal(await admin.pttl(`${prefix}${G}session:${sid('s1')}`), -1);
       } finally {
         await store.close();
       }
@@ -332,16 +348,16 @@ describe('RedisStore on a real Redis', () => {
         await store.addSession(session('b1', 'bob'));
         await store.addSession(session('c1', 'carol'));
         await Promise.all([lapse('a1', 'alice'), lapse('b1', 'bob'), lapse('c1', 'carol')]);
-        await waitFor('the lapsed session keys to expire', async () => (await admin.exists(`${prefix}session:a1`, `${prefix}session:b1`, `${prefix}session:c1`)) === 0);
+        await waitFor('the lapsed session keys to expire', async () => (await admin.exists(`${prefix}${G}session:${sid('a1')}`, `${prefix}${G}session:${sid('b1')}`, `${prefix}${G}session:${sid('c1')}`)) === 0);
 
-        assert.deepEqual((await store.sessionsOfNode('n1')).map((s) => s.id), ['a2']);
-        assert.deepEqual(await admin.smembers(`${prefix}node-sessions:n1`), ['a2'], 'expired sessions are pruned from their node set');
-        assert.deepEqual((await store.sessionsOf(alice)).map((s) => s.id), ['a2']);
+        assert.deepEqual((await store.sessionsOfNode('n1')).map((s) => s.id), [sid('a2')]);
+        assert.deepEqual(await admin.smembers(`${prefix}${G}node-sessions:n1`), [sid('a2')], 'expired sessions are pruned from their node set');
+        assert.deepEqual((await store.sessionsOf(alice)).map((s) => s.id), [sid('a2')]);
         assert.deepEqual(await store.sessionsOf(bob), []);
         assert.deepEqual((await store.onlineUsers(TENANT)).map((u) => u.id).sort(), ['alice', 'carol']);
         assert.deepEqual(await store.addSession(session('c2', 'carol')), { first: true }, 'the expired session does not count');
-        assert.deepEqual(await store.removeSession('a2' as SessionId), { session: session('a2', 'alice'), last: true });
-        assert.deepEqual(await admin.exists(`${prefix}user-sessions:${alice}`, `${prefix}user-sessions:${bob}`), 0);
+        assert.deepEqual(await store.removeSession(sid('a2')), { session: session('a2', 'alice'), last: true });
+        assert.deepEqual(await admin.exists(`${prefix}${G}user-sessions:${alice}`, `${prefix}${G}user-sessions:${bob}`), 0);
       } finally {
         await store.close();
       }
@@ -363,7 +379,7 @@ describe('RedisStore while Redis is away', () => {
     try {
       const started = Date.now();
       await assert.rejects(store.ping());
-      await assert.rejects(store.getCall('c1' as CallId));
+      await assert.rejects(store.getCall(TENANT, 'c1' as CallId));
       assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
     } finally {
       await store.close();
@@ -377,7 +393,7 @@ describe('RedisStore while Redis is away', () => {
       await store.ping();
 
       await server.stop('SIGKILL');
-      for (const attempt of [() => store.ping(), () => store.getCall('c1' as CallId), () => store.commitCall({ call: call('active'), expectVersion: 1, claims: [], ttlMs: null })]) {
+      for (const attempt of [() => store.ping(), () => store.getCall(TENANT, 'c1' as CallId), () => store.commitCall({ call: call('active'), expectVersion: 1, claims: [], ttlMs: null })]) {
         const started = Date.now();
         await assert.rejects(attempt());
         assert.ok(Date.now() - started < 1500, `a command took ${Date.now() - started} ms to fail`);
@@ -386,7 +402,7 @@ describe('RedisStore while Redis is away', () => {
       await server.resume();
       await waitFor('the store to reconnect', () => store.ping().then(() => true, () => false), 15_000);
       // The restarted server persisted nothing: the call is gone and may be made again.
-      assert.equal(await store.getCall('c1' as CallId), undefined);
+      assert.equal(await store.getCall(TENANT, 'c1' as CallId), undefined);
       assert.equal(await store.commitCall({ call: call('ringing'), expectVersion: 0, claims: [], ttlMs: null }), true);
     } finally {
       await store.close();

@@ -89,7 +89,7 @@ class World {
     for (const [callId, dueAt] of [...this.timers]) {
       if (dueAt <= this.now) {
         this.timers.delete(callId);
-        this.apply({ type: 'ring-timeout', callId });
+        this.apply({ type: 'ring-timeout', callId, tenant: '' });
       }
     }
   }
@@ -124,7 +124,7 @@ class World {
         const sessionId = sessionOf(s.user, s.device);
         this.live.delete(sessionId);
         const call = this.liveCall(USERS[s.user]!);
-        if (call) this.apply({ type: 'session-lost', callId: call.id, sessionId, deliberate: s.deliberate });
+        if (call) this.apply({ type: 'session-lost', callId: call.id, tenant: '', sessionId, deliberate: s.deliberate });
         return;
       }
       case 'resumed':
@@ -132,7 +132,7 @@ class World {
         const sessionId = sessionOf(s.user, s.device);
         if (s.kind === 'resumed') this.live.add(sessionId);
         const call = this.liveCall(USERS[s.user]!);
-        if (call) this.apply({ type: s.kind === 'resumed' ? 'session-resumed' : 'session-expired', callId: call.id, sessionId });
+        if (call) this.apply({ type: s.kind === 'resumed' ? 'session-resumed' : 'session-expired', callId: call.id, tenant: '', sessionId });
         return;
       }
       case 'tick':
@@ -214,7 +214,7 @@ test('accept racing cancel, reject, timeout or a second device: exactly one outc
     { type: 'accept', callId: callIdOf(1), by: dev(1) },
     { type: 'cancel', callId: callIdOf(1), by: caller },
     { type: 'reject', callId: callIdOf(1), by: dev(1) },
-    { type: 'ring-timeout', callId: callIdOf(1) },
+    { type: 'ring-timeout', callId: callIdOf(1), tenant: '' },
   ];
   fc.assert(
     fc.property(fc.shuffledSubarray(contenders, { minLength: 2 }), (order) => {

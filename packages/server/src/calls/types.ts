@@ -28,6 +28,30 @@ export function userKey(tenant: string, userId: string): UserKey {
   return `${tenant.length}:${tenant}:${userId}` as UserKey;
 }
 
+/** A call's tenant and id folded into one string as a `UserKey` is: a call id is its tenant's own. */
+export function callKey(tenant: string, callId: CallId): string {
+  return userKey(tenant, callId);
+}
+
+/** A ring timer's id: its call's key (`callKey`), so the node whose timer fires finds the call. */
+export function ringTimerId(tenant: string, callId: CallId): string {
+  return callKey(tenant, callId);
+}
+
+/** A `UserKey`, `callKey` or ring timer id taken apart: the tenant, and the user or call id. */
+export function splitKey(key: string): { tenant: string; id: string } {
+  const colon = key.indexOf(':');
+  const start = colon + 1;
+  const end = start + Number(key.slice(0, colon));
+  return { tenant: key.slice(start, end), id: key.slice(end + 1) };
+}
+
+/** The tenant and call of a ring timer's id (see `ringTimerId`). */
+export function parseRingTimerId(timerId: string): { tenant: string; callId: CallId } {
+  const { tenant, id } = splitKey(timerId);
+  return { tenant, callId: id as CallId };
+}
+
 export type CallState = 'ringing' | 'active' | 'ended';
 
 export interface Party {
@@ -93,19 +117,24 @@ export type CallInput =
   /** `reason`: why the party ends it (`hangup` unless it says otherwise). */
   | { type: 'end'; callId: CallId; by: Actor; reason?: EndReason }
   | { type: 'control'; callId: CallId; by: Actor; control: ControlEvent }
-  | { type: 'ring-timeout'; callId: CallId }
+  | { type: 'ring-timeout'; callId: CallId; tenant: string }
   /** A session lost its socket. `deliberate` is the client's own disconnect. */
-  | { type: 'session-lost'; callId: CallId; sessionId: SessionId; deliberate: boolean }
+  | { type: 'session-lost'; callId: CallId; tenant: string; sessionId: SessionId; deliberate: boolean }
   /**
    * A session is back on a new socket. `replaced`: its old socket was still
    * held for live (a takeover): the peer is told all the same, since what it
    * sent meanwhile went to the old one.
    */
-  | { type: 'session-resumed'; callId: CallId; sessionId: SessionId; replaced?: boolean }
+  | { type: 'session-resumed'; callId: CallId; tenant: string; sessionId: SessionId; replaced?: boolean }
   /** A session's reconnect grace ran out (or it was closed). */
-  | { type: 'session-expired'; callId: CallId; sessionId: SessionId }
+  | { type: 'session-expired'; callId: CallId; tenant: string; sessionId: SessionId }
   /** The node holding both parties stops for good (memory mode's drain). */
-  | { type: 'drain'; callId: CallId };
+  | { type: 'drain'; callId: CallId; tenant: string };
+
+/** The tenant whose call an event names (a call id is its tenant's own). */
+export function tenantOf(event: CallInput): string {
+  return 'by' in event ? event.by.tenant : event.tenant;
+}
 
 /** What the state around a call looked like when the event was applied. */
 export interface CallContext {

@@ -53,8 +53,8 @@ export class InstrumentedStore implements CallStore {
     }
   }
 
-  getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
-    return this.time('getCall', () => this.inner.getCall(id));
+  getCall(tenant: string, id: CallId): Promise<Versioned<CallRecord> | undefined> {
+    return this.time('getCall', () => this.inner.getCall(tenant, id));
   }
   getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
     return this.time('getClaims', () => this.inner.getClaims(keys));
@@ -63,11 +63,11 @@ export class InstrumentedStore implements CallStore {
     return this.time('commitCall', () => this.inner.commitCall(commit));
   }
   /** Timed as `commitCall`: the same write, with a count. */
-  saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
-    return this.time('saveQuality', () => this.inner.saveQuality(callId, segment, summary));
+  saveQuality(tenant: string, callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
+    return this.time('saveQuality', () => this.inner.saveQuality(tenant, callId, segment, summary));
   }
-  qualityOf(callId: CallId): Promise<Map<string, QualitySummary>> {
-    return this.time('qualityOf', () => this.inner.qualityOf(callId));
+  qualityOf(tenant: string, callId: CallId): Promise<Map<string, QualitySummary>> {
+    return this.time('qualityOf', () => this.inner.qualityOf(tenant, callId));
   }
   commitCallCounting(commit: CallCommit): Promise<number | null> {
     return this.time('commitCall', () => this.inner.commitCallCounting(commit));

@@ -5,7 +5,7 @@
  */
 import type { CallId, QualitySummary, SessionId, UserRef } from '@switchboard/protocol';
 import type { CallRecord, UserKey } from '../calls/types.js';
-import { userKey } from '../calls/types.js';
+import { callKey, userKey } from '../calls/types.js';
 import { DEFAULT_HISTORY_LIMIT } from './types.js';
 import type {
   CallCommit,
@@ -61,9 +61,10 @@ const DEFAULT_MAX_TOMBSTONES = 20_000;
 export class MemoryStore implements CallStore {
   readonly kind = 'memory';
   readonly shared = false;
-  private readonly calls = new Map<CallId, StoredCall>();
+  /** By `callKey` (a call id is its tenant's own). */
+  private readonly calls = new Map<string, StoredCall>();
   /** Tombstones in the order they were written, which with one TTL for all is the order they expire: swept from the front. */
-  private readonly expiries: { id: CallId; at: number }[] = [];
+  private readonly expiries: { key: string; at: number }[] = [];
   private expiriesHead = 0;
   private readonly claims = new Map<UserKey, CallId>();
   private readonly sessions = new Map<SessionId, SessionRecord>();
@@ -96,11 +97,12 @@ export class MemoryStore implements CallStore {
     this.sweeper.unref();
   }
 
-  async getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
-    const stored = this.calls.get(id);
+  async getCall(tenant: string, id: CallId): Promise<Versioned<CallRecord> | undefined> {
+    const key = callKey(tenant, id);
+    const stored = this.calls.get(key);
     if (!stored) return undefined;
     if (stored.expiresAt !== null && stored.expiresAt <= this.now()) {
-      this.calls.delete(id);
+      this.calls.delete(key);
       return undefined;
     }
     const value = typeof stored.value === 'string' ? (JSON.parse(stored.value) as CallRecord) : stored.value;
@@ -129,7 +131,8 @@ export class MemoryStore implements CallStore {
   private commit(commit: CallCommit): boolean {
     const { timer } = commit;
     if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
-    const current = this.calls.get(commit.call.id);
+    const key = callKey(commit.call.tenant, commit.call.id);
+    const current = this.calls.get(key);
     const live = current && (current.expiresAt === null || current.expiresAt > this.now()) ? current : undefined;
     if ((live?.version ?? 0) !== commit.expectVersion) return false;
     for (const claim of commit.claims) {
@@ -140,14 +143,14 @@ export class MemoryStore implements CallStore {
       else if (this.claims.get(claim.key) === claim.callId) this.claims.delete(claim.key);
     }
     const expiresAt = commit.ttlMs === null ? null : this.now() + commit.ttlMs;
-    this.calls.set(commit.call.id, {
+    this.calls.set(key, {
       value: expiresAt === null ? commit.call : JSON.stringify(commit.call),
       version: commit.expectVersion + 1,
       expiresAt,
       ...(live?.quality ? { quality: live.quality } : {}),
     });
     if (expiresAt !== null) {
-      this.expiries.push({ id: commit.call.id, at: expiresAt });
+      this.expiries.push({ key, at: expiresAt });
       // Over the cap, the oldest tombstones go now rather than at their expiry.
       while (this.expiries.length - this.expiriesHead > this.maxTombstones) this.forgetOldest(Infinity);
     }
@@ -157,18 +160,18 @@ export class MemoryStore implements CallStore {
     return true;
   }
 
-  async saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
-    const stored = this.live(callId);
+  async saveQuality(tenant: string, callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
+    const stored = this.live(callKey(tenant, callId));
     if (stored) (stored.quality ??= new Map()).set(segment, summary);
   }
 
-  async qualityOf(callId: CallId): Promise<Map<string, QualitySummary>> {
-    return new Map(this.live(callId)?.quality ?? []);
+  async qualityOf(tenant: string, callId: CallId): Promise<Map<string, QualitySummary>> {
+    return new Map(this.live(callKey(tenant, callId))?.quality ?? []);
   }
 
-  /** The call as held, unless it is gone or its tombstone has expired. */
-  private live(id: CallId): StoredCall | undefined {
-    const stored = this.calls.get(id);
+  /** The call as held (by `callKey`), unless it is gone or its tombstone has expired. */
+  private live(key: string): StoredCall | undefined {
+    const stored = this.calls.get(key);
     return stored && (stored.expiresAt === null || stored.expiresAt > this.now()) ? stored : undefined;
   }
 
@@ -400,9 +403,9 @@ export class MemoryStore implements CallStore {
    */
   private forgetOldest(until: number): void {
     const queue = this.expiries;
-    const { id, at } = queue[this.expiriesHead++]!;
-    const stored = this.calls.get(id);
-    if (stored && stored.expiresAt !== null && stored.expiresAt <= at && stored.expiresAt <= until) this.calls.delete(id);
+    const { key, at } = queue[this.expiriesHead++]!;
+    const stored = this.calls.get(key);
+    if (stored && stored.expiresAt !== null && stored.expiresAt <= at && stored.expiresAt <= until) this.calls.delete(key);
     if (this.expiriesHead > 1024 && this.expiriesHead * 2 > queue.length) {
       queue.splice(0, this.expiriesHead);
       this.expiriesHead = 0;

@@ -4,9 +4,9 @@
  * instead of hanging, and ioredis reconnects by itself. The store's scripts
  * run here (EVALSHA, loading a script on first use).
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { LuaScript, ScriptCall } from './redis-keys.js';
-import { closeRedis, openRedis, type RedisTarget } from './redis-target.js';
+import { closeRedis, openRedis, type RedisClient, type RedisTarget } from './redis-target.js';
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
@@ -34,7 +34,7 @@ export interface RedisConnectionOptions {
   /** Or to this target (one Redis, or a master behind Sentinel). */
   target?: RedisTarget;
   /** Or uses a connection owned by the caller (not closed by `close()`); give it the options of `failFastOptions`. */
-  client?: Redis;
+  client?: RedisClient;
   /** A command with no answer within this long rejects. @default 2000 */
   commandTimeoutMs?: number;
   /** Called with connection errors (ioredis emits them while it reconnects). @default ignore them */
@@ -42,7 +42,7 @@ export interface RedisConnectionOptions {
 }
 
 export class RedisConnection {
-  readonly client: Redis;
+  readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly commandTimeoutMs: number;
   private everReady = false;
@@ -64,6 +64,11 @@ export class RedisConnection {
     }
     if (this.client.status === 'ready') this.everReady = true;
     this.client.on('ready', this.onReady);
+  }
+
+  /** A Redis Cluster (commands are routed by key; one script's keys share a slot). */
+  get cluster(): boolean {
+    return this.client.isCluster;
   }
 
   /** EVALSHA, loading the script on first use (EVAL caches it for the next EVALSHA). */

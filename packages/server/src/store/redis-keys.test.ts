@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
-import { NO_FLAGS, userKey, type CallRecord } from '../calls/types.js';
+import { NO_FLAGS, ringTimerId, userKey, type CallRecord } from '../calls/types.js';
 import {
   ADD_SESSION,
   ADMIT,
@@ -17,6 +17,8 @@ import {
   encodeCommitCall,
   encodeRemoveSession,
   encodeUpdateSession,
+  groupOf,
+  sessionIdPrefix,
   redisKeys,
   REMOVE_SESSION,
   UPDATE_SESSION,
@@ -24,6 +26,13 @@ import {
 import type { CallCommit, SessionRecord } from './types.js';
 
 const keys = redisKeys('p:');
+/** The key group of tenant `t`, where every key of these scripts goes. */
+const G = `p:{g${groupOf('t')}}:`;
+const S1 = `${sessionIdPrefix('t')}s1` as SessionId;
+const S7 = `${sessionIdPrefix('t')}s7` as SessionId;
+/** The hash tag of a key: what Redis Cluster hashes to find its slot. */
+const tagOf = (key: string) => /\{([^}]*)\}/.exec(key)?.[1] ?? key;
+const oneSlot = (list: string[]) => assert.equal(new Set(list.map(tagOf)).size, 1, `one slot for ${list.join(', ')}`);
 const party = (userId: string, sessionId: string | null) => ({ userId: userId as UserId, name: userId, sessionId: sessionId as SessionId | null, flags: { ...NO_FLAGS }, reconnecting: false });
 const call: CallRecord = {
   id: 'c1' as CallId,
@@ -54,7 +63,7 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
       { op: 'release', key: userKey('t', 'ben'), callId: call.id },
     ],
     ttlMs: 1000.4,
-    timer: { op: 'unschedule', kind: 'ring', id: 'c1' },
+    timer: { op: 'unschedule', kind: 'ring', id: ringTimerId('t', 'c1' as CallId) },
     history: [
       { key: userKey('t', 'ann'), entry },
       { key: userKey('t', 'ben'), entry: { ...entry, direction: 'incoming' } },
@@ -65,8 +74,9 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
   for (const counting of [false, true]) {
     const { keys: k, args } = encodeCommitCall(keys, commit, { historyLimit: 200, historyRetentionMs: 9 }, counting);
     const parties = counting ? 2 : 0;
-    assert.deepEqual(k, ['p:call:c1', 'p:timers', 'p:history-seq', 'p:online:t', 'p:claim:1:t:ann', 'p:claim:1:t:ben', 'p:history:1:t:ann', 'p:history:1:t:ben']);
-    assert.deepEqual([argv(args, 1), argv(args, 3), argv(args, 4), argv(args, 5), argv(args, 7), argv(args, 8), argv(args, 9)], [4, 1001, 'unschedule', 'ring:c1', 2, 200, 9]);
+    assert.deepEqual(k, [`${G}call:1:t:c1`, `${G}timers`, `${G}history-seq`, `${G}online:1:t`, `${G}claim:1:t:ann`, `${G}claim:1:t:ben`, `${G}history:1:t:ann`, `${G}history:1:t:ben`]);
+    oneSlot(k);
+    assert.deepEqual([argv(args, 1), argv(args, 3), argv(args, 4), argv(args, 5), argv(args, 7), argv(args, 8), argv(args, 9)], [4, 1001, 'unschedule', 'ring:1:t:c1', 2, 200, 9]);
     assert.equal(argv(args, 10), counting ? 2 : '');
     if (counting) assert.deepEqual([argv(args, 11), argv(args, 12)], ['ann', 'ben']);
     const claim = (i: number) => [1, 2, 3].map((o) => argv(args, 10 + parties + (i - 1) * 3 + o));
@@ -76,10 +86,11 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
     assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3 + 1))).direction, 'incoming');
     assert.equal(args.length, 10 + parties + 2 * 3 + 2);
   }
+  assert.throws(() => encodeCommitCall(keys, { ...commit, timer: { op: 'unschedule', kind: 'ring', id: ringTimerId('another', 'c1' as CallId) } }, { historyLimit: 1, historyRetentionMs: 1 }, false), /key group/);
 });
 
 const session = (patch: Partial<SessionRecord> = {}): SessionRecord => ({
-  id: 's1' as SessionId,
+  id: S1,
   tenant: 't',
   userId: 'ann' as UserId,
   name: 'Ann',
@@ -96,22 +107,24 @@ const session = (patch: Partial<SessionRecord> = {}): SessionRecord => ({
 test('the session scripts: the cap, the node guesses and the record as read where the Lua reads them', () => {
   assert.match(ADD_SESSION.lua, /prune\(KEYS\[2\], 6, 9\)/);
   assert.match(ADD_SESSION.lua, /tonumber\(ARGV\[8\]\)/);
-  const add = encodeAddSession(keys, session(), { was: 'n0', members: ['s7' as SessionId], maxSessions: 3, safetyMs: 5 });
-  assert.deepEqual(add.keys, ['p:session:s1', 'p:user-sessions:1:t:ann', 'p:online:t', 'p:node-sessions:n1', 'p:node-sessions:n0', 'p:session:s7']);
-  assert.deepEqual([argv(add.args, 1), argv(add.args, 3), argv(add.args, 4), argv(add.args, 5), argv(add.args, 6), argv(add.args, 7), argv(add.args, 8), argv(add.args, 9)], ['s1', 'ann', 'Ann', '', 'n1', 'n0', 3, 's7']);
+  const add = encodeAddSession(keys, session(), { was: 'n0', members: [S7], maxSessions: 3, safetyMs: 5 });
+  assert.deepEqual(add.keys, [`${G}session:${S1}`, `${G}user-sessions:1:t:ann`, `${G}online:1:t`, `${G}node-sessions:n1`, `${G}node-sessions:n0`, `${G}session:${S7}`]);
+  oneSlot(add.keys);
+  assert.deepEqual([argv(add.args, 1), argv(add.args, 3), argv(add.args, 4), argv(add.args, 5), argv(add.args, 6), argv(add.args, 7), argv(add.args, 8), argv(add.args, 9)], [S1, 'ann', 'Ann', '', 'n1', 'n0', 3, S7]);
   assert.equal(argv(encodeAddSession(keys, session(), { was: 'n1', members: [], maxSessions: Infinity, safetyMs: 5 }).args, 8), '', 'no cap');
 
   const lost = session({ connected: false, graceUntil: 100 });
   assert.match(UPDATE_SESSION.lua, /ARGV\[6\] ~= '' and old ~= ARGV\[6\]/);
   const update = encodeUpdateSession(keys, lost, { was: 'n1', expected: session(), safetyMs: 5 });
-  assert.deepEqual(update.keys, ['p:session:s1', 'p:node-sessions:n1', 'p:node-sessions:n1']);
-  assert.deepEqual(update.args.slice(1), [105, 's1', 'n1', 'n1', JSON.stringify(session())], 'a lost session expires its safety margin after its grace');
+  assert.deepEqual(update.keys, [`${G}session:${S1}`, `${G}node-sessions:n1`, `${G}node-sessions:n1`]);
+  assert.deepEqual(update.args.slice(1), [105, S1, 'n1', 'n1', JSON.stringify(session())], 'a lost session expires its safety margin after its grace');
 
   assert.match(REMOVE_SESSION.lua, /ARGV\[4\] ~= '' and raw ~= ARGV\[4\]/);
   assert.match(REMOVE_SESSION.lua, /prune\(KEYS\[2\], 5, 5\)/);
-  const remove = encodeRemoveSession(keys, lost, { was: 'n1', others: ['s7' as SessionId], expected: undefined });
-  assert.deepEqual(remove.keys, ['p:session:s1', 'p:user-sessions:1:t:ann', 'p:online:t', 'p:node-sessions:n1', 'p:session:s7']);
-  assert.deepEqual(remove.args, ['s1', 'ann', 'n1', '', 's7']);
+  const remove = encodeRemoveSession(keys, lost, { was: 'n1', others: [S7], expected: undefined });
+  assert.deepEqual(remove.keys, [`${G}session:${S1}`, `${G}user-sessions:1:t:ann`, `${G}online:1:t`, `${G}node-sessions:n1`, `${G}session:${S7}`]);
+  oneSlot(remove.keys);
+  assert.deepEqual(remove.args, [S1, 'ann', 'n1', '', S7]);
 });
 
 test('ADMIT: a bucket as its interval and tolerance, a window as its limit and length', () => {

@@ -4,8 +4,8 @@
  * a TTL, or an owner that deletes it.
  *
  * Scripts take every key they touch through KEYS (none is built inside Lua),
- * so a prefix with a hash tag such as `{sb}:` keeps a whole deployment in one
- * Redis Cluster slot. Scripts never re-encode JSON: records are opaque strings
+ * and every key one script takes is in one key group (`KEY_GROUPS`): one
+ * Redis Cluster hash slot. Scripts never re-encode JSON: records are opaque strings
  * (Lua's cjson would turn `[]` into `{}`). The session scripts decode a stored
  * session only to read its `nodeId` (see `NODE_OF`); the node set that goes
  * with it comes through KEYS from the caller's guess, and a wrong guess is
@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { CallId, SessionId } from '@switchboard/protocol';
 import type { UserKey } from '../calls/types.js';
-import { userKey } from '../calls/types.js';
+import { parseRingTimerId, userKey } from '../calls/types.js';
 import { bucketParams, windowParams } from './rate-rules.js';
 import type { CallCommit, RateRule, SessionRecord, TimerKind } from './types.js';
 
@@ -23,76 +23,149 @@ const userKeyOf = (session: SessionRecord): UserKey => userKey(session.tenant, s
 /** The default key prefix. */
 export const DEFAULT_PREFIX = 'sb:';
 
+/**
+ * Key groups: every tenant's state lives in one of `KEY_GROUPS` groups, each
+ * one Redis Cluster hash slot (`{g<n>}`). A call, the claims of its parties,
+ * their history, their sessions, the tenant's presence and the group's timers
+ * share a slot, so every script stays one atomic round trip; different
+ * tenants spread over the groups, and the groups over the cluster's masters.
+ * Keys of no tenant (rate limits, node heartbeats sharded by node) are not
+ * grouped. A single Redis ignores the tags. See docs/scaling.md, "Key layout".
+ */
+export const KEY_GROUPS = 16;
+
+/** FNV-1a, 32 bits: a stable, fast spread of tenant names over the groups. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+const groups = new Map<string, number>();
+
+/** The key group of a tenant (cached: tenants are few, and the map is dropped should it grow past 10,000). */
+export function groupOf(tenant: string): number {
+  let group = groups.get(tenant);
+  if (group === undefined) {
+    if (groups.size >= 10_000) groups.clear();
+    group = fnv1a(tenant) % KEY_GROUPS;
+    groups.set(tenant, group);
+  }
+  return group;
+}
+
+/**
+ * A session id names its tenant's key group (`g<n>.<random>`), so the store
+ * finds a session from its id alone (a resume, a grace timer). The rest is
+ * the random part; the protocol only asks for an opaque string.
+ */
+export function sessionIdPrefix(tenant: string): string {
+  return `g${groupOf(tenant)}.`;
+}
+
+/** The key group a session id names; an id without one (made elsewhere, by a test) is in the default tenant's group. */
+export function groupOfSession(id: string): number {
+  const dot = id.indexOf('.');
+  if (dot > 1 && dot <= 3 && id.charCodeAt(0) === 103 /* g */) {
+    const group = Number(id.slice(1, dot));
+    if (Number.isInteger(group) && group >= 0 && group < KEY_GROUPS) return group;
+  }
+  return groupOf('');
+}
+
+/** The key group of a timer: a ring timer's call's, a grace timer's session's. */
+export function groupOfTimer(kind: TimerKind, id: string): number {
+  return kind === 'ring' ? groupOf(parseRingTimerId(id).tenant) : groupOfSession(id);
+}
+
+/** A node's heartbeat shard: nodes spread over the groups' `nodes` keys too. */
+export function groupOfNode(nodeId: string): number {
+  return fnv1a(nodeId) % KEY_GROUPS;
+}
+
 export function redisKeys(prefix: string) {
+  const tag = (group: number) => `${prefix}{g${group}}:`;
+  const ofTenant = (tenant: string) => tag(groupOf(tenant));
+  const ofUser = (user: UserKey) => ofTenant(splitUserKey(user).tenant);
   return {
     /**
      * HASH `v` → version, `d` → CallRecord JSON, and `q:<segment>` → a
      * quality summary saved beside it (`SAVE_QUALITY`; they share its life).
      * Ringing and active calls: no TTL; the owner is the transition that ends
      * the call, which commits it with `ttlMs` (a tombstone with a PX TTL).
+     * A call id is the tenant's: the same id in two tenants is two calls.
      */
-    call: (id: CallId) => `${prefix}call:${id}`,
+    call: (tenant: string, id: CallId) => `${ofTenant(tenant)}call:${tenant.length}:${tenant}:${id}`,
     /**
      * STRING → the CallId the user is in (ringing or active).
      * Owner: the commit that ends that call releases it (DEL when it still names the call).
      */
-    claim: (user: UserKey) => `${prefix}claim:${user}`,
+    claim: (user: UserKey) => `${ofUser(user)}claim:${user}`,
     /**
-     * STRING → SessionRecord JSON.
+     * STRING → SessionRecord JSON, in the group its id names (`sessionIdPrefix`).
      * Owner: `removeSession`. Safety TTL while the session is disconnected:
      * it vanishes `sessionSafetyMs` after its grace ends if nobody removed it;
      * no TTL while connected (the node carrying it owns it).
      */
-    session: (id: SessionId) => `${prefix}session:${id}`,
+    session: (id: SessionId) => `${tag(groupOfSession(id))}session:${id}`,
+    /** The session keys of a group as a `SORT … GET` pattern (`*` is the id). */
+    sessionPattern: (group: number) => `${tag(group)}session:*`,
     /**
      * SET of the user's SessionIds.
      * Owner: `removeSession` (Redis drops the set with its last member);
      * members whose session key expired are pruned by addSession/removeSession/sessionsOf.
      */
-    userSessions: (user: UserKey) => `${prefix}user-sessions:${user}`,
+    userSessions: (user: UserKey) => `${ofUser(user)}user-sessions:${user}`,
     /**
      * HASH userId → display name: the tenant's users with at least one session.
      * Owner: `removeSession` of a user's last session (HDEL; Redis drops the empty hash), and the same pruning.
      */
-    online: (tenant: string) => `${prefix}online:${tenant}`,
+    online: (tenant: string) => `${ofTenant(tenant)}online:${tenant.length}:${tenant}`,
     /**
      * ZSET member `<seq>:<HistoryEntry JSON>`, score seq: the user's newest
      * `historyLimit` entries. TTL: `historyRetentionMs`, refreshed on every append.
      */
-    history: (user: UserKey) => `${prefix}history:${user}`,
+    history: (user: UserKey) => `${ofUser(user)}history:${user}`,
     /**
-     * STRING counter (INCR) behind history cursors. One key of constant size
-     * per deployment, never deleted: a reset could hand out a cursor twice.
+     * STRING counter (INCR) behind the history cursors of a group's users
+     * (a cursor orders one user's entries only). One key of constant size per
+     * group, never deleted: a reset could hand out a cursor twice.
      */
-    historySeq: () => `${prefix}history-seq`,
+    historySeq: (group: number) => `${tag(group)}history-seq`,
     /**
-     * ZSET member `<kind>:<id>`, score due time (epoch ms). One key per deployment.
+     * ZSET member `<kind>:<id>`, score due time (epoch ms): the timers of a
+     * group (`groupOfTimer`), one key per group, so a call's ring timer is
+     * written by the commit that makes the call and sweeps spread over the groups.
      * A claim (claimTimer/claimDue) does not remove a member: it leases it by moving
      * its score to the lease's end, so the timer fires again if its claimer dies.
      * Members are owned by `completeTimer` (after a claim; it removes the member
      * unless it was rescheduled meanwhile) and `unschedule` (or a commit's
      * `unschedule` timer change, see `COMMIT_CALL`).
      */
-    timers: () => `${prefix}timers`,
+    timers: (group: number) => `${tag(group)}timers`,
     /**
-     * ZSET member nodeId, score alive-until (epoch ms), written by every `beat`.
-     * One key per deployment; its members are owned by `claimDeadNodes` (a node
-     * that stopped beating is removed by whoever claims it dead) and `removeNode`
-     * (a node that stops cleanly).
+     * ZSET member nodeId, score alive-until (epoch ms), written by every `beat`:
+     * one key per group, a node's beats in the one `groupOfNode` names. Its
+     * members are owned by `claimDeadNodes` (a node that stopped beating is
+     * removed by whoever claims it dead) and `removeNode` (a node that stops cleanly).
      */
-    nodes: () => `${prefix}nodes`,
+    nodes: (group: number) => `${tag(group)}nodes`,
     /**
-     * SET of the SessionIds whose record names the node (`nodeId`), connected or in grace.
+     * SET of the SessionIds of one group whose record names the node (`nodeId`), connected or in grace.
      * Owner: the session scripts — addSession adds, updateSession moves an id
      * when its `nodeId` changes, removeSession removes it; Redis drops the set
      * with its last member. Members whose session key expired (its safety TTL)
      * are pruned by `sessionsOfNode`: the one way a member outlives its session,
      * so the set of a node that is never read again keeps at most those.
      */
-    nodeSessions: (nodeId: string) => `${prefix}node-sessions:${nodeId}`,
+    nodeSessions: (group: number, nodeId: string) => `${tag(group)}node-sessions:${nodeId}`,
     /**
      * STRING (a token bucket's next arrival time) or LIST (a sliding log of
-     * event times) behind one shared rate limit (`CallStore.admit`).
+     * event times) behind one shared rate limit (`CallStore.admit`). No tag:
+     * limits spread over the cluster by their own names.
      * TTL: as long as the limit remembers anything, set by every write of `ADMIT`.
      */
     rate: (key: string) => `${prefix}rate:${key}`,
@@ -241,6 +314,9 @@ export interface HistoryLimits {
 /** KEYS and ARGV of `COMMIT_CALL` for `commit`, laid out as its comment says; with `counting`, the call's distinct parties. */
 export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: HistoryLimits, counting: boolean): ScriptCall {
   const { timer } = commit;
+  if (timer && groupOfTimer(timer.kind, timer.id) !== groupOf(commit.call.tenant)) {
+    throw new Error(`the ${timer.kind} timer ${timer.id} is not in the key group of call ${commit.call.id}'s tenant: a commit writes only its own group`);
+  }
   const args: (string | number)[] = [
     commit.expectVersion,
     JSON.stringify(commit.call),
@@ -265,9 +341,9 @@ export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: Hi
   for (const { entry } of history) args.push(JSON.stringify(entry));
   return {
     keys: [
-      keys.call(commit.call.id),
-      keys.timers(),
-      keys.historySeq(),
+      keys.call(commit.call.tenant, commit.call.id),
+      keys.timers(groupOf(commit.call.tenant)),
+      keys.historySeq(groupOf(commit.call.tenant)),
       keys.online(commit.call.tenant),
       ...commit.claims.map((c) => keys.claim(c.key)),
       ...history.map((h) => keys.history(h.key)),
@@ -419,8 +495,8 @@ export function encodeAddSession(
       keys.session(session.id),
       keys.userSessions(user),
       keys.online(session.tenant),
-      keys.nodeSessions(session.nodeId),
-      keys.nodeSessions(at.was),
+      keys.nodeSessions(groupOfSession(session.id), session.nodeId),
+      keys.nodeSessions(groupOfSession(session.id), at.was),
       ...at.members.map(keys.session),
     ],
     args: [session.id, JSON.stringify(session), session.userId, session.name, expireAt(session, at.safetyMs), session.nodeId, at.was, cap, ...at.members],
@@ -434,7 +510,7 @@ export function encodeUpdateSession(
   at: { was: string; expected: SessionRecord | undefined; safetyMs: number },
 ): ScriptCall {
   return {
-    keys: [keys.session(session.id), keys.nodeSessions(at.was), keys.nodeSessions(session.nodeId)],
+    keys: [keys.session(session.id), keys.nodeSessions(groupOfSession(session.id), at.was), keys.nodeSessions(groupOfSession(session.id), session.nodeId)],
     args: [JSON.stringify(session), expireAt(session, at.safetyMs), session.id, at.was, session.nodeId, at.expected ? JSON.stringify(at.expected) : ''],
   };
 }
@@ -450,7 +526,7 @@ export function encodeRemoveSession(
   at: { was: string; others: readonly SessionId[]; expected: SessionRecord | undefined },
 ): ScriptCall {
   return {
-    keys: [keys.session(read.id), keys.userSessions(userKeyOf(read)), keys.online(read.tenant), keys.nodeSessions(at.was), ...at.others.map(keys.session)],
+    keys: [keys.session(read.id), keys.userSessions(userKeyOf(read)), keys.online(read.tenant), keys.nodeSessions(groupOfSession(read.id), at.was), ...at.others.map(keys.session)],
     args: [read.id, read.userId, at.was, at.expected ? JSON.stringify(at.expected) : '', ...at.others],
   };
 }
@@ -587,10 +663,6 @@ return 0
 );
 
 /**
- * KEYS[1] nodes. ARGV[1] now.
- * Removes and returns the nodes whose alive-until is before now; each dead node goes to one caller.
- */
-/**
  * A quality summary saved beside a call's record, only while the record is
  * there (HSET alone would make a key with no TTL for a call already gone).
  * KEYS[1] call. ARGV[1] field (`q:<segment>`), ARGV[2] summary JSON.
@@ -606,6 +678,13 @@ return 0
 /** The field of a quality summary in a call's hash. */
 export const QUALITY_FIELD_PREFIX = 'q:';
 
+/** KEYS[1] the key whose master's clock is asked (a cluster routes by it). Returns TIME: seconds, microseconds. */
+export const CLOCK = script('clock', `return redis.call('TIME')`);
+
+/**
+ * KEYS[1] nodes. ARGV[1] now.
+ * Removes and returns the nodes whose alive-until is before now; each dead node goes to one caller.
+ */
 export const CLAIM_DEAD_NODES = script(
   'claimDeadNodes',
   `

@@ -6,9 +6,9 @@
  * queue, a per-command timeout — so the transport answers `internal` instead
  * of hanging, and the client reconnects by itself when Redis returns.
  */
-import { ReplyError, type Redis } from 'ioredis';
+import { ReplyError, type Cluster } from 'ioredis';
 import { RedisConnection } from './redis-connection.js';
-import type { RedisTarget } from './redis-target.js';
+import type { RedisClient, RedisTarget } from './redis-target.js';
 
 export { failFastOptions } from './redis-connection.js';
 import type { CallId, QualitySummary, SessionId, UserId, UserRef } from '@switchboard/protocol';
@@ -24,6 +24,12 @@ import {
   encodeRemoveSession,
   encodeUpdateSession,
   CLAIM_DEAD_NODES,
+  CLOCK,
+  groupOf,
+  groupOfNode,
+  groupOfSession,
+  groupOfTimer,
+  KEY_GROUPS,
   QUALITY_FIELD_PREFIX,
   SAVE_QUALITY,
   CLAIM_DUE,
@@ -64,8 +70,8 @@ export interface RedisStoreOptions {
   /** Or to this target (one Redis, or a master behind Sentinel). */
   target?: RedisTarget;
   /** A connection owned by the caller (not closed by `close()`); give it the fail-fast options of `failFastOptions`. */
-  client?: Redis;
-  /** Prefix of every key. Use a hash tag (`{sb}:`) to keep everything in one Redis Cluster slot. @default 'sb:' */
+  client?: RedisClient;
+  /** Prefix of every key; no hash tag (`{…}`): the keys carry their own (see `KEY_GROUPS`). @default 'sb:' */
   prefix?: string;
   /** Newest history entries kept per user. @default 200 */
   historyLimit?: number;
@@ -97,54 +103,72 @@ export class RedisStore implements CallStore {
   readonly kind = 'redis';
   readonly shared = true;
   private readonly conn: RedisConnection;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly keys: RedisKeys;
   private readonly historyLimit: number;
   private readonly historyRetentionMs: number;
   private readonly sessionSafetyMs: number;
-  /** `SORT ... GET` pattern of a session key, or null where it cannot be used (see `membersWithRecords`). */
-  private sessionPattern: string | null;
+  /** `SORT ... GET` of session keys is possible (see `membersWithRecords`). */
+  private sortGet: boolean;
+  /** The next group `claimDue` looks in first, so no group's timers wait behind another's. */
+  private nextTimerGroup = 0;
 
   constructor(options: RedisStoreOptions) {
     this.conn = new RedisConnection(options);
     this.client = this.conn.client;
     this.keys = redisKeys(options.prefix ?? DEFAULT_PREFIX);
-    const pattern = this.keys.session('*' as SessionId);
-    this.sessionPattern = pattern.indexOf('*') === pattern.length - 1 && !pattern.includes('->') ? pattern : null;
+    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    if (/[{}]/.test(prefix)) throw new Error(`the Redis key prefix "${prefix}" has a hash tag ({…}); keys carry their own, see KEY_GROUPS`);
+    // A prefix the pattern cannot express, or a cluster, which refuses SORT's GET.
+    this.sortGet = !/[*?[\\]|->/.test(prefix) && !this.conn.cluster;
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.historyRetentionMs = options.historyRetentionMs ?? DEFAULT_HISTORY_RETENTION_MS;
     this.sessionSafetyMs = options.sessionSafetyMs ?? DEFAULT_SESSION_SAFETY_MS;
   }
 
-  async getCall(id: CallId): Promise<Versioned<CallRecord> | undefined> {
+  async getCall(tenant: string, id: CallId): Promise<Versioned<CallRecord> | undefined> {
     await this.whenReady();
-    const [version, data] = await this.client.hmget(this.keys.call(id), 'v', 'd');
+    const [version, data] = await this.client.hmget(this.keys.call(tenant, id), 'v', 'd');
     if (version == null || data == null) return undefined;
     return { value: JSON.parse(data) as CallRecord, version: Number(version) };
   }
 
-  async saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
-    await this.run(SAVE_QUALITY, { keys: [this.keys.call(callId)], args: [`${QUALITY_FIELD_PREFIX}${segment}`, JSON.stringify(summary)] });
+  async saveQuality(tenant: string, callId: CallId, segment: string, summary: QualitySummary): Promise<void> {
+    await this.run(SAVE_QUALITY, { keys: [this.keys.call(tenant, callId)], args: [`${QUALITY_FIELD_PREFIX}${segment}`, JSON.stringify(summary)] });
   }
 
   /** The call's `q:` fields: a small hash answers a whole HSCAN at once, without sending the record itself. */
-  async qualityOf(callId: CallId): Promise<Map<string, QualitySummary>> {
+  async qualityOf(tenant: string, callId: CallId): Promise<Map<string, QualitySummary>> {
     await this.whenReady();
     const found = new Map<string, QualitySummary>();
     let cursor = '0';
     do {
-      const [next, flat] = await this.client.hscan(this.keys.call(callId), cursor, 'MATCH', `${QUALITY_FIELD_PREFIX}*`, 'COUNT', 100);
+      const [next, flat] = await this.client.hscan(this.keys.call(tenant, callId), cursor, 'MATCH', `${QUALITY_FIELD_PREFIX}*`, 'COUNT', 100);
       cursor = next;
       for (let i = 0; i + 1 < flat.length; i += 2) found.set(flat[i]!.slice(QUALITY_FIELD_PREFIX.length), JSON.parse(flat[i + 1]!) as QualitySummary);
     } while (cursor !== '0');
     return found;
   }
 
+  /** One MGET per key group asked (one, unless users of several tenants are asked at once). */
   async getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
     if (keys.length === 0) return [];
     await this.whenReady();
-    const held = await this.client.mget(keys.map((k) => this.keys.claim(k)));
-    return held.map((c) => (c ?? null) as CallId | null);
+    const groups = new Map<number, number[]>();
+    keys.forEach((k, i) => {
+      const group = groupOf(splitUserKey(k).tenant);
+      const at = groups.get(group);
+      if (at) at.push(i);
+      else groups.set(group, [i]);
+    });
+    const held: (CallId | null)[] = new Array<CallId | null>(keys.length).fill(null);
+    await Promise.all(
+      [...groups.values()].map(async (at) => {
+        const found = await this.client.mget(at.map((i) => this.keys.claim(keys[i]!)));
+        at.forEach((i, j) => (held[i] = (found[j] ?? null) as CallId | null));
+      }),
+    );
+    return held;
   }
 
   /** One script, its timer change included (see `COMMIT_CALL`). */
@@ -167,6 +191,9 @@ export class RedisStore implements CallStore {
   }
 
   async addSession(session: SessionRecord, maxSessions?: number): Promise<{ first: boolean } | null> {
+    if (groupOfSession(session.id) !== groupOf(session.tenant)) {
+      throw new Error(`session id ${session.id} is not in its tenant's key group: make it with sessionIdPrefix(tenant)`);
+    }
     const members = await this.membersOf(userKey(session.tenant, session.userId));
     // A new session replaces no record; should one exist with this id, the script names its node.
     const count = await this.onNode(session.nodeId, (was) =>
@@ -233,11 +260,17 @@ export class RedisStore implements CallStore {
 
   /** One script for the whole list (see `APPEND_HISTORY`); none for an empty one. */
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.run(APPEND_HISTORY, {
-      keys: [this.keys.historySeq(), ...entries.map((e) => this.keys.history(e.key))],
-      args: [this.historyLimit, this.historyRetentionMs, ...entries.map((e) => JSON.stringify(e.entry))],
-    });
+    const byGroup = new Map<number, HistoryAppend[]>();
+    for (const e of entries) {
+      const group = groupOf(splitUserKey(e.key).tenant);
+      byGroup.set(group, [...(byGroup.get(group) ?? []), e]);
+    }
+    for (const [group, list] of byGroup) {
+      await this.run(APPEND_HISTORY, {
+        keys: [this.keys.historySeq(group), ...list.map((e) => this.keys.history(e.key))],
+        args: [this.historyLimit, this.historyRetentionMs, ...list.map((e) => JSON.stringify(e.entry))],
+      });
+    }
   }
 
   async listHistory(key: UserKey, limit: number, before: string | null): Promise<HistoryPage> {
@@ -259,66 +292,83 @@ export class RedisStore implements CallStore {
 
   async schedule(kind: TimerKind, id: string, dueAt: number): Promise<void> {
     await this.whenReady();
-    await this.client.zadd(this.keys.timers(), dueAt, timerMember(kind, id));
+    await this.client.zadd(this.keys.timers(groupOfTimer(kind, id)), dueAt, timerMember(kind, id));
   }
 
   async unschedule(kind: TimerKind, id: string): Promise<void> {
     await this.whenReady();
-    await this.client.zrem(this.keys.timers(), timerMember(kind, id));
+    await this.client.zrem(this.keys.timers(groupOfTimer(kind, id)), timerMember(kind, id));
   }
 
   async claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]> {
     const leaseUntil = leaseEnd(now, leaseMs);
     if (!(max >= 1)) return [];
-    const members = (await this.run(CLAIM_DUE, { keys: [this.keys.timers()], args: [now, Math.floor(max), leaseUntil] })) as string[];
-    return members.map((m) => ({ ...parseTimerMember(m), leaseUntil }));
+    // Group by group, from a different one each sweep, until `max` are leased.
+    const claimed: ClaimedTimer[] = [];
+    const first = this.nextTimerGroup;
+    this.nextTimerGroup = (first + 1) % KEY_GROUPS;
+    for (let i = 0; i < KEY_GROUPS && claimed.length < max; i++) {
+      const group = (first + i) % KEY_GROUPS;
+      const members = (await this.run(CLAIM_DUE, { keys: [this.keys.timers(group)], args: [now, Math.floor(max) - claimed.length, leaseUntil] })) as string[];
+      for (const m of members) claimed.push({ ...parseTimerMember(m), leaseUntil });
+    }
+    return claimed;
   }
 
   async claimTimer(kind: TimerKind, id: string, now: number, leaseMs: number): Promise<ClaimedTimer | null> {
     const leaseUntil = leaseEnd(now, leaseMs);
-    const claimed = await this.run(CLAIM_TIMER, { keys: [this.keys.timers()], args: [timerMember(kind, id), now, leaseUntil] });
+    const claimed = await this.run(CLAIM_TIMER, { keys: [this.keys.timers(groupOfTimer(kind, id))], args: [timerMember(kind, id), now, leaseUntil] });
     return claimed === 1 ? { kind, id, leaseUntil } : null;
   }
 
   async completeTimer(timer: ClaimedTimer): Promise<void> {
-    await this.run(COMPLETE_TIMER, { keys: [this.keys.timers()], args: [timerMember(timer.kind, timer.id), timer.leaseUntil] });
+    await this.run(COMPLETE_TIMER, { keys: [this.keys.timers(groupOfTimer(timer.kind, timer.id))], args: [timerMember(timer.kind, timer.id), timer.leaseUntil] });
   }
 
+  /** TIME of the master holding the first heartbeat shard: one clock for every node, whichever master it asks. */
   async clock(): Promise<number> {
-    await this.whenReady();
-    const [seconds, micros] = await this.client.time();
+    const [seconds, micros] = (await this.run(CLOCK, { keys: [this.keys.nodes(0)], args: [] })) as [number | string, number | string];
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   async beat(nodeId: string, aliveUntil: number): Promise<void> {
     await this.whenReady();
-    await this.client.zadd(this.keys.nodes(), aliveUntil, nodeId);
+    await this.client.zadd(this.keys.nodes(groupOfNode(nodeId)), aliveUntil, nodeId);
   }
 
   async claimDeadNodes(now: number): Promise<string[]> {
-    return (await this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes()], args: [now] })) as string[];
+    const found = await Promise.all(this.groups().map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now] }) as Promise<string[]>));
+    return found.flat();
   }
 
   async removeNode(nodeId: string): Promise<void> {
     await this.whenReady();
-    await this.client.zrem(this.keys.nodes(), nodeId);
+    await this.client.zrem(this.keys.nodes(groupOfNode(nodeId)), nodeId);
   }
 
   async notOnNode(nodeId: string, ids: readonly SessionId[]): Promise<SessionId[]> {
     if (ids.length === 0) return [];
     await this.whenReady();
     const missing: SessionId[] = [];
-    for (let i = 0; i < ids.length; i += NODE_BATCH) {
-      const batch = ids.slice(i, i + NODE_BATCH);
-      const member = (await this.client.smismember(this.keys.nodeSessions(nodeId), ...batch)) as number[];
-      batch.forEach((id, j) => member[j] === 0 && missing.push(id));
+    for (const [group, inGroup] of byGroupOf(ids)) {
+      for (let i = 0; i < inGroup.length; i += NODE_BATCH) {
+        const batch = inGroup.slice(i, i + NODE_BATCH);
+        const member = (await this.client.smismember(this.keys.nodeSessions(group, nodeId), ...batch)) as number[];
+        batch.forEach((id, j) => member[j] === 0 && missing.push(id));
+      }
     }
     return missing;
   }
 
+  /** Group by group (each group's set and records share a slot), the groups in parallel. */
   async sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
     await this.whenReady();
-    const set = this.keys.nodeSessions(nodeId);
+    const found = await Promise.all(this.groups().map((g) => this.sessionsOfNodeIn(g, nodeId, except)));
+    return found.flat();
+  }
+
+  private async sessionsOfNodeIn(group: number, nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
+    const set = this.keys.nodeSessions(group, nodeId);
     const members = (await this.client.smembers(set)) as SessionId[];
     const ids = except ? members.filter((id) => !except.has(id)) : members;
     const found: SessionRecord[] = [];
@@ -336,9 +386,25 @@ export class RedisStore implements CallStore {
     return (await this.run(ADMIT, encodeAdmit(this.keys, key, rule, now))) === 1;
   }
 
+  /**
+   * One Redis: PING. A cluster: every master ioredis routes to answers and
+   * says the cluster is ok, so a master that died (its slots unserved until
+   * its replica takes over) makes the store not ready.
+   */
   async ping(): Promise<void> {
     await this.whenReady();
-    await this.client.ping();
+    if (!this.client.isCluster) {
+      await this.client.ping();
+      return;
+    }
+    const masters = (this.client as Cluster).nodes('master');
+    if (masters.length === 0) throw new Error('no Redis Cluster master is known');
+    await Promise.all(
+      masters.map(async (master) => {
+        const info = String(await master.call('CLUSTER', 'INFO'));
+        if (!/cluster_state:ok/.test(info)) throw new Error(`${master.options.host}:${master.options.port} says the cluster is not ok`);
+      }),
+    );
   }
 
   close(): Promise<void> {
@@ -364,16 +430,18 @@ export class RedisStore implements CallStore {
   /**
    * A user's session ids, each with its stored record (null when its key has
    * expired). One round trip where Redis allows it: `SORT_RO <set> BY nosort
-   * GET # GET <prefix>session:*` reads the set and every record it names. A
-   * prefix the pattern cannot express (with `*` or `->`), or a Redis that
-   * refuses the command (an ACL without read access to every key, which SORT's
-   * GET needs), gets SMEMBERS then MGET, and the second case for good.
+   * GET # GET <group>session:*` reads the set and every record it names (a
+   * user's sessions are in its tenant's group). A cluster (which refuses
+   * SORT's GET), a prefix the pattern cannot express, or a Redis that refuses
+   * the command (an ACL without read access to every key, which SORT's GET
+   * needs) gets SMEMBERS then MGET, and the last case for good.
    */
   private async membersWithRecords(user: UserKey): Promise<[SessionId[], (string | null)[]]> {
-    if (this.sessionPattern !== null) {
+    if (this.sortGet) {
       await this.whenReady();
+      const pattern = this.keys.sessionPattern(groupOf(splitUserKey(user).tenant));
       try {
-        const flat = (await this.client.call('SORT_RO', this.keys.userSessions(user), 'BY', 'nosort', 'GET', '#', 'GET', this.sessionPattern)) as (string | null)[];
+        const flat = (await this.client.call('SORT_RO', this.keys.userSessions(user), 'BY', 'nosort', 'GET', '#', 'GET', pattern)) as (string | null)[];
         const ids: SessionId[] = [];
         const raw: (string | null)[] = [];
         for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -383,8 +451,8 @@ export class RedisStore implements CallStore {
         return [ids, raw];
       } catch (err) {
         if (!(err instanceof ReplyError)) throw err;
-        // Refused for good (an ACL, a Redis without SORT_RO, cluster mode); anything else just this once.
-        if (/^(NOPERM|ERR unknown command|ERR .*(denied|not allowed))/.test((err as Error).message)) this.sessionPattern = null;
+        // Refused for good (an ACL, a Redis without SORT_RO); anything else just this once.
+        if (/^(NOPERM|ERR unknown command|ERR .*(denied|not allowed))/.test((err as Error).message)) this.sortGet = false;
       }
     }
     const ids = await this.membersOf(user);
@@ -404,4 +472,21 @@ export class RedisStore implements CallStore {
   private whenReady(): Promise<void> {
     return this.conn.ready();
   }
+
+  /** Every key group, 0 to KEY_GROUPS - 1. */
+  private groups(): number[] {
+    return Array.from({ length: KEY_GROUPS }, (_, g) => g);
+  }
+}
+
+/** Session ids by the key group their id names, in the order first seen. */
+function byGroupOf(ids: readonly SessionId[]): Map<number, SessionId[]> {
+  const groups = new Map<number, SessionId[]>();
+  for (const id of ids) {
+    const group = groupOfSession(id);
+    const list = groups.get(group);
+    if (list) list.push(id);
+    else groups.set(group, [id]);
+  }
+  return groups;
 }

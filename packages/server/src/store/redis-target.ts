@@ -1,11 +1,13 @@
 /**
  * Which Redis a deployment runs on, and how to open a connection to it:
- * one Redis (`REDIS_URL`), or a master behind Sentinel (`REDIS_SENTINELS` and
- * `REDIS_SENTINEL_MASTER`), whose current master ioredis asks the sentinels
- * for and follows through a failover. `REDIS_USERNAME`/`REDIS_PASSWORD`
- * authenticate to the data nodes, and to the sentinels when they ask for it.
+ * one Redis (`REDIS_URL`), a Redis Cluster (`REDIS_CLUSTER_NODES`, seed
+ * nodes: ioredis learns the slots and follows redirects and failovers), or a
+ * master behind Sentinel (`REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`),
+ * whose current master ioredis asks the sentinels for and follows through a
+ * failover. `REDIS_USERNAME`/`REDIS_PASSWORD` authenticate to the data
+ * nodes, and to the sentinels when they ask for it.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { maskUrl } from '../config.js';
 
@@ -14,8 +16,12 @@ export interface HostPort {
   port: number;
 }
 
+/** A connection to any of the three: ioredis's `Redis`, or its `Cluster`. */
+export type RedisClient = Redis | Cluster;
+
 export type RedisTarget =
   | { kind: 'single'; url: string; username?: string; password?: string }
+  | { kind: 'cluster'; nodes: HostPort[]; username?: string; password?: string }
   | {
       kind: 'sentinel';
       sentinels: HostPort[];
@@ -32,9 +38,12 @@ export function parseHostPort(item: string): HostPort {
 }
 
 /** The deployment's Redis as configured, or null in memory mode. `sentinelAuth` is a guess until `resolveRedisTarget`. */
-export function redisTargetOf(config: Pick<Config, 'redisUrl' | 'redisSentinels' | 'redisSentinelMaster' | 'redisUsername' | 'redisPassword'>): RedisTarget | null {
+export function redisTargetOf(
+  config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisSentinels' | 'redisSentinelMaster' | 'redisUsername' | 'redisPassword'>,
+): RedisTarget | null {
   const auth = { ...(config.redisUsername ? { username: config.redisUsername } : {}), ...(config.redisPassword ? { password: config.redisPassword } : {}) };
   if (config.redisUrl) return { kind: 'single', url: config.redisUrl, ...auth };
+  if (config.redisClusterNodes.length > 0) return { kind: 'cluster', nodes: config.redisClusterNodes.map(parseHostPort), ...auth };
   if (config.redisSentinels.length > 0 && config.redisSentinelMaster) {
     return { kind: 'sentinel', sentinels: config.redisSentinels.map(parseHostPort), master: config.redisSentinelMaster, ...auth, sentinelAuth: false };
   }
@@ -75,10 +84,14 @@ async function sentinelsNeedAuth(sentinels: HostPort[], timeoutMs = 2000): Promi
   return false;
 }
 
-/** A new ioredis client for `target` with `options` (fail-fast or queueing: the caller's choice). */
-export function openRedis(target: RedisTarget, options: RedisOptions): Redis {
+/** A new ioredis client for one Redis or a master behind Sentinel, with `options` (fail-fast or queueing: the caller's choice). */
+export function openRedis(target: Exclude<RedisTarget, { kind: 'cluster' }>, options: RedisOptions): Redis;
+/** A new ioredis client for `target`: a `Cluster` for a cluster, with `cluster` options added. */
+export function openRedis(target: RedisTarget, options: RedisOptions, cluster?: ClusterOptions): RedisClient;
+export function openRedis(target: RedisTarget, options: RedisOptions, cluster: ClusterOptions = {}): RedisClient {
   const auth: RedisOptions = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
   if (target.kind === 'single') return new Redis(target.url, { ...options, ...auth });
+  if (target.kind === 'cluster') return openCluster(target.nodes, { ...options, ...auth }, cluster);
   return new Redis({
     ...options,
     ...auth,
@@ -95,12 +108,34 @@ export function openRedis(target: RedisTarget, options: RedisOptions): Redis {
 }
 
 /**
+ * A Cluster client: `options` go to each node's connection, but for those a
+ * Cluster takes at its own level (offline queue, auto-pipelining, retry
+ * strategy, lazy connect), which apply to the whole cluster instead.
+ */
+function openCluster(nodes: HostPort[], options: RedisOptions, cluster: ClusterOptions): Cluster {
+  const { enableOfflineQueue, enableAutoPipelining, retryStrategy, lazyConnect, ...perNode } = options;
+  return new Cluster(nodes, {
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    ...(lazyConnect === undefined ? {} : { lazyConnect }),
+    // Asking for the slots again after a node went: as for one Redis, at once and then up to a second apart.
+    clusterRetryStrategy: retryStrategy ? (times: number) => retryStrategy(times) : (times: number) => Math.min(50 * times, 1000),
+    // A master that fails is replaced within a few seconds: ask for the slots again soon, and often.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    slotsRefreshTimeout: 2000,
+    redisOptions: perNode,
+    ...cluster,
+  });
+}
+
+/**
  * Closes a connection: QUIT while it is up (a clean goodbye), then
  * `disconnect()` in any case — in Sentinel mode only that closes the
  * connections to the sentinels that watch for a failover, whose reconnect
  * timers would otherwise keep the process alive.
  */
-export async function closeRedis(client: Redis): Promise<void> {
+export async function closeRedis(client: RedisClient): Promise<void> {
   if (client.status === 'ready') await client.quit().catch(() => undefined);
   client.disconnect();
 }
@@ -108,5 +143,6 @@ export async function closeRedis(client: Redis): Promise<void> {
 /** The target for logs and `switchboard check`, with no secret in it. */
 export function describeTarget(target: RedisTarget): string {
   if (target.kind === 'single') return `Redis at ${maskUrl(target.url)}`;
+  if (target.kind === 'cluster') return `Redis Cluster seeded by ${target.nodes.map((n) => `${n.host}:${n.port}`).join(', ')}`;
   return `Redis master "${target.master}" behind Sentinel ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}`;
 }

@@ -133,7 +133,8 @@ export interface ClaimedTimer {
  * them alike.
  */
 export interface CallRecords {
-  getCall(id: CallId): Promise<Versioned<CallRecord> | undefined>;
+  /** A call of a tenant (a call id is the tenant's own: the same id in another tenant is another call). */
+  getCall(tenant: string, id: CallId): Promise<Versioned<CallRecord> | undefined>;
   /** The call each user is in (ringing or active), in the order asked. */
   getClaims(keys: UserKey[]): Promise<(CallId | null)[]>;
   /** Writes the call and its claims if, and only if, nothing read has changed since. */
@@ -154,9 +155,9 @@ export interface CallRecords {
    * nothing is saved for a call the store no longer holds, and the summaries
    * go with the record.
    */
-  saveQuality(callId: CallId, segment: string, summary: QualitySummary): Promise<void>;
+  saveQuality(tenant: string, callId: CallId, segment: string, summary: QualitySummary): Promise<void>;
   /** Every summary saved beside the call's record, by segment. */
-  qualityOf(callId: CallId): Promise<Map<string, QualitySummary>>;
+  qualityOf(tenant: string, callId: CallId): Promise<Map<string, QualitySummary>>;
 }
 
 /** Sessions: who is signed in, on which node, connected or in their grace. */

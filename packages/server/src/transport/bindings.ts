@@ -20,8 +20,14 @@
  * of such a room was a publish, and each room a sharded channel that every
  * node holding a party subscribed and unsubscribed once per call.
  */
-import type { SessionId } from '@switchboard/protocol';
+import type { CallId, SessionId } from '@switchboard/protocol';
+import { callKey } from '../calls/types.js';
 import type { Conn } from './context.js';
+
+/** A bound socket's call by `callKey` (a call id is its tenant's own; the socket's session names the tenant). */
+function keyOf(conn: Conn, callId: string): string {
+  return callKey(conn.session?.tenant ?? '', callId as CallId);
+}
 
 /** How many ended call ids a node remembers (a few seconds of calls at full speed). */
 const RECENTLY_ENDED = 4096;
@@ -30,7 +36,7 @@ const RECENTLY_ENDED = 4096;
 const ENDED = 'call:ended';
 
 export class Bindings {
-  /** Local sockets bound to each call (at most its two parties). */
+  /** Local sockets bound to each call (at most its two parties), by `callKey`; so are the ended ones. */
   private readonly byCall = new Map<string, Conn[]>();
   private readonly ended = new Set<string>();
   /** The same ids in a ring, oldest at `next`: evicting from a Set by iterating it gets slow as it churns. */
@@ -44,15 +50,15 @@ export class Bindings {
   watch(conn: Conn): void {
     conn.socket.onAnyOutgoing((event: string, payload?: { callId?: unknown }) => {
       if (event !== ENDED || typeof payload?.callId !== 'string') return;
-      this.remember(payload.callId);
+      this.remember(keyOf(conn, payload.callId));
       if (conn.bound?.callId === payload.callId) this.clear(conn);
     });
   }
 
   /** The `bind` effect: binds whichever of the call's two sessions are here, each to the other. */
-  bindSessions(callId: string, sessions: readonly SessionId[]): void {
+  bindSessions(tenant: string, callId: string, sessions: readonly SessionId[]): void {
     const [a, b] = sessions;
-    if (a === undefined || b === undefined || this.ended.has(callId)) return;
+    if (a === undefined || b === undefined || this.ended.has(callKey(tenant, callId as CallId))) return;
     const here = this.localConn(a);
     if (here) this.bind(here, callId, b);
     const there = this.localConn(b);
@@ -61,26 +67,28 @@ export class Bindings {
 
   /** Binds one socket (after the store said it may relay); false when the call has ended meanwhile. */
   bind(conn: Conn, callId: string, peer: SessionId): boolean {
-    if (this.ended.has(callId) || conn.socket.disconnected) return false;
+    const key = keyOf(conn, callId);
+    if (this.ended.has(key) || conn.socket.disconnected) return false;
     if (conn.bound !== null) this.clear(conn);
     conn.bound = { callId, peer };
-    const list = this.byCall.get(callId);
+    const list = this.byCall.get(key);
     if (list) list.push(conn);
-    else this.byCall.set(callId, [conn]);
+    else this.byCall.set(key, [conn]);
     return true;
   }
 
   /** The local sockets bound to a call (its parties that are on this node). */
-  connsOf(callId: string): readonly Conn[] {
-    return this.byCall.get(callId) ?? [];
+  connsOf(tenant: string, callId: string): readonly Conn[] {
+    return this.byCall.get(callKey(tenant, callId as CallId)) ?? [];
   }
 
   /** The `unbind` effect: the call ended (committed on this node). */
-  unbindCall(callId: string): void {
-    this.remember(callId);
-    const list = this.byCall.get(callId);
+  unbindCall(tenant: string, callId: string): void {
+    const key = callKey(tenant, callId as CallId);
+    this.remember(key);
+    const list = this.byCall.get(key);
     if (!list) return;
-    this.byCall.delete(callId);
+    this.byCall.delete(key);
     for (const conn of list) if (conn.bound?.callId === callId) conn.bound = null;
   }
 
@@ -90,21 +98,22 @@ export class Bindings {
   }
 
   private clear(conn: Conn): void {
-    const callId = conn.bound!.callId;
+    const key = keyOf(conn, conn.bound!.callId);
     conn.bound = null;
-    const list = this.byCall.get(callId);
+    const list = this.byCall.get(key);
     if (!list) return;
     const rest = list.filter((c) => c !== conn);
-    if (rest.length === 0) this.byCall.delete(callId);
-    else this.byCall.set(callId, rest);
+    if (rest.length === 0) this.byCall.delete(key);
+    else this.byCall.set(key, rest);
   }
 
-  private remember(callId: string): void {
-    if (this.ended.has(callId)) return;
+  /** Remembers a call (by `callKey`) as ended. */
+  private remember(key: string): void {
+    if (this.ended.has(key)) return;
     const oldest = this.endedRing[this.next];
     if (oldest !== undefined) this.ended.delete(oldest);
-    this.endedRing[this.next] = callId;
+    this.endedRing[this.next] = key;
     this.next = (this.next + 1) % RECENTLY_ENDED;
-    this.ended.add(callId);
+    this.ended.add(key);
   }
 }

@@ -8,7 +8,7 @@ import { applyCallEvent } from '../calls/machine.js';
 import { peerOf, roleOf } from '../calls/parties.js';
 import { callQualityOf } from '../calls/quality.js';
 import type { CallContext, CallInput, CallRecord, Effect, UserKey } from '../calls/types.js';
-import { userKey } from '../calls/types.js';
+import { callKey, ringTimerId, splitKey, tenantOf, userKey } from '../calls/types.js';
 import type { CallCommit, ClaimWrite, HistoryAppend, HistoryEntry, TimerWrite, Versioned } from '../store/types.js';
 import type { Bindings } from './bindings.js';
 import type { Conn, Deps } from './context.js';
@@ -33,10 +33,9 @@ function isRingTimerEffect(effect: Effect): effect is RingTimerEffect {
   return effect.kind === 'schedule-ring-timeout' || effect.kind === 'cancel-ring-timeout';
 }
 
-function timerWriteOf(effect: RingTimerEffect): TimerWrite {
-  return effect.kind === 'schedule-ring-timeout'
-    ? { op: 'schedule', kind: 'ring', id: effect.callId, dueAt: effect.dueAt }
-    : { op: 'unschedule', kind: 'ring', id: effect.callId };
+function timerWriteOf(tenant: string, effect: RingTimerEffect): TimerWrite {
+  const id = ringTimerId(tenant, effect.callId);
+  return effect.kind === 'schedule-ring-timeout' ? { op: 'schedule', kind: 'ring', id, dueAt: effect.dueAt } : { op: 'unschedule', kind: 'ring', id };
 }
 
 /** Both parties' history records of an ended call. */
@@ -86,24 +85,25 @@ function statusChangeOf(event: CallInput, call: CallRecord, stored: Versioned<Ca
  * ran here — in Redis mode one round trip per event.
  */
 class RecentCalls {
-  private readonly calls = new Map<CallId, Versioned<CallRecord>>();
+  /** By `callKey`. */
+  private readonly calls = new Map<string, Versioned<CallRecord>>();
 
-  get(id: CallId): Versioned<CallRecord> | undefined {
-    return this.calls.get(id);
+  get(tenant: string, id: CallId): Versioned<CallRecord> | undefined {
+    return this.calls.get(callKey(tenant, id));
   }
 
   put(found: Versioned<CallRecord>): void {
-    const id = found.value.id;
+    const id = callKey(found.value.tenant, found.value.id);
     const known = this.calls.get(id);
     if (known && known.version > found.version) return;
     this.calls.delete(id);
     this.calls.set(id, found);
     // A Map iterates in insertion order: the first entry is the least recently written.
-    if (this.calls.size > RECENT_CALLS) this.calls.delete(this.calls.keys().next().value as CallId);
+    if (this.calls.size > RECENT_CALLS) this.calls.delete(this.calls.keys().next().value as string);
   }
 
-  drop(id: CallId): void {
-    this.calls.delete(id);
+  drop(tenant: string, id: CallId): void {
+    this.calls.delete(callKey(tenant, id));
   }
 }
 
@@ -132,11 +132,12 @@ export class CallRunner {
    */
   run(event: CallInput, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
     if (!this.shared) return this.runLocked(event, log);
-    return this.locks.run(event.callId, () => this.runLocked(event, log));
+    return this.locks.run(callKey(tenantOf(event), event.callId), () => this.runLocked(event, log));
   }
 
   private async runLocked(event: CallInput, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
     const { store } = this.deps;
+    const tenant = tenantOf(event);
     // With a shared store the first attempt may work from a guess (see RecentCalls); any retry reads the store.
     let guess = this.shared;
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
@@ -148,10 +149,10 @@ export class CallRunner {
         // A new call: guess it does not exist yet and both users are free. The commit checks exactly
         // that (version 0, both claims empty); if either is wrong it fails and the next attempt reads.
         for (const user of [event.caller.userId, event.callee.userId]) claimsRead.set(userKey(event.tenant, user), null);
-      } else if (guess && (stored = this.recent.get(event.callId)) !== undefined) {
+      } else if (guess && (stored = this.recent.get(tenant, event.callId)) !== undefined) {
         ctx.call = stored.value;
       } else {
-        stored = await store.getCall(event.callId);
+        stored = await store.getCall(tenant, event.callId);
         fresh = true;
         if (stored) this.remember(stored);
         ctx.call = stored?.value;
@@ -159,8 +160,8 @@ export class CallRunner {
           const keys = [userKey(event.tenant, event.caller.userId), userKey(event.tenant, event.callee.userId)];
           const claims = await store.getClaims(keys);
           keys.forEach((k, i) => claimsRead.set(k, claims[i] ?? null));
-          ctx.callerCall = await this.liveCall(claims[0] ?? null);
-          ctx.calleeCall = await this.liveCall(claims[1] ?? null);
+          ctx.callerCall = await this.liveCall(tenant, claims[0] ?? null);
+          ctx.calleeCall = await this.liveCall(tenant, claims[1] ?? null);
         }
       }
       guess = false;
@@ -172,7 +173,7 @@ export class CallRunner {
       }
       if (!t.changed || !t.call) {
         if (!fresh) continue;
-        await this.carryOut(t.effects, undefined, undefined);
+        await this.carryOut(tenant, t.effects, undefined, undefined);
         return { call: t.call };
       }
       const call = t.call;
@@ -194,19 +195,19 @@ export class CallRunner {
         expectVersion,
         claims,
         ttlMs: call.state === 'ended' ? TOMBSTONE_MS : null,
-        ...(timerEffect ? { timer: timerWriteOf(timerEffect) } : {}),
+        ...(timerEffect ? { timer: timerWriteOf(call.tenant, timerEffect) } : {}),
         ...(history ? { history: [history.caller, history.callee] } : {}),
       };
       const status = statusChangeOf(event, call, stored);
       const committed = await this.commit(commit, status);
       if (!committed) {
-        this.recent.drop(event.callId);
+        this.recent.drop(tenant, event.callId);
         continue;
       }
       const now: Versioned<CallRecord> = { value: call, version: expectVersion + 1 };
       this.remember(now);
       this.deps.observers.tell('changed', call, event, log);
-      await this.carryOut(t.effects, now, history);
+      await this.carryOut(tenant, t.effects, now, history);
       if (event.type === 'request' && call.state === 'ringing') this.deps.observers.tell('started', call);
       if (status) this.presence.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };
@@ -217,7 +218,7 @@ export class CallRunner {
   /** Tells this node the call as the store holds it now (a read made elsewhere, e.g. by the relay). */
   remember(found: Versioned<CallRecord>): void {
     if (!this.shared) return;
-    if (found.value.state === 'ended') this.recent.drop(found.value.id);
+    if (found.value.state === 'ended') this.recent.drop(found.value.tenant, found.value.id);
     else this.recent.put(found);
   }
 
@@ -241,9 +242,9 @@ export class CallRunner {
   }
 
   /** Schedules a ring timeout outside a commit; a store failure is logged, not thrown (nothing else depends on it). */
-  private async scheduleRingTimeout(callId: CallId, dueAt: number): Promise<void> {
+  private async scheduleRingTimeout(tenant: string, callId: CallId, dueAt: number): Promise<void> {
     try {
-      await this.timers.schedule('ring', callId, dueAt);
+      await this.timers.schedule('ring', ringTimerId(tenant, callId), dueAt);
     } catch (err) {
       this.deps.logger.error({ err, callId }, 'could not store a ring timeout');
     }
@@ -263,16 +264,16 @@ export class CallRunner {
   }
 
   /** The call a claim names, unless it has ended or is gone (a stale claim counts as none). */
-  private async liveCall(callId: CallId | null): Promise<CallRecord | undefined> {
+  private async liveCall(tenant: string, callId: CallId | null): Promise<CallRecord | undefined> {
     if (callId === null) return undefined;
-    const found = await this.deps.store.getCall(callId);
+    const found = await this.deps.store.getCall(tenant, callId);
     return found && found.value.state !== 'ended' ? found.value : undefined;
   }
 
   /** The call a user is in right now, if any. */
   async callOfUser(key: UserKey): Promise<CallRecord | undefined> {
     const [claim] = await this.deps.store.getClaims([key]);
-    return this.liveCall(claim ?? null);
+    return this.liveCall(splitKey(key).tenant, claim ?? null);
   }
 
   /**
@@ -280,27 +281,27 @@ export class CallRunner {
    * timer change included), or undefined when nothing was committed;
    * `history`: the records that commit wrote, if it ended the call.
    */
-  private async carryOut(effects: Effect[], committed: Versioned<CallRecord> | undefined, history: EndedHistory | undefined): Promise<void> {
+  private async carryOut(tenant: string, effects: Effect[], committed: Versioned<CallRecord> | undefined, history: EndedHistory | undefined): Promise<void> {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
           this.deps.delivery.toSession(effect.to, effect.event, effect.payload, committed);
           break;
         case 'bind':
-          this.bindings.bindSessions(effect.callId, effect.sessions);
+          this.bindings.bindSessions(tenant, effect.callId, effect.sessions);
           break;
         case 'unbind':
-          this.bindings.unbindCall(effect.callId);
+          this.bindings.unbindCall(tenant, effect.callId);
           break;
         // A commit wrote its ring timer change with the call, and this node's local timer follows it. A
         // transition that changed nothing (a timeout that fired a moment early, re-armed) writes it here.
         case 'schedule-ring-timeout':
-          if (committed) this.timers.arm('ring', effect.callId, effect.dueAt);
-          else await this.scheduleRingTimeout(effect.callId, effect.dueAt);
+          if (committed) this.timers.arm('ring', ringTimerId(tenant, effect.callId), effect.dueAt);
+          else await this.scheduleRingTimeout(tenant, effect.callId, effect.dueAt);
           break;
         case 'cancel-ring-timeout':
-          if (committed) this.timers.disarm('ring', effect.callId);
-          else this.background(this.timers.unschedule('ring', effect.callId));
+          if (committed) this.timers.disarm('ring', ringTimerId(tenant, effect.callId));
+          else this.background(this.timers.unschedule('ring', ringTimerId(tenant, effect.callId)));
           break;
         case 'answered':
           this.deps.observers.tell('answered', effect.call);
@@ -329,8 +330,8 @@ export class CallRunner {
     let quality: CallQuality | undefined;
     if (call.answeredAt !== null) {
       const local = new Map<string, QualitySummary>();
-      for (const conn of this.bindings.connsOf(call.id)) if (conn.quality?.callId === call.id) local.set(conn.quality.segment, conn.quality.summary);
-      quality = callQualityOf(call, await this.deps.store.qualityOf(call.id), local);
+      for (const conn of this.bindings.connsOf(call.tenant, call.id)) if (conn.quality?.callId === call.id) local.set(conn.quality.segment, conn.quality.summary);
+      quality = callQualityOf(call, await this.deps.store.qualityOf(call.tenant, call.id), local);
     }
     return historyOf(call, this.deps.now(), quality);
   }

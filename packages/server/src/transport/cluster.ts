@@ -9,12 +9,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createShardedAdapter } from '@socket.io/redis-adapter';
-import type { Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { SessionId } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeStore, SessionStore } from '../store/types.js';
-import { closeRedis, openRedis, type RedisTarget } from '../store/redis-target.js';
+import { closeRedis, openRedis, type RedisClient, type RedisTarget } from '../store/redis-target.js';
 import type { Deps } from './context.js';
 import { MAIL_MARK, SessionMail, type MailReceiver } from './session-mail.js';
 
@@ -54,33 +54,53 @@ function internalsOf(adapter: unknown): ShardedInternals {
  * rejections are marked handled here rather than surface as unhandled.
  * (`offlineQueue` is ioredis's own queue; without it there is nothing to mark.)
  */
-function dropConnection(client: Redis): void {
+function dropConnection(client: RedisClient): void {
   const queue = (client as unknown as { offlineQueue?: { toArray(): { command?: { promise?: Promise<unknown> } }[] } }).offlineQueue;
   for (const item of queue?.toArray() ?? []) item.command?.promise?.catch(() => undefined);
   client.disconnect();
 }
 
+/**
+ * The adapter sends SSUBSCRIBE and SUNSUBSCRIBE as rooms fill and empty and
+ * never looks at their answer; one caught by a master's failure (on a
+ * cluster, the subscriber connection of a master that dies) would reject
+ * unheard. Its failure is logged instead: ioredis subscribes the channels it
+ * holds again once it reconnects, or once the cluster's replica takes the slots.
+ */
+function catchSubscriptions(sub: RedisClient, logger: Logger): void {
+  for (const name of ['ssubscribe', 'sunsubscribe'] as const) {
+    const send = sub[name].bind(sub) as (...channels: string[]) => Promise<unknown>;
+    (sub as unknown as Record<string, unknown>)[name] = (...channels: string[]) =>
+      send(...channels).catch((err: unknown) => logger.warn({ err, channels: channels.length }, `redis adapter ${name} failed`));
+  }
+}
+
 /** The two Redis connections of the adapter: one publishes, one subscribes. */
 export interface PubSub {
-  pub: Redis;
-  sub: Redis;
+  pub: RedisClient;
+  sub: RedisClient;
 }
 
 /**
  * Opens the adapter's connections. Unlike the store's client, these keep an
  * offline queue: a publish made during a short outage goes out when Redis is
  * back instead of failing. Publishes made in the same tick go out in one write.
+ * On a cluster, a channel lives on the master of its slot: the subscriber is a
+ * `Cluster` with `shardedSubscribers` (one subscriber connection per master,
+ * SSUBSCRIBE sent to the master of each channel's slot, moved with it), as
+ * the sharded adapter's documentation asks.
  */
 export async function connectPubSub(target: RedisTarget, logger: Logger): Promise<PubSub> {
-  const pub = openRedis(target, {
+  const options = (connectionName: string): RedisOptions => ({
     lazyConnect: true,
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
     // Back within a second of Redis, like the store's connection (ioredis would wait up to 2 s).
     retryStrategy: (times) => Math.min(50 * times, 1000),
-    connectionName: 'switchboard-pub',
+    connectionName,
   });
-  const sub = pub.duplicate({ connectionName: 'switchboard-sub' });
+  const pub = openRedis(target, options('switchboard-pub'));
+  const sub = openRedis(target, options('switchboard-sub'), { shardedSubscribers: true });
   for (const [name, client] of [
     ['pub', pub],
     ['sub', sub],
@@ -119,6 +139,7 @@ export function createClusterAdapter(
     (err) => logger.warn({ err }, 'unreadable session message from another node'),
     metrics ? (direction, kind) => metrics.countMail(direction, kind) : undefined,
   );
+  catchSubscriptions(sub, logger);
   const sharded = createShardedAdapter(pub, sub, { channelPrefix: `${prefix}io`, subscriptionMode: 'dynamic' });
   // Socket.IO calls it with `new`: a function returning the adapter it made, as the sharded factory is.
   const adapter: typeof sharded = function (nsp: { name: string }) {

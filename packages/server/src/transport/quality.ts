@@ -72,7 +72,7 @@ export class QualityReports {
   /** Saves the running summary beside the call's record, in the background: no report waits on the store. */
   private save(conn: Conn, state: QualityState, now: number): void {
     state.savedAt = now;
-    this.deps.store.saveQuality(state.callId as CallId, state.segment, state.summary).catch((err: unknown) => {
+    this.deps.store.saveQuality(conn.session!.tenant, state.callId as CallId, state.segment, state.summary).catch((err: unknown) => {
       // Redis away: the next save (or the end, on this node) has it all, since a summary is a running one.
       this.deps.logger.warn({ err, callId: state.callId, session: conn.session?.id }, 'could not save a quality summary');
     });

@@ -68,7 +68,7 @@ export class Relay {
   /** Checks the call in the store, then binds this socket to it. */
   private async slowPath(conn: Conn, callId: string, deliver: (peer: SessionId) => void): Promise<void> {
     const session = conn.session as SessionInfo;
-    const found = await this.deps.store.getCall(callId as CallId);
+    const found = await this.deps.store.getCall(session.tenant, callId as CallId);
     if (!found) throw refusals.noSuchCall(callId as CallId);
     this.calls.remember(found);
     const call = found.value;

@@ -10,12 +10,13 @@ import { peerOf, roleOf } from '../calls/parties.js';
 import type { CallRecord } from '../calls/types.js';
 import { userKey } from '../calls/types.js';
 import type { Config } from '../config.js';
+import { sessionIdPrefix } from '../store/redis-keys.js';
 import type { SessionRecord } from '../store/types.js';
 import type { SessionInfo } from './context.js';
 
-/** 144 random bits, URL-safe. */
-function newSessionId(): SessionId {
-  return randomBytes(18).toString('base64url') as SessionId;
+/** 144 random bits, URL-safe, after the key group of its tenant (which lets a store find it by id alone). */
+function newSessionId(tenant: string): SessionId {
+  return `${sessionIdPrefix(tenant)}${randomBytes(18).toString('base64url')}` as SessionId;
 }
 
 /** A new session of `identity` on this node, connected (with a new id, unless it is one being written again). */
@@ -23,7 +24,7 @@ export function newSessionRecord(
   identity: Pick<Identity, 'userId' | 'name' | 'tenant' | 'contacts'>,
   config: Pick<Config, 'contacts' | 'nodeId'>,
   now: number,
-  id: SessionId = newSessionId(),
+  id: SessionId = newSessionId(identity.tenant),
 ): SessionRecord {
   return {
     id,

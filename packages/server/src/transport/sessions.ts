@@ -216,7 +216,7 @@ export class Sessions {
     const calls: CallSnapshot[] = [];
     const current = await this.calls.callOfUser(info.key);
     if (current && roleOf(current, info.id)) {
-      const { call } = await this.calls.run({ type: 'session-resumed', callId: current.id, sessionId: info.id, replaced }, logOf(info));
+      const { call } = await this.calls.run({ type: 'session-resumed', callId: current.id, tenant: current.tenant, sessionId: info.id, replaced }, logOf(info));
       const snapshot = call && snapshotOf(call, info.id);
       if (snapshot) calls.push(snapshot);
     }
@@ -280,7 +280,7 @@ export class Sessions {
     await this.timers.schedule('grace', session.id, graceUntil);
     const info = infoOf(session);
     const call = await this.calls.callOfUser(info.key);
-    if (call) await this.calls.run({ type: 'session-lost', callId: call.id, sessionId, deliberate: false }, logOf(info));
+    if (call) await this.calls.run({ type: 'session-lost', callId: call.id, tenant: call.tenant, sessionId, deliberate: false }, logOf(info));
   }
 
   /**
@@ -354,8 +354,8 @@ export class Sessions {
     if (call) {
       const event =
         why === 'hangup'
-          ? ({ type: 'session-lost', callId: call.id, sessionId: info.id, deliberate: true } as const)
-          : ({ type: 'session-expired', callId: call.id, sessionId: info.id } as const);
+          ? ({ type: 'session-lost', callId: call.id, tenant: call.tenant, sessionId: info.id, deliberate: true } as const)
+          : ({ type: 'session-expired', callId: call.id, tenant: call.tenant, sessionId: info.id } as const);
       await this.calls.run(event, logOf(info));
     }
     await this.timers.unschedule('grace', info.id);

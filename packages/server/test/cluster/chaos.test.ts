@@ -147,7 +147,7 @@ describe('chaos on Redis behind Sentinel', () => {
     t.diagnostic(JSON.stringify({ ...counts, callIds: callIds.size }));
 
     const target = await resolveRedisTarget(
-      redisTargetOf({ redisUrl: null, redisSentinels: group.sentinelList.split(','), redisSentinelMaster: SENTINEL_MASTER, redisUsername: null, redisPassword: null }),
+      redisTargetOf({ redisUrl: null, redisClusterNodes: [], redisSentinels: group.sentinelList.split(','), redisSentinelMaster: SENTINEL_MASTER, redisUsername: null, redisPassword: null }),
     );
     const store = new RedisStore({ target: target!, prefix });
     try {
@@ -201,7 +201,7 @@ async function violations(store: RedisStore, callIds: ReadonlySet<string>): Prom
     histories.set(USERS[i]!, seen);
   }
   for (const id of callIds) {
-    const found = await store.getCall(id as CallId);
+    const found = await store.getCall('', id as CallId);
     if (found && found.value.state !== 'ended') {
       problems.push(`call ${id.slice(0, 8)} is still ${found.value.state}`);
       continue;

@@ -1,0 +1,116 @@
+/**
+ * Redis Cluster (v1.1), on real processes started by the test: three masters
+ * and three replicas, with a password. The store contract suite runs on it
+ * (every script's keys in one slot, or Redis refuses it with CROSSSLOT); a
+ * deployment's keys land on more than one master (many tenants spread over
+ * the key groups, and even one tenant's heartbeats and rate limits do);
+ * `switchboard check` names the topology and each master; and the master
+ * holding the calls is killed in the middle of a call between two nodes: an
+ * event sent during the failover is answered within 10 s, `/readyz` says 503
+ * and recovers, the call's parties still relay and hang up, a new call across
+ * the nodes works, and no node was declared dead.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { CallId, SessionId, UserId } from '@switchboard/protocol';
+import { NO_FLAGS, userKey, type CallRecord } from '../src/calls/types.js';
+import { groupOf, KEY_GROUPS, sessionIdPrefix } from '../src/store/redis-keys.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import { redisTargetOf } from '../src/store/redis-target.js';
+import { freshPrefix } from '../../../test/support/redis.js';
+import { RedisCluster } from '../../../test/support/redis-cluster.js';
+import { describeCallStore } from './store-contract.js';
+import { failoverMidCall } from './failover.js';
+import { runCli } from './ops-helpers.js';
+
+const PASSWORD = 'cluster-test-password-0123456789';
+
+describe('Redis Cluster', () => {
+  let cluster: RedisCluster;
+  before(async () => {
+    cluster = await RedisCluster.start({ password: PASSWORD });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  const target = () =>
+    redisTargetOf({ redisUrl: null, redisClusterNodes: cluster.seeds.split(','), redisSentinels: [], redisSentinelMaster: null, redisUsername: null, redisPassword: PASSWORD })!;
+
+  describeCallStore('RedisStore on a Redis Cluster', async () => {
+    const store = new RedisStore({ target: target(), prefix: freshPrefix() });
+    // The cluster (and every key) goes away with the file.
+    return { store, cleanup: () => store.close() };
+  });
+
+  test("a deployment's keys spread over every master: tenants over the key groups, one tenant's timers, beats and limits too", async () => {
+    const store = new RedisStore({ target: target(), prefix: freshPrefix() });
+    const before = await cluster.keysPerMaster();
+    try {
+      const call = (tenant: string, id: string): CallRecord => ({
+        id: id as CallId,
+        tenant,
+        state: 'ringing',
+        caller: { userId: 'ann' as UserId, name: 'Ann', sessionId: null, flags: { ...NO_FLAGS }, reconnecting: false },
+        callee: { userId: 'ben' as UserId, name: 'Ben', sessionId: null, flags: { ...NO_FLAGS }, reconnecting: false },
+        ringing: [],
+        media: { audio: true, video: false },
+        createdAt: 1,
+        answeredAt: null,
+        endedAt: null,
+        ringDeadline: 2,
+        outcome: null,
+        endReason: null,
+        endedBy: null,
+      });
+      for (let t = 0; t < 48; t++) {
+        const tenant = `tenant-${t}`;
+        const claims = ['ann', 'ben'].map((u) => ({ op: 'take' as const, key: userKey(tenant, u), expect: null, callId: 'c1' as CallId }));
+        assert.equal(await store.commitCall({ call: call(tenant, 'c1'), expectVersion: 0, claims, ttlMs: null }), true);
+        const session = { id: `${sessionIdPrefix(tenant)}s1` as SessionId, tenant, userId: 'ann' as UserId, name: 'Ann', contacts: null, nodeId: 'n1', connected: true, graceUntil: null, resumes: 0, resumeWindowStart: 0, createdAt: 0 };
+        assert.deepEqual(await store.addSession(session), { first: true });
+      }
+      const grown = (now: Map<number, number>) => [...now].filter(([port, n]) => n > (before.get(port) ?? 0)).length;
+      assert.equal(grown(await cluster.keysPerMaster()), 3, 'calls and sessions of 48 tenants are on all three masters');
+
+      // One tenant alone: its state is one group, but the deployment's other keys are not.
+      const one = new RedisStore({ target: target(), prefix: freshPrefix() });
+      const start = await cluster.keysPerMaster();
+      try {
+        for (let i = 0; i < 32; i++) {
+          await one.schedule('grace', `${sessionIdPrefix('')}s${i}`, 1);
+          await one.beat(`node-${i}`, Date.now() + 60_000);
+          await one.admit(`user:${i}`, { kind: 'bucket', burst: 5, perSecond: 1 }, Date.now());
+        }
+        const after = await cluster.keysPerMaster();
+        assert.equal([...after].filter(([port, n]) => n > (start.get(port) ?? 0)).length, 3, 'heartbeats and rate limits of one tenant still spread');
+        assert.equal((await one.claimDue(2, 100, 1000)).length, 32, `claimDue finds the timers wherever they are (${KEY_GROUPS} groups)`);
+      } finally {
+        await one.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('switchboard check names the Cluster topology and each master with its slots and replica', async () => {
+    const { code, stdout, stderr } = await runCli(['check'], { ...cluster.env, JWT_SECRET: 'x'.repeat(32) });
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /redis: Cluster topology: 3 master\(s\) holding all 16384 slots \(Redis 7/);
+    assert.equal(stdout.match(/ {2}master 127\.0\.0\.1:\d+: \d+ slots, 1 replica\(s\)/g)?.length, 3, stdout);
+    assert.doesNotMatch(stdout, new RegExp(PASSWORD));
+    const wrong = await runCli(['check'], { REDIS_CLUSTER_NODES: cluster.seeds, JWT_SECRET: 'x'.repeat(32) });
+    assert.equal(wrong.code, 69, 'no password: unusable');
+    assert.match(wrong.stderr, /Redis Cluster seeded by .* is unreachable or unusable: no seed node answers \(.*NOAUTH/);
+  });
+
+  test('the master holding the calls dies mid-call: events are answered within 10 s, /readyz goes 503 and back, the call goes on and ends, a new call works', async (t) => {
+    // The default tenant's key group holds the call, the claims and the sessions: kill its master.
+    const victim = await cluster.masterOfSlot(await cluster.slotOf(`{g${groupOf('')}}`));
+    try {
+      await failoverMidCall(t, cluster.env, () => cluster.killMaster(victim));
+    } finally {
+      await cluster.restartKilled();
+    }
+  });
+});
