@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { answers, dropPrefix } from '../../test/support/redis.js';
+import { RedisCluster } from '../../test/support/redis-cluster.js';
 import { freePort, spawnPinned } from './processes.js';
 
 export interface RedisStats {
@@ -29,22 +30,65 @@ export interface RedisHandle {
   release(): Promise<void>;
 }
 
-function statsReader(url: string): { stats(): Promise<RedisStats | null>; close(): void } {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  client.on('error', () => undefined);
+/** One Redis server's counters, from INFO. */
+async function statsOf(client: Redis): Promise<RedisStats> {
+  const info = await client.info('everything');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  const byCommand: Record<string, number> = {};
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand[m[1]!] = Number(m[2]);
+  return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, commands: field('total_commands_processed'), byCommand };
+}
+
+/** The counters of every server at `urls`, summed (one Redis, or a cluster's masters). */
+function statsReader(...urls: string[]): { stats(): Promise<RedisStats | null>; close(): void } {
+  const clients = urls.map((url) => {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    return client;
+  });
   return {
     async stats() {
       try {
-        const info = await client.info('everything');
-        const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+        const all = await Promise.all(clients.map(statsOf));
         const byCommand: Record<string, number> = {};
-        for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand[m[1]!] = Number(m[2]);
-        return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, commands: field('total_commands_processed'), byCommand };
+        for (const s of all) for (const [name, n] of Object.entries(s.byCommand)) byCommand[name] = (byCommand[name] ?? 0) + n;
+        return { cpuMs: all.reduce((sum, s) => sum + s.cpuMs, 0), commands: all.reduce((sum, s) => sum + s.commands, 0), byCommand };
       } catch {
         return null;
       }
     },
-    close: () => client.disconnect(),
+    close: () => clients.forEach((c) => c.disconnect()),
+  };
+}
+
+/** A Redis Cluster the bench owns: three masters, no replicas (one Redis has none either), its counters summed over the masters. */
+export interface ClusterHandle extends RedisHandle {
+  /** The server variables that reach it (with `prefix`). */
+  env: Record<string, string>;
+}
+
+export async function startCluster(): Promise<ClusterHandle | { reason: string }> {
+  if (spawnSync('sh', ['-c', 'command -v redis-server && command -v redis-cli'], { stdio: 'ignore' }).status !== 0) {
+    return { reason: 'redis-server or redis-cli is not installed' };
+  }
+  let cluster: RedisCluster;
+  try {
+    cluster = await RedisCluster.start({ replicas: 0 });
+  } catch (err) {
+    return { reason: `the cluster did not start: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const prefix = `sbbench:${randomBytes(6).toString('hex')}:`;
+  const reader = statsReader(...(await cluster.masters()).map((m) => `redis://127.0.0.1:${m.port}`));
+  return {
+    url: cluster.seeds,
+    prefix,
+    source: 'owned',
+    env: { ...cluster.env, REDIS_PREFIX: prefix },
+    stats: reader.stats,
+    async release() {
+      reader.close();
+      await cluster.stop();
+    },
   };
 }
 

@@ -67,11 +67,17 @@ function saturationSection(r: BenchReport): string[] {
   if (s.callsPerSecRatio) out.push(`- calls/s, Switchboard / bare: **${x(s.callsPerSecRatio.median)}** (rounds: ${s.callsPerSecRatio.perRound.map(x).join(', ')})`);
   if (s.redisVsMemory) out.push(`- calls/s, Redis mode (2 nodes) / memory mode: **${x(s.redisVsMemory.median)}** (rounds: ${s.redisVsMemory.perRound.map(x).join(', ')})`);
   if (s.redisCpuPerCallRatio) out.push(`- server CPU per call (both nodes), Redis mode / memory mode: **${x(s.redisCpuPerCallRatio.median)}**`);
-  const rs = s.summary['switchboard-redis'];
-  if (rs?.redisCommandsPerCall !== undefined) {
-    out.push(
-      `- Redis mode, the Redis server itself: ${f(rs.redisCommandsPerCall, 1)} commands and ${f(rs.redisCpuMsPerCall, 3)} ms of its CPU per call${r.redis?.source === 'shared' ? ' (a shared Redis: other clients count too)' : ''}`,
-    );
+  if (s.clusterVsMemory) out.push(`- calls/s, Redis Cluster mode (2 nodes, 3 masters) / memory mode: **${x(s.clusterVsMemory.median)}** (rounds: ${s.clusterVsMemory.perRound.map(x).join(', ')})`);
+  if (s.clusterVsRedis) out.push(`- calls/s, Redis Cluster mode / one Redis: **${x(s.clusterVsRedis.median)}**`);
+  if (s.clusterCpuPerCallVsRedis) out.push(`- server CPU per call (both nodes), Redis Cluster mode / one Redis: **${x(s.clusterCpuPerCallVsRedis.median)}**`);
+  for (const [name, label] of [
+    ['switchboard-redis', 'Redis mode, the Redis server itself'],
+    ['switchboard-cluster', 'Redis Cluster mode, its three masters together'],
+  ] as const) {
+    const rs = s.summary[name];
+    if (rs?.redisCommandsPerCall === undefined) continue;
+    const shared = name === 'switchboard-redis' && r.redis?.source === 'shared' ? ' (a shared Redis: other clients count too)' : '';
+    out.push(`- ${label}: ${f(rs.redisCommandsPerCall, 1)} commands and ${f(rs.redisCpuMsPerCall, 3)} ms of its CPU per call${shared}`);
     if (rs.redisCommandMix) {
       out.push(`  - per call, by command (last window): ${Object.entries(rs.redisCommandMix).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     }

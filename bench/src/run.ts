@@ -12,7 +12,7 @@ import { sleep } from './measure.js';
 import type { BenchOptions } from './options.js';
 import { cpuCount, hasTaskset, pinSelf, startProcess, type ServerKind, type ServerProcess } from './processes.js';
 import { Progress } from './progress.js';
-import { findRedis, type RedisHandle } from './redis.js';
+import { findRedis, startCluster, type RedisHandle } from './redis.js';
 import { runQuality, type QualityResult, type QualityServer } from './quality.js';
 import { closedLoop, GENERATOR_SATURATED_PCT, runSaturation, type SaturationResult } from './saturation.js';
 import { median, rng } from './stats.js';
@@ -52,7 +52,7 @@ export interface BenchReport {
   saturation: SaturationResult | null;
   load: LoadResult | null;
   idle: IdleResult | null;
-  redis: { available: boolean; reason?: string; source?: string; nodes?: number } | null;
+  redis: { available: boolean; reason?: string; source?: string; nodes?: number; cluster?: { available: boolean; reason?: string; masters?: number; nodes?: number } } | null;
   fanout: FanoutResult | null;
   /** Quality reports: server CPU per call-minute with and without `call:quality`, against a call's setup. */
   quality: QualityResult | null;
@@ -100,32 +100,45 @@ interface CallResults {
   redis: BenchReport['redis'];
 }
 
-/** Memory mode, the bare relay and, when asked, Redis mode (two nodes): connects the pairs each needs. */
-async function startCallTargets(
-  options: BenchOptions,
-  fleet: Fleet,
-  has: (mode: string) => boolean,
-  notes: string[],
-  started: ServerProcess[],
-): Promise<{ memory: Target; bare: Target; redisTarget: Target | null; redis: RedisHandle | null; info: BenchReport['redis'] }> {
+interface CallTargets {
+  memory: Target;
+  bare: Target;
+  redisTarget: Target | null;
+  clusterTarget: Target | null;
+  /** What to let go afterwards: the Redis and the cluster the bench used. */
+  handles: RedisHandle[];
+  info: BenchReport['redis'];
+}
+
+/**
+ * Memory mode, the bare relay and, when asked, Redis mode: two nodes on one
+ * Redis, and two nodes on a Redis Cluster of three masters the bench starts.
+ * Connects the pairs each needs.
+ */
+async function startCallTargets(options: BenchOptions, fleet: Fleet, has: (mode: string) => boolean, notes: string[], started: ServerProcess[]): Promise<CallTargets> {
   const [sb, bare] = await Promise.all([fleet.start('switchboard', 'switchboard'), fleet.start('bare', 'bare')]);
   started.push(sb, bare);
-  if (!has('redis')) return { memory: makeTarget('switchboard', [sb]), bare: makeTarget('bare', [bare]), redisTarget: null, redis: null, info: null };
+  const base = { memory: makeTarget('switchboard', [sb]), bare: makeTarget('bare', [bare]), redisTarget: null, clusterTarget: null, handles: [] };
+  if (!has('redis')) return { ...base, info: null };
   const found = await findRedis(options.redisUrl);
   if ('reason' in found) {
     notes.push(`Redis mode skipped: ${found.reason}`);
-    return { memory: makeTarget('switchboard', [sb]), bare: makeTarget('bare', [bare]), redisTarget: null, redis: null, info: { available: false, reason: found.reason } };
+    return { ...base, info: { available: false, reason: found.reason } };
   }
-  const env = { REDIS_URL: found.url, REDIS_PREFIX: found.prefix };
-  const nodes = await Promise.all([fleet.start('switchboard-redis-a', 'switchboard', env), fleet.start('switchboard-redis-b', 'switchboard', env)]);
-  started.push(...nodes);
-  return {
-    memory: makeTarget('switchboard', [sb]),
-    bare: makeTarget('bare', [bare]),
-    redisTarget: makeTarget('switchboard-redis', nodes, found),
-    redis: found,
-    info: { available: true, source: found.source, nodes: 2 },
+  const twoNodes = async (name: string, env: Record<string, string>) => {
+    const nodes = await Promise.all([fleet.start(`${name}-a`, 'switchboard', env), fleet.start(`${name}-b`, 'switchboard', env)]);
+    started.push(...nodes);
+    return nodes;
   };
+  const redisTarget = makeTarget('switchboard-redis', await twoNodes('switchboard-redis', { REDIS_URL: found.url, REDIS_PREFIX: found.prefix }), found);
+  const info: NonNullable<BenchReport['redis']> = { available: true, source: found.source, nodes: 2 };
+  const cluster = await startCluster();
+  if ('reason' in cluster) {
+    notes.push(`Redis Cluster mode skipped: ${cluster.reason}`);
+    return { ...base, redisTarget, handles: [found], info: { ...info, cluster: { available: false, reason: cluster.reason } } };
+  }
+  const clusterTarget = makeTarget('switchboard-cluster', await twoNodes('switchboard-cluster', cluster.env), cluster);
+  return { ...base, redisTarget, clusterTarget, handles: [found, cluster], info: { ...info, cluster: { available: true, masters: 3, nodes: 2 } } };
 }
 
 /** Fixed offered load against memory mode and the bare relay, at fractions of Switchboard's saturation (probed when not measured). */
@@ -173,17 +186,18 @@ async function runCallModes(
   progress.update('starting servers');
   const started: ServerProcess[] = [];
   const allPairs: Pair[][] = [];
-  let redis: RedisHandle | null = null;
+  const handles: RedisHandle[] = [];
   try {
     const targets = await startCallTargets(options, fleet, has, notes, started);
-    redis = targets.redis;
-    const { memory, bare, redisTarget } = targets;
+    handles.push(...targets.handles);
+    const { memory, bare, redisTarget, clusterTarget } = targets;
+    const shared = [...(redisTarget ? [redisTarget] : []), ...(clusterTarget ? [clusterTarget] : [])];
     const needed = Math.max(has('saturation') || has('redis') ? options.pairs : 0, has('load') ? options.loadPairs : 0);
     const pairsOf = new Map<TargetName, Pair[]>();
-    for (const target of [memory, bare, ...(redisTarget ? [redisTarget] : [])]) {
+    for (const target of [memory, bare, ...shared]) {
       const c = newCounters();
       counters[target.name] = c;
-      const n = target === redisTarget ? options.pairs : needed;
+      const n = shared.includes(target) ? options.pairs : needed;
       const pairs = await connectPairs(target, n, c, (d) => progress.update(`connecting ${n} pairs to ${target.name}`, `${d}`));
       allPairs.push(pairs);
       pairsOf.set(target.name, pairs);
@@ -191,14 +205,14 @@ async function runCallModes(
     const satTargets = [
       ...(has('saturation') || has('redis') ? [{ target: memory, pairs: pairsOf.get('switchboard')!.slice(0, options.pairs) }] : []),
       ...(has('saturation') ? [{ target: bare, pairs: pairsOf.get('bare')!.slice(0, options.pairs) }] : []),
-      ...(redisTarget ? [{ target: redisTarget, pairs: pairsOf.get('switchboard-redis')! }] : []),
+      ...shared.map((target) => ({ target, pairs: pairsOf.get(target.name)! })),
     ];
     const saturation =
       satTargets.length > 1 || has('saturation')
         ? await runSaturation({ targets: satTargets, rounds: options.rounds, windowS: options.windowS, warmupS: options.warmupS, warmupMaxS: options.warmupMaxS, progress })
         : null;
     const load = has('load') ? await runLoadMode(options, progress, memory, bare, pairsOf, saturation) : null;
-    for (const t of [memory, bare, ...(redisTarget ? [redisTarget] : [])]) {
+    for (const t of [memory, bare, ...shared]) {
       for (const c of crashedNodes(t)) notes.push(`server crashed during the call modes: ${c}`);
     }
     return { saturation, load, redis: targets.info };
@@ -206,7 +220,7 @@ async function runCallModes(
     allPairs.forEach(closePairs);
     await sleep(200);
     await fleet.stop(started);
-    if (redis) await redis.release();
+    for (const handle of handles) await handle.release();
   }
 }
 

@@ -81,6 +81,11 @@ export interface SaturationResult {
   redisVsMemory: RatioSummary | null;
   /** Redis mode server CPU per call / memory mode's (both nodes summed). */
   redisCpuPerCallRatio: RatioSummary | null;
+  /** Redis Cluster mode (2 nodes, 3 masters) calls/s / memory mode calls/s, and / one Redis's. */
+  clusterVsMemory?: RatioSummary | null;
+  clusterVsRedis?: RatioSummary | null;
+  /** Redis Cluster mode server CPU per call / one Redis's (both nodes summed). */
+  clusterCpuPerCallVsRedis?: RatioSummary | null;
 }
 
 /** Runs every pair back to back for `windowMs` and measures the window. */
@@ -268,5 +273,8 @@ export function summariseSaturation(windows: SaturationWindow[], pairs: number, 
     callsPerSecRatio: perRound(windows, 'switchboard', 'bare', (w) => w.callsPerSec),
     redisVsMemory: perRound(windows, 'switchboard-redis', 'switchboard', (w) => w.callsPerSec),
     redisCpuPerCallRatio: perRound(windows, 'switchboard-redis', 'switchboard', (w) => w.serverCpuMsPerCall),
+    clusterVsMemory: perRound(windows, 'switchboard-cluster', 'switchboard', (w) => w.callsPerSec),
+    clusterVsRedis: perRound(windows, 'switchboard-cluster', 'switchboard-redis', (w) => w.callsPerSec),
+    clusterCpuPerCallVsRedis: perRound(windows, 'switchboard-cluster', 'switchboard-redis', (w) => w.serverCpuMsPerCall),
   };
 }

@@ -61,6 +61,14 @@ export function checkTargets(r: BenchReport): TargetCheck[] {
     ok: redis && Number.isFinite(redis.median) ? redis.median >= 0.5 : null,
     ...(redis ? { detail: `per round: ${redis.perRound.map(x).join(', ')}` } : {}),
   });
+  const cluster = r.saturation?.clusterVsMemory;
+  checks.push({
+    name: 'Redis Cluster mode calls/s (2 nodes, 3 masters, caller and callee apart)',
+    target: '≥ 0.4× memory mode',
+    value: cluster ? x(cluster.median) : r.redis?.cluster?.available === false ? `skipped: ${r.redis.cluster.reason}` : 'not measured',
+    ok: cluster && Number.isFinite(cluster.median) ? cluster.median >= 0.4 : null,
+    ...(cluster ? { detail: `per round: ${cluster.perRound.map(x).join(', ')}` } : {}),
+  });
   checks.push(qualityCheck(r));
   return checks;
 }

@@ -1,10 +1,10 @@
-/** A target under test: one Switchboard node, two Switchboard nodes sharing Redis, or the bare relay. */
+/** A target under test: one Switchboard node, two Switchboard nodes sharing one Redis or a Redis Cluster, or the bare relay. */
 import { openMany, openSpec } from './clients.js';
 import { Pair, type Counters } from './call.js';
 import type { ServerKind, ServerProcess } from './processes.js';
 import type { RedisHandle } from './redis.js';
 
-export type TargetName = 'switchboard' | 'bare' | 'switchboard-redis';
+export type TargetName = 'switchboard' | 'bare' | 'switchboard-redis' | 'switchboard-cluster';
 
 export interface Target {
   name: TargetName;
@@ -14,7 +14,7 @@ export interface Target {
   callerUrl: string;
   /** Where callees connect (another node in Redis mode). */
   calleeUrl: string;
-  /** Redis mode: the Redis the nodes share. */
+  /** Redis mode: the Redis (or the cluster) the nodes share. */
   redis?: RedisHandle;
 }
 

@@ -66,7 +66,7 @@ test('quick bench run: saturation, offered load, idle and fan-out for Switchboar
       [],
       'no server process crashed',
     );
-    assert.equal(report.checks.length, 6);
+    assert.equal(report.checks.length, 7);
 
     const written = writeResults(report, outDir);
     assert.ok(existsSync(written.json) && existsSync(written.markdown) && written.svg && existsSync(written.svg));

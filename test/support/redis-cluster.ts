@@ -1,5 +1,5 @@
 /**
- * A Redis Cluster owned by a test: three masters and three replicas
+ * A Redis Cluster owned by a test: three masters and (unless told otherwise) three replicas
  * (`redis-server --cluster-enabled yes`, joined by `redis-cli --cluster
  * create … --cluster-replicas 1`), on free loopback ports, each stopped by its
  * PID, nothing written to disk but the nodes' own cluster files in a private
@@ -24,6 +24,8 @@ interface Node {
 export interface ClusterOptions {
   /** `requirepass` and `masterauth` on every node. */
   password?: string;
+  /** Replicas per master: 1 (the default, so a master can fail over) or 0 (three masters alone, as the bench runs them). */
+  replicas?: 0 | 1;
 }
 
 /** One master as `CLUSTER SHARDS` tells it: its port and its slot ranges. */
@@ -54,9 +56,10 @@ export class RedisCluster {
     }
     const cluster = new RedisCluster(options);
     try {
-      for (let i = 0; i < 6; i++) await cluster.startNode(await freePort());
+      const replicas = options.replicas ?? 1;
+      for (let i = 0; i < 3 * (1 + replicas); i++) await cluster.startNode(await freePort());
       const auth = options.password ? ['-a', options.password, '--no-auth-warning'] : [];
-      const create = spawnSync('redis-cli', [...auth, '--cluster', 'create', ...cluster.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
+      const create = spawnSync('redis-cli', [...auth, '--cluster', 'create', ...cluster.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
         encoding: 'utf8',
         timeout: 30_000,
       });
@@ -207,7 +210,7 @@ export class RedisCluster {
             client.disconnect();
           }
         }
-        return synced === 3;
+        return synced === 3 * (this.options.replicas ?? 1);
       },
       30_000,
       100,

@@ -46,6 +46,8 @@ export class RedisConnection {
   private readonly ownsClient: boolean;
   private readonly commandTimeoutMs: number;
   private everReady = false;
+  /** The wait for the first connection, shared by every command issued before it. */
+  private firstReady: Promise<void> | null = null;
   private readonly onReady = () => {
     this.everReady = true;
   };
@@ -93,6 +95,12 @@ export class RedisConnection {
     if (status === 'end') return Promise.reject(new Error('the Redis connection is closed'));
     if (this.everReady) return Promise.reject(new Error(`Redis is unavailable (${status})`));
     if (status === 'wait') void this.client.connect().catch(() => undefined);
+    // Every command issued before the first connection waits on the same promise (one listener, not one each).
+    this.firstReady ??= this.waitFirstReady().finally(() => (this.firstReady = null));
+    return this.firstReady;
+  }
+
+  private waitFirstReady(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { CallId, SessionId } from '@switchboard/protocol';
 import type { UserKey } from '../calls/types.js';
-import { parseRingTimerId, userKey } from '../calls/types.js';
+import { parseRingTimerId, splitKey, userKey } from '../calls/types.js';
 import { bucketParams, windowParams } from './rate-rules.js';
 import type { CallCommit, RateRule, SessionRecord, TimerKind } from './types.js';
 
@@ -185,10 +185,8 @@ export function parseTimerMember(member: string): { kind: TimerKind; id: string 
 
 /** A `UserKey` taken apart (`<tenant length>:<tenant>:<userId>`, see `userKey`). */
 export function splitUserKey(key: UserKey): { tenant: string; userId: string } {
-  const colon = key.indexOf(':');
-  const start = colon + 1;
-  const end = start + Number(key.slice(0, colon));
-  return { tenant: key.slice(start, end), userId: key.slice(end + 1) };
+  const { tenant, id } = splitKey(key);
+  return { tenant, userId: id };
 }
 
 export interface LuaScript {

@@ -154,16 +154,9 @@ export class RedisStore implements CallStore {
   async getClaims(keys: UserKey[]): Promise<(CallId | null)[]> {
     if (keys.length === 0) return [];
     await this.whenReady();
-    const groups = new Map<number, number[]>();
-    keys.forEach((k, i) => {
-      const group = groupOf(splitUserKey(k).tenant);
-      const at = groups.get(group);
-      if (at) at.push(i);
-      else groups.set(group, [i]);
-    });
     const held: (CallId | null)[] = new Array<CallId | null>(keys.length).fill(null);
     await Promise.all(
-      [...groups.values()].map(async (at) => {
+      [...byGroup(keys, (k) => groupOf(splitUserKey(k).tenant)).values()].map(async (at) => {
         const found = await this.client.mget(at.map((i) => this.keys.claim(keys[i]!)));
         at.forEach((i, j) => (held[i] = (found[j] ?? null) as CallId | null));
       }),
@@ -260,12 +253,8 @@ export class RedisStore implements CallStore {
 
   /** One script for the whole list (see `APPEND_HISTORY`); none for an empty one. */
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
-    const byGroup = new Map<number, HistoryAppend[]>();
-    for (const e of entries) {
-      const group = groupOf(splitUserKey(e.key).tenant);
-      byGroup.set(group, [...(byGroup.get(group) ?? []), e]);
-    }
-    for (const [group, list] of byGroup) {
+    for (const [group, at] of byGroup(entries, (e) => groupOf(splitUserKey(e.key).tenant))) {
+      const list = at.map((i) => entries[i]!);
       await this.run(APPEND_HISTORY, {
         keys: [this.keys.historySeq(group), ...list.map((e) => this.keys.history(e.key))],
         args: [this.historyLimit, this.historyRetentionMs, ...list.map((e) => JSON.stringify(e.entry))],
@@ -303,15 +292,22 @@ export class RedisStore implements CallStore {
   async claimDue(now: number, max: number, leaseMs: number): Promise<ClaimedTimer[]> {
     const leaseUntil = leaseEnd(now, leaseMs);
     if (!(max >= 1)) return [];
-    // Group by group, from a different one each sweep, until `max` are leased.
+    // Group by group, from a different one each sweep, until `max` are leased. A group that fails
+    // (its master away, on a cluster) is skipped: what the others leased is handed out all the same.
     const claimed: ClaimedTimer[] = [];
+    let failure: unknown;
     const first = this.nextTimerGroup;
     this.nextTimerGroup = (first + 1) % KEY_GROUPS;
     for (let i = 0; i < KEY_GROUPS && claimed.length < max; i++) {
       const group = (first + i) % KEY_GROUPS;
-      const members = (await this.run(CLAIM_DUE, { keys: [this.keys.timers(group)], args: [now, Math.floor(max) - claimed.length, leaseUntil] })) as string[];
-      for (const m of members) claimed.push({ ...parseTimerMember(m), leaseUntil });
+      try {
+        const members = (await this.run(CLAIM_DUE, { keys: [this.keys.timers(group)], args: [now, Math.floor(max) - claimed.length, leaseUntil] })) as string[];
+        for (const m of members) claimed.push({ ...parseTimerMember(m), leaseUntil });
+      } catch (err) {
+        failure ??= err;
+      }
     }
+    if (failure !== undefined && claimed.length === 0) throw failure;
     return claimed;
   }
 
@@ -336,9 +332,17 @@ export class RedisStore implements CallStore {
     await this.client.zadd(this.keys.nodes(groupOfNode(nodeId)), aliveUntil, nodeId);
   }
 
+  /**
+   * Every group, in parallel. A group that fails (its master away, on a
+   * cluster) keeps its dead nodes for the next call; those the others
+   * removed are returned all the same — dropping them would lose them.
+   */
   async claimDeadNodes(now: number): Promise<string[]> {
-    const found = await Promise.all(this.groups().map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now] }) as Promise<string[]>));
-    return found.flat();
+    const found = await Promise.allSettled(this.groups().map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now] }) as Promise<string[]>));
+    const dead = found.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+    const failed = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed && dead.length === 0) throw failed.reason;
+    return dead;
   }
 
   async removeNode(nodeId: string): Promise<void> {
@@ -350,7 +354,8 @@ export class RedisStore implements CallStore {
     if (ids.length === 0) return [];
     await this.whenReady();
     const missing: SessionId[] = [];
-    for (const [group, inGroup] of byGroupOf(ids)) {
+    for (const [group, at] of byGroup(ids, groupOfSession)) {
+      const inGroup = at.map((i) => ids[i]!);
       for (let i = 0; i < inGroup.length; i += NODE_BATCH) {
         const batch = inGroup.slice(i, i + NODE_BATCH);
         const member = (await this.client.smismember(this.keys.nodeSessions(group, nodeId), ...batch)) as number[];
@@ -479,14 +484,18 @@ export class RedisStore implements CallStore {
   }
 }
 
-/** Session ids by the key group their id names, in the order first seen. */
-function byGroupOf(ids: readonly SessionId[]): Map<number, SessionId[]> {
-  const groups = new Map<number, SessionId[]>();
-  for (const id of ids) {
-    const group = groupOfSession(id);
-    const list = groups.get(group);
-    if (list) list.push(id);
-    else groups.set(group, [id]);
-  }
+/**
+ * The positions of `items` by key group (`groupOf` of each), groups in the
+ * order first seen: a command may only take keys of one slot, so a batch over
+ * several groups is one command per group.
+ */
+function byGroup<T>(items: readonly T[], groupOf: (item: T) => number): Map<number, number[]> {
+  const groups = new Map<number, number[]>();
+  items.forEach((item, i) => {
+    const group = groupOf(item);
+    const at = groups.get(group);
+    if (at) at.push(i);
+    else groups.set(group, [i]);
+  });
   return groups;
 }

@@ -226,9 +226,15 @@ export class NodeLiveness {
         await this.beat();
         continue;
       }
-      const sessions = (await this.deps.store.sessionsOfNode(nodeId)).filter((s) => s.connected && s.nodeId === nodeId);
-      this.deps.logger.warn({ deadNode: nodeId, sessions: sessions.length }, 'node declared dead; its sessions enter their grace');
-      for (const session of sessions) await this.markLost(session.id, nodeId);
+      try {
+        const sessions = (await this.deps.store.sessionsOfNode(nodeId)).filter((s) => s.connected && s.nodeId === nodeId);
+        this.deps.logger.warn({ deadNode: nodeId, sessions: sessions.length }, 'node declared dead; its sessions enter their grace');
+        for (const session of sessions) await this.markLost(session.id, nodeId);
+      } catch (err) {
+        // The claim removed the node: give it back as dead (alive until 0), so a later sweep claims it again.
+        this.deps.logger.warn({ deadNode: nodeId, err: errorText(err) }, 'could not end a dead node\'s sessions; it will be claimed again');
+        await this.deps.store.beat(nodeId, 0);
+      }
     }
   }
 }

@@ -114,3 +114,31 @@ test('heartbeats go by the store’s clock: a node whose own clock runs 10 s beh
   await Promise.all([fast.stop(), slow.stop()]);
   await inner.close();
 });
+
+test('a dead node whose sessions cannot be read when it is claimed (its group’s master away) is claimed again, and its sessions are handed over once they can be', async () => {
+  const inner = new MemoryStore({ now: () => Date.now() });
+  const { store } = switchable(inner);
+  const reads = { fail: true, tries: 0 };
+  const flaky = {
+    ...store,
+    sessionsOfNode: async (id: string) => {
+      reads.tries++;
+      if (reads.fail) throw new Error('CLUSTERDOWN The cluster is down');
+      return store.sessionsOfNode(id);
+    },
+  };
+  const declared: string[] = [];
+  const a = liveness('node-a', flaky, declared);
+  await a.start();
+  // node-c beat once and crashed: its session is still connected in the store.
+  await inner.beat('node-c', Date.now() + TIMEOUT_MS);
+  await inner.addSession(sessionOn('node-c'));
+  await advance(4 * TIMEOUT_MS);
+  assert.ok(reads.tries >= 2, `claimed again after a failed read (${reads.tries} reads)`);
+  assert.deepEqual(declared, [], 'nothing handed over while the read fails');
+  reads.fail = false;
+  await advance(2 * TIMEOUT_MS);
+  assert.deepEqual(declared, ['node-c'], 'handed over once the read works, and only once');
+  await a.stop();
+  await inner.close();
+});
