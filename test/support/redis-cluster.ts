@@ -26,6 +26,8 @@ export interface ClusterOptions {
   password?: string;
   /** Replicas per master: 1 (the default, so a master can fail over) or 0 (three masters alone, as the bench runs them). */
   replicas?: 0 | 1;
+  /** `cluster-require-full-coverage`: false lets the other masters serve their slots while one is down for good. @default true */
+  fullCoverage?: boolean;
 }
 
 /** One master as `CLUSTER SHARDS` tells it: its port and its slot ranges. */
@@ -158,6 +160,29 @@ export class RedisCluster {
     );
   }
 
+  /** Kills the master on `port` (SIGKILL) and resolves once another node marks it failed; with no replica, its slots stay unserved. */
+  async killForGood(port: number): Promise<void> {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) throw new Error(`no node on ${port}`);
+    await stopNode(node, 'SIGKILL');
+    const witness = this.nodes.find((n) => n.child)!;
+    await pollUntil(
+      `the cluster to mark ${port} failed`,
+      async () => {
+        const client = this.node(witness.port);
+        try {
+          return String(await client.call('CLUSTER', 'NODES')).split('\n').some((line) => line.includes(`:${port}@`) && /[ ,]fail[ ,]/.test(line));
+        } catch {
+          return false;
+        } finally {
+          client.disconnect();
+        }
+      },
+      20_000,
+      100,
+    );
+  }
+
   /** Starts every killed node again, from its own cluster file: it rejoins as a replica. */
   async restartKilled(): Promise<void> {
     for (const node of this.nodes.filter((n) => n.child === undefined)) await this.startNode(node.port, node);
@@ -225,6 +250,7 @@ export class RedisCluster {
       '--cluster-enabled', 'yes',
       '--cluster-config-file', `nodes-${port}.conf`,
       '--cluster-node-timeout', '1000',
+      '--cluster-require-full-coverage', this.options.fullCoverage === false ? 'no' : 'yes',
       '--save', '',
       // A replica's first sync starts at once (Redis waits 5 s by default for more replicas to share it).
       '--repl-diskless-sync-delay', '0',

@@ -114,3 +114,28 @@ describe('Redis Cluster', () => {
     }
   });
 });
+
+describe('Redis Cluster with a master gone for good (no replica, no full coverage)', () => {
+  test('sweeps over the key groups hand out what the masters that answer hold: dead nodes and due timers are not dropped with a failing group', async () => {
+    const cluster = await RedisCluster.start({ replicas: 0, fullCoverage: false });
+    const target = redisTargetOf({ redisUrl: null, redisClusterNodes: cluster.seeds.split(','), redisSentinels: [], redisSentinelMaster: null, redisUsername: null, redisPassword: null })!;
+    const store = new RedisStore({ target, prefix: freshPrefix(), commandTimeoutMs: 500 });
+    try {
+      // 48 dead nodes and 48 due grace timers, spread over the 16 groups and so over the three masters.
+      const nodes = Array.from({ length: 48 }, (_, i) => `dead-${i}`);
+      const timers = Array.from({ length: 48 }, (_, i) => `g${i % KEY_GROUPS}.timer-${i}`);
+      for (const id of nodes) await store.beat(id, 1);
+      for (const id of timers) await store.schedule('grace', id, 1);
+      // The master of group 0 goes for good: its groups fail, the others answer.
+      await cluster.killForGood(await cluster.masterOfSlot(await cluster.slotOf('{g0}')));
+      const dead = await store.claimDeadNodes(Date.now());
+      assert.ok(dead.length > 0 && dead.length < nodes.length, `the dead nodes of the groups that answered (${dead.length} of ${nodes.length})`);
+      const due = await store.claimDue(Date.now(), 100, 60_000);
+      assert.ok(due.length > 0 && due.length < timers.length, `the due timers of the groups that answered (${due.length} of ${timers.length})`);
+      assert.deepEqual(await store.claimDeadNodes(Date.now()).catch(() => []), [], 'each handed out once');
+    } finally {
+      await store.close();
+      await cluster.stop();
+    }
+  });
+});
