@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { answers, stopChild } from './redis.js';
+import { answers, askOnce, stopChild } from './redis.js';
 import { pollUntil } from './wait.js';
 
 interface Node {
@@ -166,21 +166,8 @@ export class RedisCluster {
     if (!node) throw new Error(`no node on ${port}`);
     await stopNode(node, 'SIGKILL');
     const witness = this.nodes.find((n) => n.child)!;
-    await pollUntil(
-      `the cluster to mark ${port} failed`,
-      async () => {
-        const client = this.node(witness.port);
-        try {
-          return String(await client.call('CLUSTER', 'NODES')).split('\n').some((line) => line.includes(`:${port}@`) && /[ ,]fail[ ,]/.test(line));
-        } catch {
-          return false;
-        } finally {
-          client.disconnect();
-        }
-      },
-      20_000,
-      100,
-    );
+    const failed = (nodes: unknown) => String(nodes).split('\n').some((line) => line.includes(`:${port}@`) && /[ ,]fail[ ,]/.test(line));
+    await pollUntil(`the cluster to mark ${port} failed`, () => askOnce(this.node(witness.port), async (c) => failed(await c.call('CLUSTER', 'NODES')), false), 20_000, 100);
   }
 
   /** Starts every killed node again, from its own cluster file: it rejoins as a replica. */
@@ -203,14 +190,7 @@ export class RedisCluster {
   /** Every live node says `cluster_state:ok`. */
   private async healthy(): Promise<boolean> {
     for (const node of this.nodes.filter((n) => n.child)) {
-      const client = this.node(node.port);
-      try {
-        if (!/cluster_state:ok/.test(String(await client.call('CLUSTER', 'INFO')))) return false;
-      } catch {
-        return false;
-      } finally {
-        client.disconnect();
-      }
+      if (!(await askOnce(this.node(node.port), async (c) => /cluster_state:ok/.test(String(await c.call('CLUSTER', 'INFO'))), false))) return false;
     }
     return true;
   }
@@ -226,14 +206,9 @@ export class RedisCluster {
         // Three replicas whose link to their master is up: each can take over.
         let synced = 0;
         for (const node of this.nodes.filter((n) => n.child)) {
-          const client = this.node(node.port);
-          try {
-            if (/role:slave[\s\S]*master_link_status:up/.test(await client.info('replication'))) synced++;
-          } catch {
-            return false;
-          } finally {
-            client.disconnect();
-          }
+          const link = await askOnce(this.node(node.port), (c) => c.info('replication'), null);
+          if (link === null) return false;
+          if (/role:slave[\s\S]*master_link_status:up/.test(link)) synced++;
         }
         return synced === 3 * (this.options.replicas ?? 1);
       },

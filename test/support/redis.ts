@@ -118,3 +118,14 @@ export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.
   child.kill(signal);
   await exited;
 }
+
+/** Asks a one-off `client` one question and disconnects it; `fallback` when it does not answer. */
+export async function askOnce<T>(client: Redis, question: (client: Redis) => Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await question(client);
+  } catch {
+    return fallback;
+  } finally {
+    client.disconnect();
+  }
+}

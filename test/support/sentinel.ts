@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { answers, stopChild } from './redis.js';
+import { answers, askOnce, stopChild } from './redis.js';
 import { pollUntil } from './wait.js';
 
 export const SENTINEL_MASTER = 'sbmaster';
@@ -176,21 +176,8 @@ export class SentinelGroup {
    */
   private async settled(master: number): Promise<void> {
     const replica = this.data.find((m) => m.port !== master)!;
-    await pollUntil(
-      'the replica to sync',
-      async () => {
-        const client = this.client(replica.port, true);
-        try {
-          return /master_link_status:up/.test(await client.info('replication'));
-        } catch {
-          return false;
-        } finally {
-          client.disconnect();
-        }
-      },
-      20_000,
-      100,
-    );
+    const synced = () => askOnce(this.client(replica.port, true), async (c) => /master_link_status:up/.test(await c.info('replication')), false);
+    await pollUntil('the replica to sync', synced, 20_000, 100);
     await pollUntil(
       'the sentinels to find the replica and each other',
       async () => {
