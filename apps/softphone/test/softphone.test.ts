@@ -79,6 +79,22 @@ describe('the softphone page', () => {
     for (const p of [carol, dave, erin]) await p.context().close();
   });
 
+  test('a page opened while a call rings its user shows the incoming dialog, and answering there stops the first device ringing (v1.1)', async () => {
+    const frank = await person('frank');
+    const gina = await person('gina');
+    await frank.locator('[data-testid="contact"][data-user-id="gina"] [data-testid="call"]').click();
+    await gina.getByTestId('incoming').waitFor(WAIT);
+    const laptop = await person('gina');
+    await laptop.getByTestId('incoming').waitFor(WAIT);
+    await shot(laptop, '9-incoming-on-a-late-device');
+    await laptop.getByTestId('accept').click();
+    await frank.locator('[data-testid="in-call"][data-state="connected"]').waitFor(WAIT);
+    await laptop.locator('[data-testid="in-call"][data-state="connected"]').waitFor(WAIT);
+    await gina.getByTestId('incoming').waitFor({ state: 'hidden', ...WAIT });
+    await frank.getByTestId('hangup').click();
+    for (const p of [frank, gina, laptop]) await p.context().close();
+  });
+
   test('no page errors', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -233,4 +233,25 @@ describe('calls between two phones', () => {
     assert.equal((await elsewhere)[0].reason, 'declined_elsewhere');
     assert.equal((await callerEnd)[0].reason, 'declined');
   });
+
+  test('a phone that connects while its user is being called rings (v1.1): a listener added before connect() resolves hears it, and the call can be answered with audio', async () => {
+    const quinn = await lab.online('quinn', 440);
+    const rita1 = await lab.online('rita', 660);
+    const ringing = next<[Call]>(rita1, 'incoming');
+    const outgoing = lab.track(await quinn.call('rita'));
+    await ringing;
+    // Rita opens her laptop now: its listener is there before connect() resolves.
+    const rita2 = lab.phone('rita', 660);
+    const late = next<[Call]>(rita2, 'incoming');
+    const elsewhere = ringing.then(([first]) => next<[CallEndInfo]>(first, 'ended'));
+    await rita2.connect();
+    const [onLaptop] = await late;
+    assert.equal(onLaptop.id, outgoing.id, 'the call that rings');
+    assert.deepEqual(onLaptop.peer, { id: 'quinn', name: 'Quinn' });
+    await onLaptop.accept();
+    assert.equal((await elsewhere)[0].reason, 'answered_elsewhere', 'the first device stops ringing');
+    await Promise.all([reach(outgoing, 'connected'), reach(onLaptop, 'connected')]);
+    await lab.meter(await lab.remoteStream(onLaptop)).until(isTone(440));
+    await outgoing.hangup();
+  });
 });

@@ -275,6 +275,23 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.getClaims([user('alice'), user('bob'), user('carol')]), [cid('c1'), cid('c1'), null]);
       });
 
+      test("with the callee's sessions as read, a commit holds only while the store has exactly those: one added or removed since fails it, writing nothing", async () => {
+        await store.addSession(sessionRecord('s1', 'bob'));
+        await store.addSession(sessionRecord('s2', 'bob', { connected: false, graceUntil: Date.now() + 30_000 }));
+        const asRead = (...names: string[]) => ({ key: user('bob'), ids: names.map((n) => sid(n)) });
+        const claims = [take(user('alice'), 'c1'), take(user('bob'), 'c1')];
+        assert.equal(await commit(callRecord('c1'), { claims, sessionsAsRead: asRead('s1') }), false, 'one in its grace was not read');
+        assert.equal(await commit(callRecord('c1'), { claims, sessionsAsRead: asRead('s1', 's2', 's3') }), false, 'one read is gone');
+        assert.equal(await store.getCall(TENANT, cid('c1')), undefined, 'nothing written');
+        assert.deepEqual(await store.getClaims([user('alice'), user('bob')]), [null, null]);
+        await store.addSession(sessionRecord('s3', 'bob'));
+        assert.equal(await commit(callRecord('c1'), { claims, sessionsAsRead: asRead('s1', 's2') }), false, 'a device signed in since the read');
+        assert.equal(await commit(callRecord('c1'), { claims, sessionsAsRead: asRead('s3', 's1', 's2') }), true, 'exactly those, in any order');
+        await store.addSession(sessionRecord('s4', 'carol'));
+        assert.equal(await commit(callRecord('c2', 'dave', 'carol'), { claims: [take(user('carol'), 'c2')], sessionsAsRead: { key: user('carol'), ids: [sid('s4')] } }), true);
+        assert.equal(await commit(callRecord('c3', 'erin', 'nobody'), { sessionsAsRead: { key: user('nobody'), ids: [] } }), true, 'a user with no session read as none');
+      });
+
       test(`${RACERS} concurrent creates of different calls taking the same callee: exactly one rings`, async () => {
         const results = await Promise.all(
           Array.from({ length: RACERS }, (_, i) =>

@@ -287,6 +287,35 @@ function ringTimeout(call: CallRecord, now: number): Transition {
   return endCall(call, now, 'missed', 'timeout', null, effects);
 }
 
+/**
+ * A device of the callee that signed in or resumed while the call rings rings
+ * too, for the time left, and from then on like the others: it may accept or
+ * reject, and hears how the ring ended. A device already ringing is rung
+ * again only when it resumed (`again`): its new socket never heard the first
+ * ring; a new session found ringing was rung by the request that saw it.
+ */
+function ringDevice(call: CallRecord, event: Extract<CallInput, { type: 'ring-device' }>, now: number): Transition {
+  const device = event.by;
+  const left = call.ringDeadline - now;
+  if (call.state !== 'ringing' || device.userId !== call.callee.userId || left <= 0) return unchanged(call);
+  const already = call.ringing.includes(device.sessionId);
+  if (already && !event.again) return unchanged(call);
+  const incoming: Effect = {
+    kind: 'emit',
+    to: device.sessionId,
+    event: 'call:incoming',
+    payload: {
+      callId: call.id,
+      from: { id: call.caller.userId, name: call.caller.name },
+      media: call.media,
+      timeoutMs: left,
+      iceServers: event.iceServers ?? [],
+    },
+  };
+  if (already) return done(call, [incoming], [], false);
+  return done({ ...call, ringing: [...call.ringing, device.sessionId] }, [incoming]);
+}
+
 function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean, now: number): Transition {
   const role = roleOf(call, sessionId);
   if (!role || call.state === 'ended') return unchanged(call);
@@ -381,6 +410,8 @@ export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
       return control(call, event.by, event.control);
     case 'ring-timeout':
       return ringTimeout(call, ctx.now);
+    case 'ring-device':
+      return ringDevice(call, event, ctx.now);
     case 'session-lost':
       return sessionLost(call, event.sessionId, event.deliberate, ctx.now);
     case 'session-resumed':

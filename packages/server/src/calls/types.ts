@@ -107,6 +107,13 @@ export type CallInput =
       callee: { userId: UserId; name: string };
       /** The callee's live sessions right now: the devices to ring. */
       calleeSessions: SessionId[];
+      /**
+       * Every session of the callee as read, connected or in its grace: the
+       * commit of a ringing call holds only if the store still has exactly
+       * these (`CallCommit.sessionsAsRead`), else the sessions are read again.
+       * The machine does not look at it.
+       */
+      calleeSessionsRead?: SessionId[];
       media: Media;
       /** ICE servers issued for the callee now, handed to every device rung (none: an empty list). */
       calleeIceServers?: IceServer[];
@@ -118,6 +125,12 @@ export type CallInput =
   | { type: 'end'; callId: CallId; by: Actor; reason?: EndReason }
   | { type: 'control'; callId: CallId; by: Actor; control: ControlEvent }
   | { type: 'ring-timeout'; callId: CallId; tenant: string }
+  /**
+   * v1.1, "The ring reaches the user": a device of the callee that signed in
+   * (`again` false) or resumed (`again` true) while the call rings, with the
+   * ICE servers issued for it now.
+   */
+  | { type: 'ring-device'; callId: CallId; by: Actor; again: boolean; iceServers?: IceServer[] }
   /** A session lost its socket. `deliberate` is the client's own disconnect. */
   | { type: 'session-lost'; callId: CallId; tenant: string; sessionId: SessionId; deliberate: boolean }
   /**

@@ -138,6 +138,11 @@ export class MemoryStore implements CallStore {
     for (const claim of commit.claims) {
       if (claim.op === 'take' && (this.claims.get(claim.key) ?? null) !== claim.expect) return false;
     }
+    if (commit.sessionsAsRead) {
+      const { key, ids } = commit.sessionsAsRead;
+      const held = this.userSessions.get(key);
+      if ((held?.size ?? 0) !== ids.length || ids.some((id) => !held!.has(id))) return false;
+    }
     for (const claim of commit.claims) {
       if (claim.op === 'take') this.claims.set(claim.key, claim.callId);
       else if (this.claims.get(claim.key) === claim.callId) this.claims.delete(claim.key);

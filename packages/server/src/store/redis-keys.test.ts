@@ -70,7 +70,7 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
     ],
   };
   assert.match(COMMIT_CALL.lua, /local base = 10 \+ parties \+ \(i - 1\) \* 3/);
-  assert.match(COMMIT_CALL.lua, /appendHistory\(KEYS\[3\], 5 \+ claims, 11 \+ parties \+ claims \* 3/);
+  assert.match(COMMIT_CALL.lua, /appendHistory\(KEYS\[3\], 5 \+ claims, lastKey, 11 \+ parties \+ claims \* 3/);
   for (const counting of [false, true]) {
     const { keys: k, args } = encodeCommitCall(keys, commit, { historyLimit: 200, historyRetentionMs: 9 }, counting);
     const parties = counting ? 2 : 0;
@@ -84,8 +84,14 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
     assert.deepEqual(claim(2), ['release', '', 'c1']);
     assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3))).direction, 'outgoing');
     assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3 + 1))).direction, 'incoming');
-    assert.equal(args.length, 10 + parties + 2 * 3 + 2);
+    assert.equal(args.length, 10 + parties + 2 * 3 + 2 + 1);
+    assert.equal(args[args.length - 1], '', 'no sessions check');
   }
+  const checked = encodeCommitCall(keys, { ...commit, sessionsAsRead: { key: userKey('t', 'ben'), ids: [S1, S7] } }, { historyLimit: 200, historyRetentionMs: 9 }, false);
+  assert.match(COMMIT_CALL.lua, /local set, m = KEYS\[#KEYS\], tonumber\(ARGV\[#ARGV\]\)/);
+  assert.equal(checked.keys.at(-1), `${G}user-sessions:1:t:ben`, "the callee's session set, last of the keys");
+  assert.deepEqual(checked.args.slice(-3), [S1, S7, 2], 'the ids read, then their count, last of the arguments');
+  oneSlot(checked.keys);
   assert.throws(() => encodeCommitCall(keys, { ...commit, timer: { op: 'unschedule', kind: 'ring', id: ringTimerId('another', 'c1' as CallId) } }, { historyLimit: 1, historyRetentionMs: 1 }, false), /key group/);
 });
 

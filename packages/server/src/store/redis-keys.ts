@@ -208,9 +208,9 @@ function script(name: string, lua: string): LuaScript {
  * user's entries are ordered exactly as their sequence numbers.
  */
 const HISTORY = `
-local function appendHistory(seqKey, firstKey, firstArg, limit, retention)
+local function appendHistory(seqKey, firstKey, lastKey, firstArg, limit, retention)
   local seen, touched = {}, {}
-  for i = firstKey, #KEYS do
+  for i = firstKey, lastKey do
     local seq = redis.call('INCR', seqKey)
     redis.call('ZADD', KEYS[i], seq, seq .. ':' .. ARGV[firstArg + i - firstKey])
     if not seen[KEYS[i]] then
@@ -222,18 +222,20 @@ local function appendHistory(seqKey, firstKey, firstArg, limit, retention)
     redis.call('ZREMRANGEBYRANK', key, 0, -1 - tonumber(limit))
     redis.call('PEXPIRE', key, retention)
   end
-  return #KEYS - firstKey + 1
+  return lastKey - firstKey + 1
 end
 `;
 
 /**
  * Writes a call and its claims only if the call's version and every `take`
  * claim are what the caller read, and with them the commit's timer change and
- * history records, if any; then, if asked, counts the tenant's online users
- * other than the call's parties (`commitCallCounting`).
+ * history records, if any, and, when given, the callee's sessions are still
+ * exactly those the caller read (`sessionsAsRead`); then, if asked, counts the
+ * tenant's online users other than the call's parties (`commitCallCounting`).
  * KEYS[1] call, KEYS[2] timers, KEYS[3] history sequence, KEYS[4] the call
  * tenant's online hash (the last three passed even when unused), KEYS[5..4+n]
- * the n claim keys, then one history key per record.
+ * the n claim keys, then one history key per record, then, with a sessions
+ * check, the callee's session set.
  * ARGV[1] expected version (0: must not exist), ARGV[2] call JSON,
  * ARGV[3] ttl ms ('' = none), ARGV[4] timer op ('' = none, 'schedule',
  * 'unschedule'), ARGV[5] timer member ('' = none), ARGV[6] due at ms
@@ -241,7 +243,8 @@ end
  * retention ms, ARGV[10] m, the number of distinct parties ('' = no count),
  * ARGV[11..10+m] their user ids, then per claim from ARGV[11+m]: op
  * ('take'|'release'), expected holder ('' = none, '=<callId>' = that call),
- * callId to write/release; then one HistoryEntry JSON per history key.
+ * callId to write/release; then one HistoryEntry JSON per history key; then
+ * the session ids read and, last of all, their count ('' = no sessions check).
  * Returns 1 when written without a count, {1, others} when written with one,
  * 0 when anything read had changed (nothing written).
  * The timer is written first of all writes: should Redis refuse its score,
@@ -267,6 +270,15 @@ for i = 1, claims do
     end
   end
 end
+local lastKey = #KEYS
+if ARGV[#ARGV] ~= '' then
+  local set, m = KEYS[#KEYS], tonumber(ARGV[#ARGV])
+  lastKey = #KEYS - 1
+  if redis.call('SCARD', set) ~= m then return 0 end
+  for i = #ARGV - m, #ARGV - 1 do
+    if redis.call('SISMEMBER', set, ARGV[i]) == 0 then return 0 end
+  end
+end
 if ARGV[4] == 'schedule' then
   redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
 elseif ARGV[4] == 'unschedule' then
@@ -287,7 +299,7 @@ if ARGV[3] == '' then
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-appendHistory(KEYS[3], 5 + claims, 11 + parties + claims * 3, ARGV[8], ARGV[9])
+appendHistory(KEYS[3], 5 + claims, lastKey, 11 + parties + claims * 3, ARGV[8], ARGV[9])
 if ARGV[10] == '' then return 1 end
 local others = redis.call('HLEN', KEYS[4])
 for i = 1, parties do
@@ -337,6 +349,9 @@ export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: Hi
   }
   const history = commit.history ?? [];
   for (const { entry } of history) args.push(JSON.stringify(entry));
+  const sessions = commit.sessionsAsRead;
+  if (sessions) args.push(...sessions.ids, sessions.ids.length);
+  else args.push('');
   return {
     keys: [
       keys.call(commit.call.tenant, commit.call.id),
@@ -345,6 +360,7 @@ export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: Hi
       keys.online(commit.call.tenant),
       ...commit.claims.map((c) => keys.claim(c.key)),
       ...history.map((h) => keys.history(h.key)),
+      ...(sessions ? [keys.userSessions(sessions.key)] : []),
     ],
     args,
   };
@@ -568,7 +584,7 @@ return 0
 export const APPEND_HISTORY = script(
   'appendHistory',
   `${HISTORY}
-return appendHistory(KEYS[1], 2, 3, ARGV[1], ARGV[2])
+return appendHistory(KEYS[1], 2, #KEYS, 3, ARGV[1], ARGV[2])
 `,
 );
 

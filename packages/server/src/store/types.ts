@@ -50,6 +50,14 @@ export interface CallCommit {
    * separate round trip is saved.
    */
   history?: HistoryAppend[];
+  /**
+   * The user's sessions as the caller read them (a new call's callee): the
+   * commit fails, writing nothing, unless the store still holds exactly these.
+   * A device that signed in between the read and the commit makes the request
+   * read again and ring it too; one that signs in after the commit finds the
+   * call by the claim it wrote (v1.1, "The ring reaches the user").
+   */
+  sessionsAsRead?: { key: UserKey; ids: readonly SessionId[] };
 }
 
 /**

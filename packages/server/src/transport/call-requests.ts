@@ -45,6 +45,7 @@ export class CallRequests {
           caller: actorOf(session),
           callee: { userId: to, name: calleeSessions[0]?.name ?? to },
           calleeSessions: calleeSessions.map((s) => s.id),
+          ...(visible ? { calleeSessionsRead: found.map((s) => s.id) } : {}),
           media: p.media ?? { audio: true, video: false },
           calleeIceServers: iceServersFor(config, to, now()),
         },

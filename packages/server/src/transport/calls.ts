@@ -135,12 +135,15 @@ export class CallRunner {
     return this.locks.run(callKey(tenantOf(event), event.callId), () => this.runLocked(event, log));
   }
 
-  private async runLocked(event: CallInput, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
+  private async runLocked(first: CallInput, log?: { userId?: string; sessionId?: string }): Promise<CallOk> {
     const { store } = this.deps;
-    const tenant = tenantOf(event);
+    const tenant = tenantOf(first);
+    let event = first;
     // With a shared store the first attempt may work from a guess (see RecentCalls); any retry reads the store.
     let guess = this.shared;
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+      // A request whose commit failed may have missed a device that signed in since its sessions were read.
+      if (attempt > 0 && event.type === 'request' && event.calleeSessionsRead) event = await this.readCalleeAgain(event);
       const claimsRead = new Map<UserKey, CallId | null>();
       const ctx: CallContext = { now: this.deps.now(), ringTimeoutMs: this.deps.config.ringTimeoutMs, call: undefined };
       let stored: Versioned<CallRecord> | undefined;
@@ -197,6 +200,9 @@ export class CallRunner {
         ttlMs: call.state === 'ended' ? TOMBSTONE_MS : null,
         ...(timerEffect ? { timer: timerWriteOf(call.tenant, timerEffect) } : {}),
         ...(history ? { history: [history.caller, history.callee] } : {}),
+        ...(event.type === 'request' && event.calleeSessionsRead && call.state === 'ringing'
+          ? { sessionsAsRead: { key: userKey(tenant, event.callee.userId), ids: event.calleeSessionsRead } }
+          : {}),
       };
       const status = statusChangeOf(event, call, stored);
       const committed = await this.commit(commit, status);
@@ -213,6 +219,12 @@ export class CallRunner {
       return { call };
     }
     throw refusals.callChangedTooOften(event.callId);
+  }
+
+  /** A request with the callee's sessions read again (a device may have signed in since the first read). */
+  private async readCalleeAgain(event: Extract<CallInput, { type: 'request' }>): Promise<Extract<CallInput, { type: 'request' }>> {
+    const found = await this.deps.store.sessionsOf(userKey(event.tenant, event.callee.userId));
+    return { ...event, calleeSessions: found.filter((s) => s.connected).map((s) => s.id), calleeSessionsRead: found.map((s) => s.id) };
   }
 
   /** Tells this node the call as the store holds it now (a read made elsewhere, e.g. by the relay). */

@@ -7,11 +7,11 @@ import type { AuthErrorCode, AuthSuccess, CallSnapshot, ErrorCode, ReconnectFail
 import { AuthError, type Identity } from '../auth/tokens.js';
 import { iceServersFor } from '../auth/turn.js';
 import { roleOf } from '../calls/parties.js';
-import { userKey } from '../calls/types.js';
+import { userKey, type CallRecord } from '../calls/types.js';
 import type { SessionRecord } from '../store/types.js';
 import type { CallRunner } from './calls.js';
 import type { Conn, Deps, SbSocket, SessionInfo } from './context.js';
-import { logOf, rooms } from './context.js';
+import { actorOf, logOf, rooms } from './context.js';
 import { refusals, SwitchboardError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Presence } from './presence.js';
@@ -136,6 +136,7 @@ export class Sessions {
       ringTimeoutMs: this.deps.config.ringTimeoutMs,
     };
     conn.socket.emit('auth:success', success);
+    await this.ringIfCalled(info, false);
     if (first) this.presence.announceOnline(info);
     await this.sendUserList(conn, info);
     this.deps.logger.info(
@@ -226,12 +227,32 @@ export class Sessions {
       iceServers: iceServersFor(config, info.userId, now),
       calls,
     });
+    if (current?.state === 'ringing') await this.ringIfCalled(info, true, current);
     await this.sendUserList(conn, info);
     this.deps.logger.info(
       { user: info.userId, session: info.id, socket: conn.socket.id, calls: calls.length, durationMs: Math.round(performance.now() - startedAt) },
       'session resumed',
     );
     return { sessionId: info.id, calls };
+  }
+
+  /**
+   * v1.1, "The ring reaches the user": a device of a user who is being called
+   * rings too, right after it signed in (`again` false) or resumed (`again`
+   * true), for the time the ring has left. A sign-in made while a request
+   * was being committed is found either by the request (it read the session)
+   * or here (this reads the claim after the session is stored). A failure
+   * is logged: the sign-in itself stands.
+   */
+  private async ringIfCalled(info: SessionInfo, again: boolean, known?: CallRecord): Promise<void> {
+    try {
+      const call = known ?? (await this.calls.callOfUser(info.key));
+      if (call?.state !== 'ringing' || call.callee.userId !== info.userId) return;
+      const iceServers = iceServersFor(this.deps.config, info.userId, this.deps.now());
+      await this.calls.run({ type: 'ring-device', callId: call.id, by: actorOf(info), again, iceServers }, logOf(info));
+    } catch (err) {
+      this.deps.logger.warn({ err, session: info.id }, 'could not ring a device that joined a ringing call');
+    }
   }
 
   async onDisconnect(conn: Conn, reason: string): Promise<void> {

@@ -16,6 +16,7 @@ import type { CallId } from '@switchboard/protocol';
 import { userKey } from '../../src/calls/types.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { RedisTarget } from '../../src/store/redis-target.js';
+import type { HistoryEntry } from '../../src/store/types.js';
 import { pollUntil } from '../../../../test/support/wait.js';
 import { signIn, type TestClient } from '../helpers.js';
 import { freshPrefix, startNode, type NodeProcess } from './harness.js';
@@ -199,13 +200,13 @@ async function violations(store: RedisStore, callIds: ReadonlySet<string>): Prom
   }
   const online = await store.onlineUsers('');
   if (online.length > 0) problems.push(`online with no device: ${online.map((u) => u.id).join(', ')}`);
-  const histories = new Map<string, Map<string, number>>();
+  const histories = new Map<string, Map<string, HistoryEntry[]>>();
   for (const [i, key] of keys.entries()) {
-    const seen = new Map<string, number>();
+    const seen = new Map<string, HistoryEntry[]>();
     let cursor: string | null = null;
     do {
       const page = await store.listHistory(key, 100, cursor);
-      for (const entry of page.calls) seen.set(entry.callId, (seen.get(entry.callId) ?? 0) + 1);
+      for (const entry of page.calls) seen.set(entry.callId, [...(seen.get(entry.callId) ?? []), entry]);
       cursor = page.next;
     } while (cursor !== null);
     histories.set(USERS[i]!, seen);
@@ -220,8 +221,11 @@ async function violations(store: RedisStore, callIds: ReadonlySet<string>): Prom
     const call = found.value;
     checked++;
     for (const party of [call.caller.userId, call.callee.userId]) {
-      const n = histories.get(party)?.get(id) ?? 0;
-      if (n !== 1) problems.push(`call ${id.slice(0, 8)} (${call.outcome}) has ${n} history records for ${party}`);
+      const records = histories.get(party)?.get(id) ?? [];
+      if (records.length !== 1) {
+        const each = records.map((r) => `${r.outcome}/${r.reason} ended ${r.endedAt - call.createdAt} ms after it began`).join('; ');
+        problems.push(`call ${id.slice(0, 8)} (${call.outcome}, ended ${call.endedAt! - call.createdAt} ms after it began) has ${records.length} history records for ${party}: ${each}`);
+      }
     }
   }
   return { problems, checked };
