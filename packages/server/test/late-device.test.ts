@@ -29,6 +29,16 @@ function describeLateDevices(mode: string, start: () => Promise<Servers>): void 
       clients.push(c);
       return c;
     };
+    /** Alice calls Bob, whose phone rings; then Bob's laptop signs in on the other server and rings too. */
+    const lateRing = async () => {
+      const [a, b] = names('alice', 'bob');
+      const alice = await on(servers.caller, a!);
+      const phone = await on(servers.caller, b!);
+      const callId = await ring(alice, [phone], b!);
+      const laptop = await on(servers.late, b!);
+      const incoming = await laptop.next('call:incoming', (p) => p.callId === callId);
+      return { a: a!, alice, phone, laptop, callId, incoming };
+    };
     before(async () => {
       servers = await start();
     });
@@ -38,13 +48,7 @@ function describeLateDevices(mode: string, start: () => Promise<Servers>): void 
     });
 
     test('a device that signs in while its user is rung rings too, for the time left, and may answer: the first device hears answered_elsewhere', async () => {
-      const [a, b] = names('alice', 'bob');
-      const alice = await on(servers.caller, a!);
-      const phone = await on(servers.caller, b!);
-      const callId = await ring(alice, [phone], b!);
-      const laptop = await on(servers.late, b!);
-      const incoming = await laptop.next('call:incoming');
-      assert.equal(incoming.callId, callId);
+      const { a, alice, phone, laptop, callId, incoming } = await lateRing();
       assert.deepEqual(incoming.from, { id: a, name: alice.auth!.user.name });
       assert.ok(incoming.timeoutMs > 0 && incoming.timeoutMs <= 30_000, `the time left: ${incoming.timeoutMs}`);
       assert.ok(Array.isArray(incoming.iceServers));
@@ -58,24 +62,14 @@ function describeLateDevices(mode: string, start: () => Promise<Servers>): void 
     });
 
     test('a late device may decline for everyone; the others hear declined_elsewhere, the caller declined', async () => {
-      const [a, b] = names('alice', 'bob');
-      const alice = await on(servers.caller, a!);
-      const phone = await on(servers.caller, b!);
-      const callId = await ring(alice, [phone], b!);
-      const laptop = await on(servers.late, b!);
-      await laptop.next('call:incoming', (p) => p.callId === callId);
+      const { alice, phone, laptop, callId } = await lateRing();
       expectOk(await laptop.request('call:reject', { callId }));
       assert.deepEqual(await phone.next('call:cancelled'), { callId, reason: 'declined_elsewhere' });
       assert.deepEqual(await alice.next('call:rejected'), { callId, reason: 'declined' });
     });
 
     test('a late device hears the ring end: cancelled by the caller', async () => {
-      const [a, b] = names('alice', 'bob');
-      const alice = await on(servers.caller, a!);
-      const phone = await on(servers.caller, b!);
-      const callId = await ring(alice, [phone], b!);
-      const laptop = await on(servers.late, b!);
-      await laptop.next('call:incoming', (p) => p.callId === callId);
+      const { alice, phone, laptop, callId } = await lateRing();
       expectOk(await alice.request('call:cancel', { callId }));
       assert.deepEqual(await laptop.next('call:cancelled'), { callId, reason: 'cancelled' });
       assert.deepEqual(await phone.next('call:cancelled'), { callId, reason: 'cancelled' });
@@ -164,12 +158,7 @@ function describeLateDevices(mode: string, start: () => Promise<Servers>): void 
 
     test('30 times: a late device and the first device accept at once: exactly one wins, the other hears answered_elsewhere', async () => {
       for (let i = 0; i < 30; i++) {
-        const [a, b] = names('alice', 'bob');
-        const alice = await on(servers.caller, a!);
-        const phone = await on(servers.caller, b!);
-        const callId = await ring(alice, [phone], b!);
-        const laptop = await on(servers.late, b!);
-        await laptop.next('call:incoming', (p) => p.callId === callId);
+        const { alice, phone, laptop, callId } = await lateRing();
         const acks = await Promise.all([phone.request('call:accept', { callId }), laptop.request('call:accept', { callId })]);
         assert.equal(acks.filter((ack) => ack.ok).length, 1, `try ${i}: one accept wins (${JSON.stringify(acks)})`);
         const loser = acks[0]!.ok ? laptop : phone;
