@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const roots = ['packages', 'apps', 'bench'].map((d) => join(root, d));
+const roots = ['packages', 'apps', 'bench', 'examples'].map((d) => join(root, d));
 const files = [];
 const walk = (dir) => {
   let entries;

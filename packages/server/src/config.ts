@@ -31,6 +31,7 @@ import {
 export { ConfigError, maskUrl };
 
 export type ContactsMode = 'all' | 'claims';
+export type RingOfflineMode = 'off' | 'webhook';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -188,6 +189,12 @@ const VARIABLES = {
     secret: true,
     show: showSecret,
   },
+  ringOffline: oneOfVar<RingOfflineMode>(
+    'RING_OFFLINE',
+    ['off', 'webhook'],
+    'off',
+    '`webhook`: a call to a visible user with no live session rings for `RING_TIMEOUT_MS` with no device, and `call.unreachable` goes to `WEBHOOK_URL` so the host app can push (a non-2xx answer ends it as `unavailable`)',
+  ),
 } satisfies Record<string, Variable<unknown>>;
 
 type Table = typeof VARIABLES;
@@ -216,6 +223,7 @@ function modeOf(env: Env): ModeContext {
 function checkTogether(config: Config): void {
   if (config.turnUrls.length > 0 && !config.turnSecret) throw new ConfigError('TURN_SECRET', 'TURN_URLS is set but TURN_SECRET is not');
   if (config.webhookUrl && !config.webhookSecret) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_URL is set but WEBHOOK_SECRET is not');
+  if (config.ringOffline === 'webhook' && !config.webhookUrl) throw new ConfigError('WEBHOOK_URL', 'RING_OFFLINE=webhook pushes through the webhook, but WEBHOOK_URL is not set');
   const topologies = [
     config.redisUrl ? 'REDIS_URL' : null,
     config.redisClusterNodes.length > 0 ? 'REDIS_CLUSTER_NODES' : null,

@@ -20,7 +20,7 @@ import { maskUrl } from './config.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { HistoryEntry } from './store/types.js';
-import type { CallHooks } from './calls/hooks.js';
+import type { CallHooks, UnreachableCall } from './calls/hooks.js';
 
 export type WebhookType = 'call.started' | 'call.answered' | 'call.ended' | 'call.missed' | 'call.unreachable';
 
@@ -111,6 +111,8 @@ export interface WebhookOptions {
 }
 
 const DEFAULT_ATTEMPT_TIMEOUT_MS = 5000;
+/** The longest a call that rings no device waits for the host app to take its push (`RING_OFFLINE=webhook`). */
+export const PUSH_TIMEOUT_MS = 3000;
 const DEFAULT_RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000] as const;
 const DEFAULT_MAX_QUEUE = 10_000;
 const DEFAULT_CONCURRENCY = 8;
@@ -195,16 +197,27 @@ export class WebhookSender implements CallHooks {
     if (history.caller.outcome === 'missed') this.enqueue({ ...this.base('call.missed', call), ...rest });
   }
 
-  unreachable(info: { callId: CallId; tenant: string; caller: UserRef; callee: UserId }): void {
-    this.enqueue({
-      id: randomUUID(),
-      type: 'call.unreachable',
-      timestamp: this.now(),
-      callId: info.callId,
-      tenant: info.tenant,
-      caller: info.caller,
-      callee: { id: info.callee },
-    });
+  unreachable(info: UnreachableCall): void {
+    this.enqueue(this.unreachableEvent(info));
+  }
+
+  /**
+   * `RING_OFFLINE=webhook`: `call.unreachable` for a call that rings with no
+   * device, sent at once (not behind the call's queue) and once: true when
+   * the receiver answered 2xx within `PUSH_TIMEOUT_MS`. Anything else (an
+   * error, another status, no answer) is false, and the call ends as
+   * `unavailable`: the ring never waits on a receiver longer than that.
+   */
+  async push(info: UnreachableCall): Promise<boolean> {
+    const event = this.unreachableEvent(info);
+    const failure = await this.post(JSON.stringify(event), Math.min(this.attemptTimeoutMs, PUSH_TIMEOUT_MS));
+    this.options.metrics?.webhookDeliveries.inc({ result: failure === null ? 'ok' : 'failed' });
+    if (failure !== null) this.options.logger.warn({ callId: info.callId, eventId: event.id, error: failure }, 'push webhook refused or unanswered: the call ends as unavailable');
+    return failure === null;
+  }
+
+  private unreachableEvent(info: UnreachableCall): WebhookEvent {
+    return { id: randomUUID(), type: 'call.unreachable', timestamp: this.now(), callId: info.callId, tenant: info.tenant, caller: info.caller, callee: { id: info.callee } };
   }
 
   private base<T extends WebhookType>(type: T, call: CallRecord) {
@@ -280,11 +293,8 @@ export class WebhookSender implements CallHooks {
     }
   }
 
-  private async attempt(job: Job): Promise<void> {
-    job.state = 'in-flight';
-    job.attempts++;
-    this.inFlight++;
-    let failure: string | null = null;
+  /** One signed POST of `body`: null when answered 2xx within `timeoutMs`, else why not. */
+  private async post(body: string, timeoutMs: number): Promise<string | null> {
     try {
       const t = Math.floor(this.now() / 1000);
       const res = await fetch(this.url, {
@@ -292,18 +302,28 @@ export class WebhookSender implements CallHooks {
         headers: {
           'content-type': 'application/json',
           'user-agent': 'switchboard-webhooks/1',
-          [SIGNATURE_HEADER]: signWebhook(this.options.secret, job.body, t),
+          [SIGNATURE_HEADER]: signWebhook(this.options.secret, body, t),
           ...(this.authorization ? { authorization: this.authorization } : {}),
         },
-        body: job.body,
+        body,
         // A redirect would turn the POST into a GET elsewhere: treat it as a failure instead.
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.attemptTimeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       await res.body?.cancel().catch(() => undefined);
-      if (res.status < 200 || res.status > 299) failure = `HTTP ${res.status}`;
+      return res.status < 200 || res.status > 299 ? `HTTP ${res.status}` : null;
     } catch (err) {
-      failure = errorText(err);
+      return errorText(err);
+    }
+  }
+
+  private async attempt(job: Job): Promise<void> {
+    job.state = 'in-flight';
+    job.attempts++;
+    this.inFlight++;
+    let failure: string | null;
+    try {
+      failure = await this.post(job.body, this.attemptTimeoutMs);
     } finally {
       this.inFlight--;
     }

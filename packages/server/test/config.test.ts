@@ -94,6 +94,8 @@ describe('configuration', () => {
       [{ REDIS_CLUSTER_NODES: '10.0.0.7:7000', REDIS_SENTINELS: '10.0.0.6:26379', REDIS_SENTINEL_MASTER: 'main' }, 'REDIS_SENTINELS', /REDIS_CLUSTER_NODES or REDIS_SENTINELS/],
       [{ REDIS_CLUSTER_NODES: '10.0.0.7' }, 'REDIS_CLUSTER_NODES', /host:port/],
       [{ REDIS_CLUSTER_NODES: '10.0.0.7:7000', REDIS_PREFIX: '{sb}:' }, 'REDIS_PREFIX', /hash tag/],
+      [{ RING_OFFLINE: 'webhook' }, 'WEBHOOK_URL', /RING_OFFLINE=webhook .* WEBHOOK_URL is not set/],
+      [{ RING_OFFLINE: 'push' }, 'RING_OFFLINE', /off|webhook/],
     ];
     for (const [env, variable, why] of refusals) {
       assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === variable && why.test(err.message), JSON.stringify(env));
@@ -165,6 +167,7 @@ describe('configuration', () => {
       MAX_UNAUTHENTICATED_PER_ADDRESS: { MAX_UNAUTHENTICATED_PER_ADDRESS: '500' },
       WEBHOOK_URL: { WEBHOOK_URL: 'https://hooks.example.com/x', WEBHOOK_SECRET: 'hook-secret' },
       WEBHOOK_SECRET: { WEBHOOK_SECRET: 'hook-secret' },
+      RING_OFFLINE: { RING_OFFLINE: 'webhook', WEBHOOK_URL: 'https://hooks.example.com/x', WEBHOOK_SECRET: 'hook-secret' },
     };
     assert.deepEqual(Object.keys(samples).sort(), CONFIG_VARIABLES.map((v) => v.name).sort(), 'a sample for every variable of the table');
     for (const variable of CONFIG_VARIABLES) {

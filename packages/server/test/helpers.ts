@@ -34,6 +34,7 @@ export const CLIENT_EVENTS: readonly ClientEventName[] = [
 
 export { startTestServer, TEST_SECRET, tokenFor, WAIT_MS } from '../../../test/support/server.js';
 import { startTestServer, tokenFor, WAIT_MS } from '../../../test/support/server.js';
+import { dropPrefix, freshPrefix, sharedRedis } from '../../../test/support/redis.js';
 
 type Received = { event: string; payload: unknown };
 
@@ -220,4 +221,24 @@ export function serverSuite(env: Record<string, string> = {}) {
     },
   };
   return suite;
+}
+
+/** Two servers on the shared Redis under a fresh key prefix: a caller's node and another one, and how to let both go. */
+export async function twoNodesOnRedis(
+  env: Record<string, string>,
+  start: (env: Record<string, string>) => Promise<SwitchboardServer> = startTestServer,
+): Promise<{ caller: SwitchboardServer; late: SwitchboardServer; close(): Promise<void> }> {
+  const redis = await sharedRedis();
+  const prefix = freshPrefix();
+  const shared = { ...env, REDIS_URL: redis.url, REDIS_PREFIX: prefix };
+  const [caller, late] = [await start(shared), await start(shared)];
+  return {
+    caller,
+    late,
+    async close() {
+      await Promise.all([caller.close(), late.close()]);
+      await dropPrefix(redis.url, prefix);
+      await redis.release();
+    },
+  };
 }

@@ -12,8 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { userKey, type SwitchboardServer } from '../src/index.js';
 import type { CallStore } from '../src/store/types.js';
-import { dropPrefix, freshPrefix, sharedRedis } from '../../../test/support/redis.js';
-import { errorCode, expectOk, openSocket, ring, signIn, startTestServer, tokenFor, type TestClient } from './helpers.js';
+import { errorCode, expectOk, openSocket, ring, signIn, startTestServer, tokenFor, twoNodesOnRedis, type TestClient } from './helpers.js';
 
 /** Two servers sharing one backend (or one server twice, in memory mode): callers use the first, late devices the second. */
 type Servers = { caller: SwitchboardServer; late: SwitchboardServer; close(): Promise<void> };
@@ -179,21 +178,7 @@ describeLateDevices('memory mode', async () => {
   return { caller: server, late: server, close: () => server.close() };
 });
 
-describeLateDevices('Redis mode, the late device on another node', async () => {
-  const redis = await sharedRedis();
-  const prefix = freshPrefix();
-  const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, RATE_LIMITS: 'off' };
-  const [caller, late] = [await startTestServer(env), await startTestServer(env)];
-  return {
-    caller,
-    late,
-    async close() {
-      await Promise.all([caller.close(), late.close()]);
-      await dropPrefix(redis.url, prefix);
-      await redis.release();
-    },
-  };
-});
+describeLateDevices('Redis mode, the late device on another node', () => twoNodesOnRedis({ RATE_LIMITS: 'off' }));
 
 describe('a late device racing the ring timeout (memory mode, a 400 ms ring)', () => {
   let server: SwitchboardServer;

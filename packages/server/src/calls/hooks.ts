@@ -28,10 +28,25 @@ export interface CallHooks {
   /** A call ended (any outcome, busy included); `history` is the caller's and the callee's record. */
   ended?(call: CallRecord, history: { caller: HistoryEntry; callee: HistoryEntry }): void;
   /** A visible user was called while they had no live session: a host app may push a notification. */
-  unreachable?(info: { callId: CallId; tenant: string; caller: UserRef; callee: UserId }): void;
+  unreachable?(info: UnreachableCall): void;
+  /**
+   * `RING_OFFLINE=webhook`: the same news, for a call that now rings with no
+   * device, delivered at once: true when the host app took it (and will
+   * push), false when it refused or did not answer in time. Bounded: it
+   * resolves within a few seconds, whatever the receiver does.
+   */
+  push?(info: UnreachableCall): Promise<boolean>;
 }
 
-type Notification = { [K in keyof CallHooks]-?: [K, ...Parameters<NonNullable<CallHooks[K]>>] }[keyof CallHooks];
+/** A call to a visible user with no live session. */
+export interface UnreachableCall {
+  callId: CallId;
+  tenant: string;
+  caller: UserRef;
+  callee: UserId;
+}
+
+type Notification = { [K in Exclude<keyof CallHooks, 'push'>]-?: [K, ...Parameters<NonNullable<CallHooks[K]>>] }[Exclude<keyof CallHooks, 'push'>];
 
 /** Every observer, told in turn; one that throws is reported to `onError` and the others are still told. */
 export class CallObservers {
@@ -39,6 +54,21 @@ export class CallObservers {
     private readonly hooks: readonly CallHooks[],
     private readonly onError: (err: unknown, hook: keyof CallHooks) => void,
   ) {}
+
+  /** Asks every observer that pushes to push `info`: true when one took it; false when none did, or none pushes. */
+  async push(info: UnreachableCall): Promise<boolean> {
+    const answers = await Promise.all(
+      this.hooks.map(async (observer) => {
+        try {
+          return observer.push ? await observer.push(info) : false;
+        } catch (err) {
+          this.onError(err, 'push');
+          return false;
+        }
+      }),
+    );
+    return answers.some(Boolean);
+  }
 
   tell(...[hook, ...args]: Notification): void {
     for (const observer of this.hooks) {

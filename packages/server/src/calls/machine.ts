@@ -100,7 +100,7 @@ function request(event: Extract<CallInput, { type: 'request' }>, ctx: CallContex
     mine.callee.userId === caller.userId;
   // Before the callee is looked at: a caller in a call learns nothing about whom it tried to call.
   if (mine && !glare) return fail('already_in_call', 'you are already in a call');
-  if (event.calleeSessions.length === 0) return fail('unavailable', 'the user is not available');
+  if (event.calleeSessions.length === 0 && !event.ringOffline) return fail('unavailable', 'the user is not available');
 
   const base: CallRecord = {
     id: callId,
@@ -316,6 +316,17 @@ function ringDevice(call: CallRecord, event: Extract<CallInput, { type: 'ring-de
   return done({ ...call, ringing: [...call.ringing, device.sessionId] }, [incoming]);
 }
 
+/**
+ * The host app could not push a call that rings no device: it ends at once as
+ * `unavailable`, as a call to an offline user does without `RING_OFFLINE`. A
+ * device that signed in meanwhile keeps it ringing.
+ */
+function pushFailed(call: CallRecord, now: number): Transition {
+  if (call.state !== 'ringing' || call.ringing.length > 0) return unchanged(call);
+  const effects: Effect[] = [{ kind: 'emit', to: call.caller.sessionId as SessionId, event: 'call:rejected', payload: { callId: call.id, reason: 'unavailable' } }];
+  return endCall(call, now, 'unavailable', 'unavailable', null, effects);
+}
+
 function sessionLost(call: CallRecord, sessionId: SessionId, deliberate: boolean, now: number): Transition {
   const role = roleOf(call, sessionId);
   if (!role || call.state === 'ended') return unchanged(call);
@@ -412,6 +423,8 @@ export function applyCallEvent(event: CallInput, ctx: CallContext): Transition {
       return ringTimeout(call, ctx.now);
     case 'ring-device':
       return ringDevice(call, event, ctx.now);
+    case 'push-failed':
+      return pushFailed(call, ctx.now);
     case 'session-lost':
       return sessionLost(call, event.sessionId, event.deliberate, ctx.now);
     case 'session-resumed':

@@ -117,6 +117,8 @@ export type CallInput =
       media: Media;
       /** ICE servers issued for the callee now, handed to every device rung (none: an empty list). */
       calleeIceServers?: IceServer[];
+      /** `RING_OFFLINE=webhook`: with no live session, the call rings with no device until one signs in. */
+      ringOffline?: boolean;
     }
   | { type: 'accept'; callId: CallId; by: Actor }
   | { type: 'reject'; callId: CallId; by: Actor }
@@ -131,6 +133,8 @@ export type CallInput =
    * ICE servers issued for it now.
    */
   | { type: 'ring-device'; callId: CallId; by: Actor; again: boolean; iceServers?: IceServer[] }
+  /** The host app refused to push a call that rings no device (`RING_OFFLINE=webhook`): it ends as `unavailable`. */
+  | { type: 'push-failed'; callId: CallId; tenant: string }
   /** A session lost its socket. `deliberate` is the client's own disconnect. */
   | { type: 'session-lost'; callId: CallId; tenant: string; sessionId: SessionId; deliberate: boolean }
   /**

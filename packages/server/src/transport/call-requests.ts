@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AckData, CallId, CallRequestPayload, UserId } from '@switchboard/protocol';
 import { iceServersFor } from '../auth/turn.js';
-import { userKey } from '../calls/types.js';
+import { userKey, type CallRecord } from '../calls/types.js';
 import type { RateRule } from '../store/types.js';
 import { PAIR_REQUESTS, pairKey } from './abuse.js';
 import type { CallRunner } from './calls.js';
@@ -36,8 +36,11 @@ export class CallRequests {
     if (!admitted) throw refusals.pairRate(PAIR_REQUESTS.limit);
     const calleeSessions = found.filter((s) => s.connected);
     const callId = (p.callId ?? randomUUID()) as CallId;
+    // RING_OFFLINE=webhook: a visible user with no live session is rung all the same, and pushed to.
+    const offline = visible && calleeSessions.length === 0 && config.ringOffline === 'webhook';
+    let made: CallRecord | undefined;
     try {
-      await this.calls.run(
+      ({ call: made } = await this.calls.run(
         {
           type: 'request',
           callId,
@@ -48,23 +51,48 @@ export class CallRequests {
           ...(visible ? { calleeSessionsRead: found.map((s) => s.id) } : {}),
           media: p.media ?? { audio: true, video: false },
           calleeIceServers: iceServersFor(config, to, now()),
+          ...(offline ? { ringOffline: true } : {}),
         },
         logOf(session),
-      );
+      ));
     } catch (err) {
       // The rules took the caller (free, not calling itself) and found a visible callee with no live session.
       if (visible && err instanceof SwitchboardError && err.code === 'unavailable') await this.unreachable(session, to, callId);
       throw err;
     }
+    if (offline && made?.state === 'ringing' && made.ringing.length === 0) void this.push(session, to, callId);
     // Issued now: a caller signed in long ago still gets TURN credentials valid for this call.
     return { callId, iceServers: iceServersFor(config, session.userId, now()) };
   }
 
-  /** Tells the host app (`call.unreachable`) at most once per caller and callee within a ring window. */
-  private async unreachable(session: SessionInfo, callee: UserId, callId: CallId): Promise<void> {
+  /** True the first time `session`'s user reaches `callee` unreachable within a ring window (`call.unreachable` goes once). */
+  private firstInRing(session: SessionInfo, callee: UserId): Promise<boolean> {
     const { store, config, now } = this.deps;
     const once: RateRule = { kind: 'window', limit: 1, windowMs: config.ringTimeoutMs };
-    if (!(await store.admit(pairKey('unreachable', session.key, callee), once, now()))) return;
+    return store.admit(pairKey('unreachable', session.key, callee), once, now());
+  }
+
+  /**
+   * A call that rings no device (`RING_OFFLINE=webhook`): the host app hears
+   * `call.unreachable` at once (within the same once-per-pair-and-ring limit)
+   * and pushes to the user's phone; if it refuses or does not answer in time,
+   * the call ends as `unavailable`. Runs after the caller's ack: the ring
+   * never waits on the receiver.
+   */
+  private async push(session: SessionInfo, callee: UserId, callId: CallId): Promise<void> {
+    const { observers, logger } = this.deps;
+    try {
+      if (!(await this.firstInRing(session, callee))) return;
+      const taken = await observers.push({ callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee });
+      if (!taken) await this.calls.run({ type: 'push-failed', callId, tenant: session.tenant }, logOf(session));
+    } catch (err) {
+      logger.warn({ err, callId }, 'could not push a call that rings no device');
+    }
+  }
+
+  /** Tells the host app (`call.unreachable`) at most once per caller and callee within a ring window. */
+  private async unreachable(session: SessionInfo, callee: UserId, callId: CallId): Promise<void> {
+    if (!(await this.firstInRing(session, callee))) return;
     this.deps.observers.tell('unreachable', { callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee });
   }
 }
