@@ -46,7 +46,8 @@ describe('network lab: call quality and preflight', () => {
     assert.equal(stun?.candidate?.address.split(':')[0], LAB.wan('r1'), "…on its router's WAN address");
     assert.deepEqual([report.turn.ok, report.turn.transport], [true, 'udp']);
     // Direct paths are dropped in the lab: the loopback can only go through the relay, and says so.
-    assert.ok(report.turn.rttMs !== null && report.turn.rttMs > 0, `TURN RTT ${report.turn.rttMs}`);
+    // Measured (not null) through the relay; the lab's links are sub-millisecond, so it may round to 0.
+    assert.ok(report.turn.rttMs !== null && Number.isFinite(report.turn.rttMs) && report.turn.rttMs >= 0, `TURN RTT ${report.turn.rttMs}`);
     assert.ok(report.media, 'the audio loopback ran');
     assert.equal(report.media.relayed, true);
     assert.equal(report.media.lossPct, 0);

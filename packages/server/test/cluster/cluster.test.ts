@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { errorCode, expectOk, ring, signIn, type TestClient } from '../helpers.js';
 import { dropPrefix, freshPrefix, OwnedRedis, sharedRedis, startNode } from './harness.js';
-import { describeDyingNodes, describeSharedNodes, FAST, type BackendUse } from './suites.js';
+import { describeDyingNodes, describePushedCalls, describeSharedNodes, FAST, type BackendUse } from './suites.js';
 
 /** The shared Redis, under a fresh prefix dropped afterwards. */
 async function oneRedis(): Promise<BackendUse> {
@@ -23,6 +23,7 @@ async function oneRedis(): Promise<BackendUse> {
 
 describeSharedNodes('three nodes on one Redis', oneRedis);
 describeDyingNodes('nodes that die', oneRedis);
+describePushedCalls('pushed calls across nodes (RING_OFFLINE=webhook)', oneRedis);
 
 describe('Redis trouble', () => {
   test('a Redis restart mid-call: /readyz goes 503 then 200, no node crashes, the call goes on', async () => {

@@ -8,7 +8,7 @@
 import { after, before } from 'node:test';
 import { RedisCluster } from '../../../../test/support/redis-cluster.js';
 import { freshPrefix } from './harness.js';
-import { describeDyingNodes, describeSharedNodes, type BackendUse } from './suites.js';
+import { describeDyingNodes, describePushedCalls, describeSharedNodes, type BackendUse } from './suites.js';
 
 const PASSWORD = 'cluster-nodes-password-0123456789';
 let cluster: RedisCluster;
@@ -27,3 +27,4 @@ async function onCluster(): Promise<BackendUse> {
 
 describeSharedNodes('three nodes on a Redis Cluster', onCluster);
 describeDyingNodes('nodes that die, on a Redis Cluster', onCluster);
+describePushedCalls('pushed calls across nodes, on a Redis Cluster (RING_OFFLINE=webhook)', onCluster);

@@ -8,9 +8,12 @@
  * `on-redis-cluster.test.ts` on a Redis Cluster.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CONTROL_EVENTS } from '@switchboard/protocol';
 import { errorCode, expectOk, openSocket, ring, signIn, tokenFor, type TestClient } from '../helpers.js';
+import { pollUntil } from '../../../../test/support/wait.js';
 import { startNode, type NodeProcess } from './harness.js';
 
 export const FAST = { RING_TIMEOUT_MS: '1500', RECONNECT_GRACE_MS: '1500', NODE_TIMEOUT_MS: '1000', RATE_LIMITS: 'off' };
@@ -273,6 +276,41 @@ export function describeSharedNodes(title: string, backend: Backend): void {
       }
     });
 
+    test('10 times: a device signing in on a third node while its user is being called rings once, answers, and the first device hears answered_elsewhere', async () => {
+      for (let round = 0; round < 10; round++) {
+        const [a, b] = names('a', 'b');
+        const alice = await on(nodes[0]!, a!);
+        const phone = await on(nodes[1]!, b!);
+        // The laptop signs in while the request is on its way: it rings once, wherever the race lands.
+        const [ack, laptop] = await Promise.all([alice.request<{ callId: string }>('call:request', { to: b }), on(nodes[2]!, b!)]);
+        expectOk(ack);
+        await laptop.next('call:incoming', (p) => p.callId === ack.callId);
+        expectOk(await laptop.request('call:accept', { callId: ack.callId }));
+        assert.equal((await phone.next('call:cancelled', (p) => p.callId === ack.callId)).reason, 'answered_elsewhere');
+        await laptop.sync();
+        assert.equal(laptop.received('call:incoming').length, 0, `round ${round}: the laptop rang once`);
+        expectOk(await alice.request('call:end', { callId: ack.callId }));
+        [alice, phone, laptop].forEach((c) => c.close());
+      }
+    });
+
+    test('a ringing device that drops and resumes on another node rings again, and hears the ring end', async () => {
+      const [a, b] = names('a', 'b');
+      const alice = await on(nodes[0]!, a!);
+      const phone = await on(nodes[1]!, b!);
+      const laptop = await on(nodes[1]!, b!);
+      const callId = await ring(alice, [phone, laptop], b!);
+      laptop.socket.io.engine.close();
+      await laptop.disconnected;
+      const back = await openSocket(nodes[2]!, { via: 'none' });
+      clients.push(back);
+      back.socket.emit('reconnect:attempt', { token: await tokenFor(b!), sessionId: laptop.auth!.sessionId });
+      await back.next('reconnect:success');
+      assert.equal((await back.next('call:incoming')).callId, callId);
+      expectOk(await alice.request('call:cancel', { callId }));
+      assert.deepEqual(await back.next('call:cancelled'), { callId, reason: 'cancelled' });
+    });
+
     test('a session resumes on another node and the call goes on; the peer hears reconnecting then reconnected', async () => {
       const [a, b] = names('a', 'b');
       const alice = await on(nodes[0]!, a!);
@@ -377,6 +415,79 @@ export function describeDyingNodes(title: string, backend: Backend): void {
       assert.equal((await bob.next('webrtc:offer')).sdp, 'v=0 after the crash');
       expectOk(await back.request('call:end', { callId }));
       assert.equal((await bob.next('call:ended')).reason, 'hangup');
+    });
+  });
+}
+
+/**
+ * RING_OFFLINE=webhook across nodes: a call to a user with no device rings
+ * while the host app (a receiver started here) is told; the device that then
+ * signs in on another node answers; a refused push ends the call as
+ * unavailable; and nobody coming ends it as a timeout, `call.missed` to the host.
+ */
+export function describePushedCalls(title: string, backend: Backend): void {
+  describe(title, () => {
+    let redis: BackendUse;
+    let nodes: NodeProcess[] = [];
+    const clients: TestClient[] = [];
+    const events: { type: string; callId: string }[] = [];
+    // Refuses pushes to users named `refuse…`; takes every other event.
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const event = JSON.parse(body) as { type: string; callId: string; callee: { id: string } };
+        events.push(event);
+        res.writeHead(event.type === 'call.unreachable' && event.callee.id.startsWith('refuse') ? 503 : 204).end();
+      });
+    });
+    const heard = (callId: string, type: string) => pollUntil(`${type} at the receiver`, async () => events.some((e) => e.callId === callId && e.type === type), 8000, 20);
+    let n = 0;
+    const name = (role: string) => `${role}${++n}`;
+    const on = async (node: NodeProcess, userId: string) => {
+      const c = await signIn(node, userId);
+      clients.push(c);
+      return c;
+    };
+    before(async () => {
+      redis = await backend();
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      const env = { ...FAST, RING_TIMEOUT_MS: '3000', RING_OFFLINE: 'webhook', WEBHOOK_URL: url, WEBHOOK_SECRET: 'pushed-calls-secret-0123456789', ...redis.env };
+      nodes = await Promise.all([1, 2].map(() => startNode(env)));
+    });
+    after(async () => {
+      clients.forEach((c) => c.close());
+      await Promise.all(nodes.map((node) => node.kill('SIGTERM')));
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+      await redis?.release();
+    });
+
+    test('pushed, then signed in on another node, answered; the host app hears unreachable, answered and ended', async () => {
+      const alice = await on(nodes[0]!, name('alice'));
+      const bob = name('bob');
+      const ack = await alice.request<{ callId: string }>('call:request', { to: bob });
+      expectOk(ack);
+      await heard(ack.callId, 'call.unreachable');
+      const phone = await on(nodes[1]!, bob);
+      await phone.next('call:incoming', (p) => p.callId === ack.callId);
+      expectOk(await phone.request('call:accept', { callId: ack.callId }));
+      await alice.next('call:accepted');
+      expectOk(await alice.request('call:end', { callId: ack.callId }));
+      await heard(ack.callId, 'call.answered');
+      await heard(ack.callId, 'call.ended');
+    });
+
+    test('a refused push ends the call as unavailable; nobody coming ends it as a timeout with call.missed', async () => {
+      const alice = await on(nodes[0]!, name('alice'));
+      const refused = await alice.request<{ callId: string }>('call:request', { to: name('refuse') });
+      expectOk(refused);
+      assert.deepEqual(await alice.next('call:rejected', (p) => p.callId === refused.callId, 6000), { callId: refused.callId, reason: 'unavailable' });
+      const missed = await alice.request<{ callId: string }>('call:request', { to: name('asleep') });
+      expectOk(missed);
+      assert.deepEqual(await alice.next('call:rejected', (p) => p.callId === missed.callId, 8000), { callId: missed.callId, reason: 'timeout' });
+      await heard(missed.callId, 'call.missed');
     });
   });
 }
