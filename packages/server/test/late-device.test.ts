@@ -180,46 +180,54 @@ describeLateDevices('memory mode', async () => {
 
 describeLateDevices('Redis mode, the late device on another node', () => twoNodesOnRedis({ RATE_LIMITS: 'off' }));
 
-describe('a late device racing the ring timeout (memory mode, a 400 ms ring)', () => {
-  let server: SwitchboardServer;
-  const clients: TestClient[] = [];
-  before(async () => {
-    server = await startTestServer({ RING_TIMEOUT_MS: '400', RATE_LIMITS: 'off' });
-  });
-  after(async () => {
-    clients.forEach((c) => c.close());
-    await server?.close();
-  });
+function describeTimeoutRace(mode: string, start: (env: Record<string, string>) => Promise<Servers>): void {
+  describe(`a late device racing the ring timeout (${mode}, a 400 ms ring)`, () => {
+    let servers: Servers;
+    const clients: TestClient[] = [];
+    before(async () => {
+      servers = await start({ RING_TIMEOUT_MS: '400', RATE_LIMITS: 'off' });
+    });
+    after(async () => {
+      clients.forEach((c) => c.close());
+      await servers?.close();
+    });
 
-  test('20 times: a device that signs in mid-ring accepts as the ring runs out: exactly one outcome, told alike to everyone', async (t) => {
-    const outcomes = { answered: 0, timedOut: 0 };
-    for (let i = 0; i < 20; i++) {
-      const [alice, phone] = [await signIn(server, `racer-a${i}`), await signIn(server, `racer-b${i}`)];
-      clients.push(alice, phone);
-      const callId = await ring(alice, [phone], `racer-b${i}`);
-      const laptop = await signIn(server, `racer-b${i}`);
-      clients.push(laptop);
-      const { timeoutMs } = await laptop.next('call:incoming', (p) => p.callId === callId);
-      // The accept is aimed at the last moments of the ring, a little earlier or later each time.
-      const accepted = await new Promise<Awaited<ReturnType<TestClient['request']>>>((resolve) =>
-        setTimeout(() => void laptop.request('call:accept', { callId }).then(resolve), Math.max(0, timeoutMs - 30 + (i % 6) * 10)),
-      );
-      if (accepted.ok) {
-        outcomes.answered++;
-        assert.equal((await alice.next('call:accepted')).callId, callId);
-        assert.deepEqual(await phone.next('call:cancelled'), { callId, reason: 'answered_elsewhere' });
-        expectOk(await alice.request('call:end', { callId }));
-      } else {
-        outcomes.timedOut++;
-        assert.ok(['invalid_state', 'call_not_found'].includes(errorCode(accepted)!), JSON.stringify(accepted));
-        assert.deepEqual(await alice.next('call:rejected'), { callId, reason: 'timeout' });
-        assert.deepEqual(await laptop.next('call:cancelled'), { callId, reason: 'timeout' });
-        assert.deepEqual(await phone.next('call:cancelled'), { callId, reason: 'timeout' });
+    test('20 times: a device that signs in mid-ring accepts as the ring runs out: exactly one outcome, told alike to everyone', async (t) => {
+      const outcomes = { answered: 0, timedOut: 0 };
+      for (let i = 0; i < 20; i++) {
+        const [alice, phone] = [await signIn(servers.caller, `racer-a${i}`), await signIn(servers.caller, `racer-b${i}`)];
+        clients.push(alice, phone);
+        const callId = await ring(alice, [phone], `racer-b${i}`);
+        const laptop = await signIn(servers.late, `racer-b${i}`);
+        clients.push(laptop);
+        const { timeoutMs } = await laptop.next('call:incoming', (p) => p.callId === callId);
+        // The accept is aimed at the last moments of the ring, a little earlier or later each time.
+        const accepted = await new Promise<Awaited<ReturnType<TestClient['request']>>>((resolve) =>
+          setTimeout(() => void laptop.request('call:accept', { callId }).then(resolve), Math.max(0, timeoutMs - 30 + (i % 6) * 10)),
+        );
+        if (accepted.ok) {
+          outcomes.answered++;
+          assert.equal((await alice.next('call:accepted')).callId, callId);
+          assert.deepEqual(await phone.next('call:cancelled'), { callId, reason: 'answered_elsewhere' });
+          expectOk(await alice.request('call:end', { callId }));
+        } else {
+          outcomes.timedOut++;
+          assert.ok(['invalid_state', 'call_not_found'].includes(errorCode(accepted)!), JSON.stringify(accepted));
+          assert.deepEqual(await alice.next('call:rejected'), { callId, reason: 'timeout' });
+          assert.deepEqual(await laptop.next('call:cancelled'), { callId, reason: 'timeout' });
+          assert.deepEqual(await phone.next('call:cancelled'), { callId, reason: 'timeout' });
+        }
+        await alice.sync();
+        assert.deepEqual([...alice.received('call:accepted'), ...alice.received('call:rejected')], [], `try ${i}: one outcome only`);
       }
-      await alice.sync();
-      assert.deepEqual([...alice.received('call:accepted'), ...alice.received('call:rejected')], [], `try ${i}: one outcome only`);
-    }
-    t.diagnostic(`answered ${outcomes.answered}, timed out ${outcomes.timedOut}`);
-    assert.equal(outcomes.answered + outcomes.timedOut, 20);
+      t.diagnostic(`answered ${outcomes.answered}, timed out ${outcomes.timedOut}`);
+      assert.equal(outcomes.answered + outcomes.timedOut, 20);
+    });
   });
+}
+
+describeTimeoutRace('memory mode', async (env) => {
+  const server = await startTestServer(env);
+  return { caller: server, late: server, close: () => server.close() };
 });
+describeTimeoutRace('Redis mode, the late device on another node', (env) => twoNodesOnRedis(env));
