@@ -43,6 +43,23 @@ describe('a call from request to hangup', () => {
     assert.equal(errorCode(await alice.request('call:end', { callId: '3b2f7a4e-1c9d-4e8a-9f00-123456789abc', reason: 'bored' })), 'invalid_payload');
   });
 
+  test('v1.1: a call turns to video once a party sends call:video-on, and both history records say so', async () => {
+    const [a, b] = ['vid-a', 'vid-b'];
+    const alice = await user(a);
+    const bob = await user(b);
+    const callId = await establish(alice, bob, b);
+    expectOk(await bob.request('call:video-on', { callId }));
+    assert.deepEqual(await alice.next('call:video-on'), { callId, userId: b });
+    expectOk(await bob.request('call:video-off', { callId }));
+    await alice.next('call:video-off');
+    expectOk(await alice.request('call:end', { callId }));
+    await bob.next('call:ended');
+    for (const who of [a, b]) {
+      const [entry] = (await server.store.listHistory(userKey('', who), 1, null)).calls;
+      assert.deepEqual(entry?.media, { audio: true, video: true }, `${who}'s record: the call carried video`);
+    }
+  });
+
   test('rings, is accepted, relays SDP and ICE both ways in order, carries every control, and hangs up', async () => {
     const alice = await user('alice');
     const bob = await user('bob');

@@ -260,14 +260,17 @@ function control(call: CallRecord, by: Actor, which: ControlEvent): Transition {
   if (!role) return fail('forbidden', 'this session is not bound to the call');
   const [flag, value] = CONTROL_FLAGS[which];
   const self = call[role];
+  // v1.1: a call carries video once either party has sent it, and says so from then on (snapshots, history).
+  const firstVideo = which === 'call:video-on' && !call.media.video;
   const next: CallRecord = {
     ...call,
     [role]: { ...self, flags: { ...self.flags, [flag]: value } },
+    ...(firstVideo ? { media: { ...call.media, video: true } } : {}),
   };
   const peer = peerOf(call, role);
   return done(next, [
     { kind: 'emit', to: peer.sessionId as SessionId, event: which, payload: { callId: call.id, userId: by.userId } },
-  ], [], self.flags[flag] !== value);
+  ], [], self.flags[flag] !== value || firstVideo);
 }
 
 function ringTimeout(call: CallRecord, now: number): Transition {
