@@ -12,7 +12,7 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { startServer, type SwitchboardServer } from './server.js';
 import { WebhookSender } from './webhooks.js';
-import { describeTarget, oneShotOptions, openRedis, redisTargetOf, resolveRedisTarget, type RedisTarget } from './store/redis-target.js';
+import { authOf, describeTarget, oneShotOptions, openRedis, redisTargetOf, resolveRedisTarget, type RedisTarget } from './store/redis-target.js';
 
 /** Exit codes of `npm start` and the `switchboard` CLI (sysexits.h), for scripts and service managers. */
 export const EXIT = {
@@ -103,7 +103,7 @@ export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TI
  * the cluster says it is not ok, a slot has no master, or a master does not answer.
  */
 async function probeCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, timeoutMs: number): Promise<RedisProbe> {
-  const auth = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
+  const auth = authOf(target);
   const errors: string[] = [];
   for (const seed of target.nodes) {
     const client = new Redis({ host: seed.host, port: seed.port, ...oneShotOptions(timeoutMs), ...auth });
@@ -135,17 +135,12 @@ async function probeCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, t
 }
 
 /** One shard of `CLUSTER SHARDS`: its master answered PING (and which version), its slots, its replicas. */
-async function probeMaster(shard: unknown[], auth: { username?: string; password?: string }, timeoutMs: number) {
-  const fields = new Map<string, unknown>();
-  for (let i = 0; i + 1 < shard.length; i += 2) fields.set(String(shard[i]), shard[i + 1]);
+async function probeMaster(shard: unknown[], auth: ReturnType<typeof authOf>, timeoutMs: number) {
+  const fields = fieldsOf(shard);
   const ranges = (fields.get('slots') as number[]).map(Number);
   let slots = 0;
   for (let i = 0; i + 1 < ranges.length; i += 2) slots += ranges[i + 1]! - ranges[i]! + 1;
-  const nodes = (fields.get('nodes') as unknown[][]).map((n) => {
-    const node = new Map<string, unknown>();
-    for (let i = 0; i + 1 < n.length; i += 2) node.set(String(n[i]), n[i + 1]);
-    return node;
-  });
+  const nodes = (fields.get('nodes') as unknown[][]).map(fieldsOf);
   const master = nodes.find((n) => n.get('role') === 'master');
   // A replica says `loading` until its first sync and `failed` when it is gone.
   const replicas = nodes.filter((n) => n.get('role') === 'replica' && n.get('health') !== 'failed').length;
@@ -166,6 +161,13 @@ async function probeMaster(shard: unknown[], auth: { username?: string; password
   } finally {
     client.disconnect();
   }
+}
+
+/** A RESP2 map reply (`[name, value, name, value, …]`) by name. */
+function fieldsOf(reply: unknown[]): Map<string, unknown> {
+  const fields = new Map<string, unknown>();
+  for (let i = 0; i + 1 < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
+  return fields;
 }
 
 /** Asks each sentinel where the master is: every sentinel should answer, and agree. */

@@ -223,11 +223,23 @@ export function serverSuite(env: Record<string, string> = {}) {
   return suite;
 }
 
-/** Two servers on the shared Redis under a fresh key prefix: a caller's node and another one, and how to let both go. */
+/** A caller's server and the one a late device signs in on (the same one in memory mode), and how to let both go. */
+export type TwoNodes = { caller: SwitchboardServer; late: SwitchboardServer; close(): Promise<void> };
+
+/** One server in memory mode, for the caller and the late device alike. */
+export async function oneNode(
+  env: Record<string, string> = {},
+  start: (env: Record<string, string>) => Promise<SwitchboardServer> = startTestServer,
+): Promise<TwoNodes> {
+  const server = await start(env);
+  return { caller: server, late: server, close: () => server.close() };
+}
+
+/** Two servers on the shared Redis under a fresh key prefix. */
 export async function twoNodesOnRedis(
   env: Record<string, string>,
   start: (env: Record<string, string>) => Promise<SwitchboardServer> = startTestServer,
-): Promise<{ caller: SwitchboardServer; late: SwitchboardServer; close(): Promise<void> }> {
+): Promise<TwoNodes> {
   const redis = await sharedRedis();
   const prefix = freshPrefix();
   const shared = { ...env, REDIS_URL: redis.url, REDIS_PREFIX: prefix };

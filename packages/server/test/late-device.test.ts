@@ -12,10 +12,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { userKey, type SwitchboardServer } from '../src/index.js';
 import type { CallStore } from '../src/store/types.js';
-import { errorCode, expectOk, openSocket, ring, signIn, startTestServer, tokenFor, twoNodesOnRedis, type TestClient } from './helpers.js';
+import { errorCode, expectOk, openSocket, ring, signIn, tokenFor, oneNode, twoNodesOnRedis, type TestClient, type TwoNodes as Servers } from './helpers.js';
 
-/** Two servers sharing one backend (or one server twice, in memory mode): callers use the first, late devices the second. */
-type Servers = { caller: SwitchboardServer; late: SwitchboardServer; close(): Promise<void> };
 
 function describeLateDevices(mode: string, start: () => Promise<Servers>): void {
   describe(`a device that joins a ringing call (${mode})`, () => {
@@ -173,10 +171,7 @@ function describeLateDevices(mode: string, start: () => Promise<Servers>): void 
   });
 }
 
-describeLateDevices('memory mode', async () => {
-  const server = await startTestServer();
-  return { caller: server, late: server, close: () => server.close() };
-});
+describeLateDevices('memory mode', () => oneNode());
 
 describeLateDevices('Redis mode, the late device on another node', () => twoNodesOnRedis({ RATE_LIMITS: 'off' }));
 
@@ -226,8 +221,5 @@ function describeTimeoutRace(mode: string, start: (env: Record<string, string>) 
   });
 }
 
-describeTimeoutRace('memory mode', async (env) => {
-  const server = await startTestServer(env);
-  return { caller: server, late: server, close: () => server.close() };
-});
+describeTimeoutRace('memory mode', (env) => oneNode(env));
 describeTimeoutRace('Redis mode, the late device on another node', (env) => twoNodesOnRedis(env));

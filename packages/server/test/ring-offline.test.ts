@@ -8,67 +8,23 @@
  * device signing in on another node.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { SwitchboardServer } from '../src/index.js';
 import { pino } from 'pino';
-import { PUSH_TIMEOUT_MS, SIGNATURE_HEADER, verifyWebhook, WebhookSender } from '../src/webhooks.js';
-import { pollUntil } from '../../../test/support/wait.js';
-import { errorCode, expectOk, signIn, startTestServer, twoNodesOnRedis, type TestClient } from './helpers.js';
+import { PUSH_TIMEOUT_MS, WebhookSender, type WebhookEvent } from '../src/webhooks.js';
+import { errorCode, expectOk, signIn, startTestServer, oneNode, twoNodesOnRedis, type TestClient, type TwoNodes as Servers } from './helpers.js';
+import { Receiver } from './ops-helpers.js';
 
 const SECRET = 'ring-offline-webhook-secret-0123456789';
 const RING_TIMEOUT_MS = 4500;
 
-interface Received {
-  type: string;
-  callId: string;
-  callee: { id: string };
-  outcome?: string;
-  reason?: string;
-}
-
-/** A host app's receiver: checks every signature; refuses pushes to users named `refuse…`, answers those to `slow…` after 5 s. */
-class Receiver {
-  readonly events: Received[] = [];
-  readonly badSignatures: string[] = [];
-  private readonly server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      const header = req.headers[SIGNATURE_HEADER];
-      const ok = verifyWebhook(SECRET, typeof header === 'string' ? header : undefined, body);
-      if (!ok) this.badSignatures.push(body);
-      const event = JSON.parse(body) as Received;
-      this.events.push(event);
-      const callee = event.callee.id;
-      if (event.type === 'call.unreachable' && callee.startsWith('refuse')) return void res.writeHead(503).end();
-      if (event.type === 'call.unreachable' && callee.startsWith('slow')) return void setTimeout(() => res.writeHead(200).end(), 5000).unref();
-      res.writeHead(200).end();
-    });
-  });
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks`;
-  }
-
-  of(callId: string): Received[] {
-    return this.events.filter((e) => e.callId === callId);
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-}
-
-type Servers = { caller: SwitchboardServer; late: SwitchboardServer; close(): Promise<void> };
-
 function describeRingOffline(mode: string, start: (env: Record<string, string>) => Promise<Servers>): void {
   describe(`RING_OFFLINE=webhook (${mode})`, () => {
-    const receiver = new Receiver();
+    let receiver: Receiver;
     let servers: Servers;
+    /** An event of `callId` the receiver took. */
+    const heard = (callId: string, type: string, match: (e: WebhookEvent) => boolean = () => true) =>
+      receiver.next(type, (e) => e.callId === callId && e.type === type && match(e));
     const clients: TestClient[] = [];
     let n = 0;
     const name = (role: string) => `${role}${++n}`;
@@ -78,14 +34,21 @@ function describeRingOffline(mode: string, start: (env: Record<string, string>) 
       return c;
     };
     before(async () => {
-      const url = await receiver.start();
-      servers = await start({ RING_OFFLINE: 'webhook', WEBHOOK_URL: url, WEBHOOK_SECRET: SECRET, RING_TIMEOUT_MS: String(RING_TIMEOUT_MS), RATE_LIMITS: 'off' });
+      // Refuses pushes to users named `refuse…`; answers those to `slow…` after 5 s; takes everything else.
+      receiver = await Receiver.start(SECRET, {
+        respond: (_n, e) => {
+          if (e.type !== 'call.unreachable') return 200;
+          if (e.callee.id.startsWith('refuse')) return 503;
+          return e.callee.id.startsWith('slow') ? new Promise((resolve) => setTimeout(() => resolve(200), 5000).unref()) : 200;
+        },
+      });
+      servers = await start({ RING_OFFLINE: 'webhook', WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: SECRET, RING_TIMEOUT_MS: String(RING_TIMEOUT_MS), RATE_LIMITS: 'off' });
     });
     after(async () => {
       clients.forEach((c) => c.close());
       await servers?.close();
-      await receiver.stop();
-      assert.deepEqual(receiver.badSignatures, [], 'every webhook was signed');
+      await receiver?.close();
+      assert.deepEqual(receiver.deliveries.filter((d) => !d.signatureValid).map((d) => d.raw), [], 'every webhook was signed');
     });
 
     test('a call to a user with no device rings; the host app is told at once; the device that signs in gets the call and answers', async () => {
@@ -93,7 +56,7 @@ function describeRingOffline(mode: string, start: (env: Record<string, string>) 
       const bob = name('bob');
       const ack = await alice.request<{ callId: string }>('call:request', { to: bob });
       expectOk(ack);
-      await pollUntil('call.unreachable at the receiver', async () => receiver.of(ack.callId).some((e) => e.type === 'call.unreachable'), 5000, 20);
+      await heard(ack.callId, 'call.unreachable');
       const phone = await on(servers.late, bob);
       const incoming = await phone.next('call:incoming', (p) => p.callId === ack.callId);
       assert.ok(incoming.timeoutMs > 0 && incoming.timeoutMs <= RING_TIMEOUT_MS, `the time left: ${incoming.timeoutMs}`);
@@ -101,8 +64,9 @@ function describeRingOffline(mode: string, start: (env: Record<string, string>) 
       assert.equal((await alice.next('call:accepted')).callId, ack.callId);
       expectOk(await alice.request('call:end', { callId: ack.callId }));
       await phone.next('call:ended');
-      await pollUntil('call.answered and call.ended', async () => ['call.answered', 'call.ended'].every((t) => receiver.of(ack.callId).some((e) => e.type === t)), 5000, 20);
-      assert.equal(receiver.of(ack.callId).filter((e) => e.type === 'call.unreachable').length, 1, 'pushed once');
+      await heard(ack.callId, 'call.answered');
+      await heard(ack.callId, 'call.ended');
+      assert.equal(receiver.deliveries.filter((d) => d.event.callId === ack.callId && d.event.type === 'call.unreachable').length, 1, 'pushed once');
     });
 
     test('a receiver that refuses the push ends the call at once as unavailable; the host app hears how it ended', async () => {
@@ -111,7 +75,7 @@ function describeRingOffline(mode: string, start: (env: Record<string, string>) 
       const ack = await alice.request<{ callId: string }>('call:request', { to: refused });
       expectOk(ack);
       assert.deepEqual(await alice.next('call:rejected', (p) => p.callId === ack.callId, 4000), { callId: ack.callId, reason: 'unavailable' });
-      await pollUntil('call.ended (unavailable)', async () => receiver.of(ack.callId).some((e) => e.type === 'call.ended' && e.outcome === 'unavailable'), 5000, 20);
+      await heard(ack.callId, 'call.ended', (e) => e.type === 'call.ended' && e.outcome === 'unavailable');
       // A device that signs in now finds nothing ringing.
       const late = await on(servers.late, refused);
       await late.sync();
@@ -132,12 +96,12 @@ function describeRingOffline(mode: string, start: (env: Record<string, string>) 
       const ack = await alice.request<{ callId: string }>('call:request', { to: name('asleep') });
       expectOk(ack);
       assert.deepEqual(await alice.next('call:rejected', (p) => p.callId === ack.callId, RING_TIMEOUT_MS + 3000), { callId: ack.callId, reason: 'timeout' });
-      await pollUntil('call.missed', async () => receiver.of(ack.callId).some((e) => e.type === 'call.missed'), 5000, 20);
+      await heard(ack.callId, 'call.missed');
 
       const again = await alice.request<{ callId: string }>('call:request', { to: name('asleep') });
       expectOk(again);
       expectOk(await alice.request('call:cancel', { callId: again.callId }));
-      await pollUntil('call.ended (cancelled)', async () => receiver.of(again.callId).some((e) => e.type === 'call.ended' && e.outcome === 'cancelled'), 5000, 20);
+      await heard(again.callId, 'call.ended', (e) => e.type === 'call.ended' && e.outcome === 'cancelled');
       assert.equal(errorCode(await alice.request('call:request', { to: alice.auth!.user.id })), 'self_call', 'the call rules still apply');
     });
   });
@@ -149,9 +113,6 @@ function node(env: Record<string, string>): Promise<SwitchboardServer> {
   return startTestServer(env, { hooks: [sender] });
 }
 
-describeRingOffline('memory mode', async (env) => {
-  const server = await node(env);
-  return { caller: server, late: server, close: () => server.close() };
-});
+describeRingOffline('memory mode', (env) => oneNode(env, node));
 
 describeRingOffline('Redis mode, the device signing in on another node', (env) => twoNodesOnRedis(env, node));

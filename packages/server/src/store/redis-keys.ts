@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { CallId, SessionId } from '@switchboard/protocol';
 import type { UserKey } from '../calls/types.js';
-import { parseRingTimerId, splitKey, userKey } from '../calls/types.js';
+import { callKey, parseRingTimerId, splitKey, userKey } from '../calls/types.js';
 import { bucketParams, windowParams } from './rate-rules.js';
 import type { CallCommit, RateRule, SessionRecord, TimerKind } from './types.js';
 
@@ -98,7 +98,7 @@ export function redisKeys(prefix: string) {
      * the call, which commits it with `ttlMs` (a tombstone with a PX TTL).
      * A call id is the tenant's: the same id in two tenants is two calls.
      */
-    call: (tenant: string, id: CallId) => `${ofTenant(tenant)}call:${tenant.length}:${tenant}:${id}`,
+    call: (tenant: string, id: CallId) => `${ofTenant(tenant)}call:${callKey(tenant, id)}`,
     /**
      * STRING → the CallId the user is in (ringing or active).
      * Owner: the commit that ends that call releases it (DEL when it still names the call).

@@ -114,11 +114,11 @@ export class RedisStore implements CallStore {
   private nextTimerGroup = 0;
 
   constructor(options: RedisStoreOptions) {
-    this.conn = new RedisConnection(options);
-    this.client = this.conn.client;
-    this.keys = redisKeys(options.prefix ?? DEFAULT_PREFIX);
     const prefix = options.prefix ?? DEFAULT_PREFIX;
     if (/[{}]/.test(prefix)) throw new Error(`the Redis key prefix "${prefix}" has a hash tag ({…}); keys carry their own, see KEY_GROUPS`);
+    this.conn = new RedisConnection(options);
+    this.client = this.conn.client;
+    this.keys = redisKeys(prefix);
     // A prefix the pattern cannot express, or a cluster, which refuses SORT's GET.
     this.sortGet = !/[*?[\\]|->/.test(prefix) && !this.conn.cluster;
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
@@ -338,7 +338,7 @@ export class RedisStore implements CallStore {
    * removed are returned all the same — dropping them would lose them.
    */
   async claimDeadNodes(now: number): Promise<string[]> {
-    const found = await Promise.allSettled(this.groups().map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now] }) as Promise<string[]>));
+    const found = await Promise.allSettled(ALL_GROUPS.map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now] }) as Promise<string[]>));
     const dead = found.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
     const failed = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed && dead.length === 0) throw failed.reason;
@@ -368,7 +368,7 @@ export class RedisStore implements CallStore {
   /** Group by group (each group's set and records share a slot), the groups in parallel. */
   async sessionsOfNode(nodeId: string, except?: ReadonlySet<SessionId>): Promise<SessionRecord[]> {
     await this.whenReady();
-    const found = await Promise.all(this.groups().map((g) => this.sessionsOfNodeIn(g, nodeId, except)));
+    const found = await Promise.all(ALL_GROUPS.map((g) => this.sessionsOfNodeIn(g, nodeId, except)));
     return found.flat();
   }
 
@@ -478,11 +478,10 @@ export class RedisStore implements CallStore {
     return this.conn.ready();
   }
 
-  /** Every key group, 0 to KEY_GROUPS - 1. */
-  private groups(): number[] {
-    return Array.from({ length: KEY_GROUPS }, (_, g) => g);
-  }
 }
+
+/** Every key group, 0 to KEY_GROUPS - 1. */
+const ALL_GROUPS: readonly number[] = Array.from({ length: KEY_GROUPS }, (_, g) => g);
 
 /**
  * The positions of `items` by key group (`groupOf` of each), groups in the

@@ -89,7 +89,7 @@ export function openRedis(target: Exclude<RedisTarget, { kind: 'cluster' }>, opt
 /** A new ioredis client for `target`: a `Cluster` for a cluster, with `cluster` options added. */
 export function openRedis(target: RedisTarget, options: RedisOptions, cluster?: ClusterOptions): RedisClient;
 export function openRedis(target: RedisTarget, options: RedisOptions, cluster: ClusterOptions = {}): RedisClient {
-  const auth: RedisOptions = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
+  const auth = authOf(target);
   if (target.kind === 'single') return new Redis(target.url, { ...options, ...auth });
   if (target.kind === 'cluster') return openCluster(target.nodes, { ...options, ...auth }, cluster);
   return new Redis({
@@ -105,6 +105,11 @@ export function openRedis(target: RedisTarget, options: RedisOptions, cluster: C
     // A write that reaches a demoted master (READONLY) means the failover happened: reconnect to the new one.
     reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 1 : false),
   });
+}
+
+/** The credentials of the data nodes, as ioredis options (none when unset). */
+export function authOf(target: Pick<RedisTarget, 'username' | 'password'>): Pick<RedisOptions, 'username' | 'password'> {
+  return { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
 }
 
 /**

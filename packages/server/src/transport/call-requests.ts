@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AckData, CallId, CallRequestPayload, UserId } from '@switchboard/protocol';
 import { iceServersFor } from '../auth/turn.js';
+import type { UnreachableCall } from '../calls/hooks.js';
 import { userKey, type CallRecord } from '../calls/types.js';
 import type { RateRule } from '../store/types.js';
 import { PAIR_REQUESTS, pairKey } from './abuse.js';
@@ -83,7 +84,7 @@ export class CallRequests {
     const { observers, logger } = this.deps;
     try {
       if (!(await this.firstInRing(session, callee))) return;
-      const taken = await observers.push({ callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee });
+      const taken = await observers.push(unreachableCall(session, callee, callId));
       if (!taken) await this.calls.run({ type: 'push-failed', callId, tenant: session.tenant }, logOf(session));
     } catch (err) {
       logger.warn({ err, callId }, 'could not push a call that rings no device');
@@ -93,6 +94,11 @@ export class CallRequests {
   /** Tells the host app (`call.unreachable`) at most once per caller and callee within a ring window. */
   private async unreachable(session: SessionInfo, callee: UserId, callId: CallId): Promise<void> {
     if (!(await this.firstInRing(session, callee))) return;
-    this.deps.observers.tell('unreachable', { callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee });
+    this.deps.observers.tell('unreachable', unreachableCall(session, callee, callId));
   }
+}
+
+/** What the host app hears of a call from `session`'s user to `callee`, who has no live session. */
+function unreachableCall(session: SessionInfo, callee: UserId, callId: CallId): UnreachableCall {
+  return { callId, tenant: session.tenant, caller: { id: session.userId, name: session.name }, callee };
 }

@@ -50,8 +50,9 @@ function internalsOf(adapter: unknown): ShardedInternals {
 /**
  * Closes a connection to a Redis that is away. The commands waiting in its
  * offline queue are rejected by the close; the adapter fires some of them
- * (SUNSUBSCRIBE as rooms empty) without waiting for their answer, so their
- * rejections are marked handled here rather than surface as unhandled.
+ * without waiting for their answer (its own publishes; its subscriptions are
+ * caught as they are sent, see `catchSubscriptions`), so their rejections are
+ * marked handled here rather than surface as unhandled.
  * (`offlineQueue` is ioredis's own queue; without it there is nothing to mark.)
  */
 function dropConnection(client: RedisClient): void {

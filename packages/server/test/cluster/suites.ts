@@ -8,13 +8,13 @@
  * `on-redis-cluster.test.ts` on a Redis Cluster.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CONTROL_EVENTS } from '@switchboard/protocol';
 import { errorCode, expectOk, openSocket, ring, signIn, tokenFor, type TestClient } from '../helpers.js';
-import { pollUntil } from '../../../../test/support/wait.js';
+import { Receiver } from '../ops-helpers.js';
 import { startNode, type NodeProcess } from './harness.js';
+
+const PUSH_SECRET = 'pushed-calls-secret-0123456789';
 
 export const FAST = { RING_TIMEOUT_MS: '1500', RECONNECT_GRACE_MS: '1500', NODE_TIMEOUT_MS: '1000', RATE_LIMITS: 'off' };
 
@@ -430,18 +430,8 @@ export function describePushedCalls(title: string, backend: Backend): void {
     let redis: BackendUse;
     let nodes: NodeProcess[] = [];
     const clients: TestClient[] = [];
-    const events: { type: string; callId: string }[] = [];
-    // Refuses pushes to users named `refuse…`; takes every other event.
-    const receiver = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        const event = JSON.parse(body) as { type: string; callId: string; callee: { id: string } };
-        events.push(event);
-        res.writeHead(event.type === 'call.unreachable' && event.callee.id.startsWith('refuse') ? 503 : 204).end();
-      });
-    });
-    const heard = (callId: string, type: string) => pollUntil(`${type} at the receiver`, async () => events.some((e) => e.callId === callId && e.type === type), 8000, 20);
+    let receiver: Receiver;
+    const heard = (callId: string, type: string) => receiver.next(type, (e) => e.callId === callId && e.type === type, 8000);
     let n = 0;
     const name = (role: string) => `${role}${++n}`;
     const on = async (node: NodeProcess, userId: string) => {
@@ -451,16 +441,15 @@ export function describePushedCalls(title: string, backend: Backend): void {
     };
     before(async () => {
       redis = await backend();
-      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
-      const env = { ...FAST, RING_TIMEOUT_MS: '3000', RING_OFFLINE: 'webhook', WEBHOOK_URL: url, WEBHOOK_SECRET: 'pushed-calls-secret-0123456789', ...redis.env };
+      // Refuses pushes to users named `refuse…`; takes every other event.
+      receiver = await Receiver.start(PUSH_SECRET, { respond: (_n, e) => (e.type === 'call.unreachable' && e.callee.id.startsWith('refuse') ? 503 : 200) });
+      const env = { ...FAST, RING_TIMEOUT_MS: '3000', RING_OFFLINE: 'webhook', WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: PUSH_SECRET, ...redis.env };
       nodes = await Promise.all([1, 2].map(() => startNode(env)));
     });
     after(async () => {
       clients.forEach((c) => c.close());
       await Promise.all(nodes.map((node) => node.kill('SIGTERM')));
-      receiver.closeAllConnections();
-      await new Promise((resolve) => receiver.close(resolve));
+      await receiver?.close();
       await redis?.release();
     });
 
