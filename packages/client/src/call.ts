@@ -1,10 +1,11 @@
 /**
- * A call: one side of a one-to-one voice call, from ringing to ended. It
- * turns the server's call events into `state`, drives its peer connection
- * (through a `Negotiator`), and applies mute and hold to the local track.
- * A `Phone` creates calls and routes the server's events to them.
+ * A call: one side of a one-to-one voice or video call, from ringing to
+ * ended. It turns the server's call events into `state`, drives its peer
+ * connection (through a `Negotiator`), applies mute and hold to the local
+ * tracks, and turns the camera on and off. A `Phone` creates calls and
+ * routes the server's events to them.
  */
-import type { CallId, ControlEvent, PartyFlags, UserRef } from '@switchboard/protocol/wire';
+import type { CallId, ControlEvent, Media, PartyFlags, UserRef } from '@switchboard/protocol/wire';
 import { Controls, NO_LOCAL_FLAGS } from './controls.js';
 import { TypedEmitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
@@ -23,7 +24,16 @@ import {
 import { Negotiator } from './negotiation.js';
 import { QualityTracker, type RemoteQuality, ReportPacer, SAMPLE_EVERY_MS, readStats } from './quality.js';
 import { MediaRecovery } from './recovery.js';
-import type { CallDirection, CallEndInfo, CallEndReason, CallState, LocalFlags } from './types.js';
+import type {
+  AcceptOptions,
+  CallDirection,
+  CallEndInfo,
+  CallEndReason,
+  CallState,
+  LocalFlags,
+  MediaRequest,
+  VideoState,
+} from './types.js';
 
 /** Samples in a row (one a second) without a packet that make a stall (the path died before ICE says so). */
 const STALL_CHECKS = 2;
@@ -40,6 +50,9 @@ export interface CallInit {
   id: CallId;
   peer: UserRef;
   direction: CallDirection;
+  /** The media the call was placed with (`call:request`, `call:incoming`). */
+  media: Media;
+  /** The local media, acquired by the SDK (the call stops its tracks). */
   localStream?: MediaStream;
 }
 
@@ -65,6 +78,12 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   private readonly controls: Controls;
   private ended: CallEndInfo | undefined;
   private localMedia: MediaStream | undefined;
+  /** Tracks the SDK acquired (the `media` option, getUserMedia): stopped when they are replaced or the call ends. */
+  private readonly owned = new Set<MediaStreamTrack>();
+  /** As placed; `video` turns true once either party sends video. */
+  private mediaNow: Media;
+  private readonly offered: Media;
+  private videoNow: Readonly<VideoState> = Object.freeze({ local: false, remote: false });
   private remoteMedia: MediaStream | undefined;
   private answeredAtMs: number | null = null;
   private negotiator: Negotiator | undefined;
@@ -97,13 +116,17 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.id = init.id;
     this.direction = init.direction;
     this.peerRef = init.peer;
-    this.localMedia = init.localStream;
+    this.offered = Object.freeze({ ...init.media });
+    this.mediaNow = this.offered;
     this.controls = new Controls({
       send: (event) => this.sendControl(event),
       localChanged: (flags) => this.emit(CallEvent.Local, flags),
-      remoteChanged: (flags) => this.emit(CallEvent.Remote, flags),
+      remoteChanged: (flags) => {
+        this.emit(CallEvent.Remote, flags);
+        this.updateVideo();
+      },
     });
-    this.controls.attach(init.localStream);
+    if (init.localStream) this.useAcquired(init.localStream);
     this.recovery = new MediaRecovery(
       {
         link: () => this.negotiator?.link ?? 'new',
@@ -125,6 +148,16 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     return this.peerRef;
   }
 
+  /** The call's media: `video` is true if it was placed as a video call or either party has sent video since. */
+  get media(): Readonly<Media> {
+    return this.mediaNow;
+  }
+
+  /** Whether we send our camera (`local`) and whether the peer's video reaches us (`remote`); the `video` event tells changes. */
+  get video(): Readonly<VideoState> {
+    return this.videoNow;
+  }
+
   /** The peer's flags, kept up to date from its `call:mute`, `call:hold`, `call:video-off`… */
   get remote(): Readonly<PartyFlags> {
     return this.controls.remote;
@@ -140,12 +173,12 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     return this.negotiator?.pc;
   }
 
-  /** The peer's audio, once it has arrived. */
+  /** The peer's media (audio, and video while it sends some), once it has arrived. */
   get remoteStream(): MediaStream | undefined {
     return this.remoteMedia;
   }
 
-  /** The local audio sent to the peer (from the phone's `media` option), once acquired. */
+  /** What we send the peer: the microphone, and the camera while it is on (see `setLocalStream`). */
   get localStream(): MediaStream | undefined {
     return this.localMedia;
   }
@@ -166,12 +199,14 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   }
 
   /**
-   * Answers an incoming call: gets the local audio, tells the server, and
-   * waits for the caller's offer. Rejects with a `SwitchboardError`:
+   * Answers an incoming call: gets the local media, tells the server, and
+   * waits for the caller's offer. A video call is answered with our camera
+   * unless `{ video: false }`: then we still see the caller's video and may
+   * turn ours on later (`enableVideo`). Rejects with a `SwitchboardError`:
    * `invalid_state` when another device answered first or the caller gave
-   * up, `media_failed` when there is no microphone.
+   * up, `media_failed` when there is no microphone (or camera).
    */
-  async accept(): Promise<void> {
+  async accept(options: AcceptOptions = {}): Promise<void> {
     if (this.direction !== 'incoming') throw SwitchboardError.invalidState('only an incoming call can be accepted');
     if (this.currentState !== 'ringing' || this.accepting) {
       throw SwitchboardError.invalidState(`the call is ${this.accepting ? 'being accepted already' : this.currentState}`);
@@ -179,13 +214,12 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.accepting = true;
     try {
       if (!this.localMedia) {
-        const stream = await this.host.acquireMedia();
+        const stream = await acquire(this.host, { audio: true, video: options.video ?? this.offered.video });
         if (this.isOver()) {
           stopTracks(stream);
           throw SwitchboardError.invalidState('the call ended before it was answered');
         }
-        this.localMedia = stream;
-        this.controls.attach(stream);
+        this.useAcquired(stream);
       }
       await this.host.request('call:accept', { callId: this.id });
     } catch (err) {
@@ -199,7 +233,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.answeredAtMs = Date.now();
     this.recovery.begin();
     this.ensureNegotiator();
-    this.controls.sync(NO_LOCAL_FLAGS);
+    this.controls.sync({ ...NO_LOCAL_FLAGS, videoOff: !this.offered.video });
     this.refresh();
   }
 
@@ -246,6 +280,47 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     if (!this.isOver()) this.controls.set('held', false);
   }
 
+  /**
+   * Turns our camera on: gets it from the phone's `media` option (`{ audio:
+   * false, video: true }`), sends it (renegotiating), and tells the peer
+   * (`call:video-on`). Already on: nothing happens. Rejects with
+   * `media_failed` when there is no camera, `invalid_state` once ended.
+   */
+  async enableVideo(): Promise<void> {
+    if (this.isOver()) throw SwitchboardError.invalidState('the call has ended');
+    if (this.camera()) return;
+    const stream = await acquire(this.host, { audio: false, video: true });
+    const camera = stream.getVideoTracks()[0]!;
+    for (const track of stream.getTracks()) if (track !== camera) track.stop();
+    if (this.isOver() || this.camera()) {
+      camera.stop();
+      if (this.isOver()) throw SwitchboardError.invalidState('the call ended before the camera was ready');
+      return;
+    }
+    this.owned.add(camera);
+    await this.send([...this.microphones(), camera]);
+  }
+
+  /** Turns our camera off: stops sending it (renegotiating), releases it if the SDK acquired it, and tells the peer. */
+  async disableVideo(): Promise<void> {
+    if (this.isOver() || !this.camera()) return;
+    await this.send(this.microphones());
+  }
+
+  /**
+   * Sends `stream` from now on: its audio track replaces the microphone and
+   * its video track (if any) the camera, in place (`replaceTrack`), so
+   * switching devices needs no renegotiation; a camera turned on or off by
+   * the switch renegotiates. Mute and hold carry over. Tracks the SDK had
+   * acquired are stopped; the app's own stream stays the app's to stop.
+   * Rejects with `media_failed` when the stream has no audio track.
+   */
+  async setLocalStream(stream: MediaStream): Promise<void> {
+    if (this.isOver()) throw SwitchboardError.invalidState('the call has ended');
+    if (stream.getAudioTracks().length === 0) throw SwitchboardError.media(new Error('the stream has no audio track'));
+    await this.send(stream.getTracks(), stream);
+  }
+
   /** @internal */
   [deliver](d: Delivery): void {
     if (this.currentState === 'ended') return;
@@ -268,6 +343,10 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
         return this.refresh();
       case 'call:reconnected':
         return this.onPeerBack();
+      case 'call:video-on':
+        this.mediaNow = withVideo(this.mediaNow);
+        this.controls.heard(d.event);
+        return;
       case 'call:quality':
         this.peerQuality = { level: d.payload.level, warnings: d.payload.warnings };
         this.emit(CallEvent.RemoteQuality, this.peerQuality);
@@ -300,8 +379,9 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     if (!snapshot || snapshot.state !== 'active' || !this.answered) return this.finish({ reason: 'connection_lost' });
     // Whatever we heard about the peer before our own loss is stale; if it is still away, our offer goes unanswered.
     this.peerAway = false;
+    if (snapshot.media.video) this.mediaNow = withVideo(this.mediaNow);
     this.controls.setRemote(snapshot.remote);
-    this.controls.sync(snapshot.self);
+    this.controls.sync({ ...snapshot.self, videoOff: snapshot.self.videoOff || !snapshot.media.video });
     if (this.negotiator) {
       this.negotiator.setIceServers(iceServers);
       this.resumeMark = this.negotiator.exchanges;
@@ -334,7 +414,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.peerRef = by;
     this.recovery.begin();
     void this.ensureNegotiator()?.offer();
-    this.controls.sync(NO_LOCAL_FLAGS);
+    this.controls.sync({ ...NO_LOCAL_FLAGS, videoOff: !this.offered.video });
     this.refresh();
   }
 
@@ -427,6 +507,71 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.tell('call:end', { reason: 'ice_failed' }).catch(() => undefined);
   }
 
+  /** The first local media, acquired by the SDK: the call owns its tracks. */
+  private useAcquired(stream: MediaStream): void {
+    for (const track of stream.getTracks()) this.owned.add(track);
+    this.localMedia = stream;
+    this.controls.attach(stream);
+    this.controls.setVideoOff(stream.getVideoTracks().length === 0);
+    if (!this.controls.videoOff) this.mediaNow = withVideo(this.mediaNow);
+    this.updateVideo();
+  }
+
+  private camera(): MediaStreamTrack | undefined {
+    return this.localMedia?.getVideoTracks()[0];
+  }
+
+  private microphones(): MediaStreamTrack[] {
+    return this.localMedia?.getAudioTracks() ?? [];
+  }
+
+  /**
+   * Sends `tracks` from now on (in `stream`, the app's, or in one made here):
+   * each kind switched in place, the camera's coming or going renegotiated
+   * and told to the server. Owned tracks left behind are stopped.
+   */
+  private async send(tracks: MediaStreamTrack[], stream = this.compose(tracks)): Promise<void> {
+    const before = this.localMedia?.getTracks() ?? [];
+    this.localMedia = stream;
+    this.controls.attach(stream);
+    for (const track of before) {
+      if (tracks.includes(track) || !this.owned.delete(track)) continue;
+      track.stop();
+    }
+    const microphone = tracks.find((t) => t.kind === 'audio') ?? null;
+    const camera = tracks.find((t) => t.kind === 'video') ?? null;
+    this.controls.setVideoOff(camera === null);
+    if (camera) this.mediaNow = withVideo(this.mediaNow);
+    this.updateVideo();
+    const negotiator = this.negotiator;
+    if (!negotiator) return; // the first offer or answer sends what the stream holds then
+    await negotiator.setTrack('audio', microphone, stream);
+    await negotiator.setTrack('video', camera, stream);
+  }
+
+  /** A stream of `tracks`: a new one where the stack can make it, else the current one changed. */
+  private compose(tracks: MediaStreamTrack[]): MediaStream {
+    const Stream = this.host.rtc.MediaStream ?? (globalThis as { MediaStream?: new (tracks?: MediaStreamTrack[]) => MediaStream }).MediaStream;
+    if (Stream) return new Stream(tracks);
+    const stream = this.localMedia;
+    if (!stream) throw SwitchboardError.unsupported('MediaStream');
+    for (const track of stream.getTracks()) if (!tracks.includes(track)) stream.removeTrack(track);
+    for (const track of tracks) if (!stream.getTrackById(track.id)) stream.addTrack(track);
+    return stream;
+  }
+
+  /** Recomputes `video` and tells a change. */
+  private updateVideo(): void {
+    const camera = this.camera();
+    const next = {
+      local: camera !== undefined && camera.readyState === 'live',
+      remote: (this.negotiator?.receivingVideo ?? false) && !this.controls.remote.videoOff,
+    };
+    if (next.local === this.videoNow.local && next.remote === this.videoNow.remote) return;
+    this.videoNow = Object.freeze(next);
+    this.emit(CallEvent.Video, this.videoNow);
+  }
+
   private ensureNegotiator(): Negotiator | undefined {
     if (this.negotiator) return this.negotiator;
     const localStream = this.localMedia;
@@ -439,7 +584,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
       this.negotiator = new Negotiator({
         rtc: this.host.rtc,
         configuration: this.host.rtcConfiguration(),
-        localStream,
+        localStream: () => this.localMedia ?? localStream,
         polite: this.direction === 'incoming',
         signals: {
           offer: (sdp, iceRestart) => (iceRestart ? this.sendRestartOffer(sdp) : relay('webrtc:offer', { callId: this.id, sdp })),
@@ -474,6 +619,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     this.mediaDown = link === 'lost' || link === 'failed';
     this.recovery.update(link);
     this.refresh();
+    this.updateVideo();
   }
 
   /** Derives the state of an answered call from signalling and media. */
@@ -532,7 +678,8 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     if (this.sampleTimer) clearInterval(this.sampleTimer);
     this.sampleTimer = null;
     this.negotiator?.close();
-    stopTracks(this.localMedia);
+    for (const track of this.owned) track.stop();
+    this.owned.clear();
     this.host.forget(this);
     this.setState('ended');
     this.emit(CallEvent.Ended, this.ended);
@@ -541,4 +688,19 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
 
 function stopTracks(stream: MediaStream | undefined): void {
   for (const track of stream?.getTracks() ?? []) track.stop();
+}
+
+function withVideo(media: Media): Media {
+  return media.video ? media : Object.freeze({ ...media, video: true });
+}
+
+/** Local media from the phone, checked to hold what was asked for. */
+export async function acquire(host: Pick<CallHost, 'acquireMedia'>, request: MediaRequest): Promise<MediaStream> {
+  const stream = await host.acquireMedia(request);
+  const missing = request.audio && stream.getAudioTracks().length === 0 ? 'microphone' : request.video && stream.getVideoTracks().length === 0 ? 'camera' : null;
+  if (missing) {
+    stopTracks(stream);
+    throw SwitchboardError.media(new Error(`the media option gave no ${missing} track`));
+  }
+  return stream;
 }

@@ -1,7 +1,8 @@
 /**
  * A call's in-call flags: this side's mute and hold — applied to the local
- * audio track at once, and told to the server once the call is answered —
- * and the peer's flags, as its control events report them.
+ * tracks at once, and told to the server once the call is answered — whether
+ * we send our camera (told as `call:video-on`/`call:video-off`), and the
+ * peer's flags, as its control events report them.
  */
 import { CONTROL_FLAGS, type ControlEvent, type PartyFlags } from '@switchboard/protocol/wire';
 import type { LocalFlags } from './types.js';
@@ -18,6 +19,8 @@ export interface ControlHooks {
 
 export class Controls {
   local: Readonly<LocalFlags> = NO_LOCAL_FLAGS;
+  /** We send no camera. Not a `LocalFlags` field: the call's `video` tells it to apps. */
+  videoOff = true;
   remote: Readonly<PartyFlags> = Object.freeze({ muted: false, held: false, videoOff: false });
   private stream: MediaStream | undefined;
   /** The call is answered: the server accepts controls for it. */
@@ -39,11 +42,23 @@ export class Controls {
     if (this.live) this.hooks.send(eventFor(flag, value));
   }
 
-  /** From now on changes go to the server; first, whatever differs from what it holds (`server`). */
-  sync(server: Readonly<LocalFlags>): void {
+  setVideoOff(value: boolean): void {
+    if (this.videoOff === value) return;
+    this.videoOff = value;
+    if (this.live) this.hooks.send(value ? 'call:video-off' : 'call:video-on');
+  }
+
+  /**
+   * From now on changes go to the server; first, whatever differs from what
+   * it holds (`server`; its `videoOff` is true for a call without video).
+   */
+  sync(server: Readonly<LocalFlags> & { videoOff: boolean }): void {
     this.live = true;
     for (const flag of ['muted', 'held'] as const) {
       if (this.local[flag] !== server[flag]) this.hooks.send(eventFor(flag, this.local[flag]));
+    }
+    if (server.videoOff !== this.videoOff) {
+      this.hooks.send(this.videoOff ? 'call:video-off' : 'call:video-on');
     }
   }
 
@@ -60,9 +75,10 @@ export class Controls {
     this.hooks.remoteChanged(this.remote);
   }
 
+  /** Mute silences the microphone; hold silences it and blanks the camera. */
   private applyToTracks(): void {
-    const enabled = !(this.local.muted || this.local.held);
-    for (const track of this.stream?.getTracks() ?? []) if (track.kind === 'audio') track.enabled = enabled;
+    const audio = !(this.local.muted || this.local.held);
+    for (const track of this.stream?.getTracks() ?? []) track.enabled = track.kind === 'audio' ? audio : !this.local.held;
   }
 }
 

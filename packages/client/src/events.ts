@@ -17,6 +17,7 @@ import type {
   ReconnectInfo,
   UserRef,
   PhoneState,
+  VideoState,
 } from './types.js';
 
 export enum PhoneEvent {
@@ -58,7 +59,7 @@ export enum CallEvent {
   Remote = 'remote',
   /** This side's flags changed (`call.local`): muted or held. */
   Local = 'local',
-  /** The peer's audio arrived: `call.remoteStream` is set. */
+  /** The peer's media arrived: `call.remoteStream` is set (a camera the peer adds later joins that stream; see `video`). */
   RemoteStream = 'remoteStream',
   /** Something went wrong in the call that no promise could report (a control the server refused, a failed re-negotiation). */
   Error = 'error',
@@ -68,6 +69,8 @@ export enum CallEvent {
   Warning = 'warning',
   /** A raised warning cleared (after several good samples). Payload: its name. */
   WarningCleared = 'warning-cleared',
+  /** Video started or stopped flowing one way or the other (`call.video`). Payload: `{ local, remote }`. An addition to the SDK contract. */
+  Video = 'video',
   /** The peer reported how it receives our media (`call.remoteQuality`). An addition to the SDK contract. */
   RemoteQuality = 'remote-quality',
 }
@@ -83,4 +86,5 @@ export type CallEventCallbacks = {
   warning: (name: QualityWarning) => void;
   'warning-cleared': (name: QualityWarning) => void;
   'remote-quality': (quality: Readonly<RemoteQuality>) => void;
+  video: (video: Readonly<VideoState>) => void;
 };

@@ -7,7 +7,7 @@
 import { CALL_STATE_EVENTS, CONTROL_EVENTS, RELAY_EVENTS } from '@switchboard/protocol/wire';
 import type { CallId, CallSnapshot, ClientEventName, IceServer, ServerPayload, UserRef } from '@switchboard/protocol/wire';
 import type { Call } from './call.js';
-import type { RtcImplementation } from './types.js';
+import type { MediaRequest, RtcImplementation } from './types.js';
 
 /** A server event about one call, routed by the phone to it. */
 export const deliver = Symbol('deliver');
@@ -39,7 +39,8 @@ export interface CallHost {
   request(event: ClientEventName, payload: { callId: CallId; [field: string]: unknown }, timeoutMs?: number): Promise<void>;
   /** Emits without an ack (relay events); dropped while offline. A failure comes back as `call:error`. */
   relay(event: 'webrtc:offer' | 'webrtc:answer' | 'webrtc:ice-candidate' | 'call:quality', payload: object): void;
-  acquireMedia(): Promise<MediaStream>;
+  /** The phone's `media` option (or getUserMedia); rejects with `media_failed`. */
+  acquireMedia(request: MediaRequest): Promise<MediaStream>;
   /** The TURN credentials at hand expire soon: an ICE restart should wait for fresh ones. */
   credentialsStale(): boolean;
   /** A request went unanswered: take the socket for dead and resume the session on a new one (fresh ICE servers come with it). */

@@ -3,10 +3,14 @@
  * runs on one queue, so a re-offer, an answer and the candidates around them
  * are applied in the order they arrived. Remote candidates wait while there
  * is no remote description to apply them to (or while our own offer awaits
- * its answer, since they then belong to the answer to come). Offers that
- * cross (glare) are settled as in "perfect negotiation": the polite side (the
- * callee) rolls its own offer back and answers; the impolite side (the
- * caller) ignores the peer's offer and keeps its own.
+ * its answer, since they then belong to the answer to come).
+ *
+ * Either side may offer at any time: an ICE restart, or a change of the media
+ * it sends (the camera on or off). Offers that cross (glare) are settled as in
+ * W3C "perfect negotiation": the polite side (the callee) rolls its own offer
+ * back and answers; the impolite side (the caller) ignores the peer's offer
+ * and keeps its own. The side that rolled back offers again once the exchange
+ * is over, so both changes land, whoever wins.
  */
 import type { IceCandidateInit, IceServer } from '@switchboard/protocol/wire';
 import { SwitchboardError } from './errors.js';
@@ -26,7 +30,8 @@ export interface NegotiationSignals {
 export interface NegotiatorOptions {
   rtc: RtcImplementation;
   configuration: RTCConfiguration;
-  localStream: MediaStream;
+  /** The local media to send, read when the first offer or answer adds the tracks. */
+  localStream(): MediaStream;
   /** The side that yields when offers cross. */
   polite: boolean;
   signals: NegotiationSignals;
@@ -45,6 +50,10 @@ export class Negotiator {
   private tracksAdded = false;
   private closed = false;
   private remoteStream: MediaStream | undefined;
+  /** An offer of ours is owed once signalling is stable again (a change made mid-exchange, or an offer rolled back). */
+  private owed: { iceRestart: boolean } | null = null;
+  /** Whether our latest offer restarted ICE (so that, rolled back, it is owed as one). */
+  private lastOfferRestarted = false;
 
   constructor(private readonly options: NegotiatorOptions) {
     const pc = new options.rtc.RTCPeerConnection(options.configuration);
@@ -57,8 +66,14 @@ export class Negotiator {
     pc.addEventListener('track', (event) => {
       if (this.closed) return;
       const { track, streams } = event as RTCTrackEvent;
-      const stream = streams[0] ?? this.wrap(track);
-      if (stream && stream !== this.remoteStream) {
+      // One stream of our own carries all the peer's tracks: the peer's streams change as it adds and drops its camera.
+      if (this.remoteStream) {
+        if (!this.remoteStream.getTrackById(track.id)) this.remoteStream.addTrack(track);
+        options.onChange();
+        return;
+      }
+      const stream = this.wrap(track) ?? streams[0];
+      if (stream) {
         this.remoteStream = stream;
         options.onRemoteStream(stream);
       }
@@ -82,14 +97,38 @@ export class Negotiator {
     return 'new';
   }
 
+  /** Whether the peer's video is negotiated to reach us (it may still have its camera off). */
+  get receivingVideo(): boolean {
+    return this.pc
+      .getTransceivers()
+      .some((t) => t.receiver.track.kind === 'video' && (t.currentDirection === 'sendrecv' || t.currentDirection === 'recvonly'));
+  }
+
   /** Sends an offer (with fresh ICE credentials when `iceRestart`). */
   offer(iceRestart = false): Promise<void> {
+    return this.run(() => this.sendOffer(iceRestart));
+  }
+
+  /**
+   * Sends `track` (or nothing, `null`) as our `kind` of media: the microphone
+   * is switched in place (`replaceTrack`, no renegotiation); the camera is
+   * switched in place too, and turning it on or off renegotiates.
+   */
+  setTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null, stream: MediaStream): Promise<void> {
     return this.run(async () => {
-      this.addLocalTracks();
-      const offer = await this.pc.createOffer({ iceRestart });
-      if (this.closed) return;
-      await this.pc.setLocalDescription(offer);
-      this.options.signals.offer(this.pc.localDescription?.sdp ?? offer.sdp ?? '', iceRestart);
+      if (!this.tracksAdded) return; // the first offer or answer adds what the local stream holds then
+      const transceiver = this.pc.getTransceivers().find((t) => !isStopped(t) && t.receiver.track.kind === kind);
+      let changed = false;
+      if (transceiver) {
+        await transceiver.sender.replaceTrack(track);
+        const direction = sending(transceiver.direction, track !== null);
+        changed = direction !== transceiver.direction;
+        transceiver.direction = direction;
+      } else if (track) {
+        this.pc.addTrack(track, stream);
+        changed = true;
+      }
+      if (changed) await this.sendOffer(false);
     });
   }
 
@@ -109,6 +148,8 @@ export class Negotiator {
     return this.run(async () => {
       if (this.pc.signalingState !== 'stable') {
         if (!this.options.polite) return; // glare: ours wins, the peer rolls back
+        // Ours yields; it is offered again (as a restart if it was one) once this exchange is over.
+        this.owed = { iceRestart: this.owed?.iceRestart === true || this.lastOfferRestarted };
         await this.pc.setLocalDescription({ type: 'rollback' });
       }
       await this.pc.setRemoteDescription({ type: 'offer', sdp });
@@ -120,6 +161,7 @@ export class Negotiator {
       this.exchanges++;
       this.options.signals.answer(this.pc.localDescription?.sdp ?? answer.sdp ?? '');
       this.options.onChange();
+      await this.settle();
     });
   }
 
@@ -131,6 +173,7 @@ export class Negotiator {
       this.exchanges++;
       await this.flushCandidates();
       this.options.onChange();
+      await this.settle();
     });
   }
 
@@ -172,10 +215,38 @@ export class Negotiator {
     return this.queue;
   }
 
+  /** Within a step: an offer now if signalling is stable, else owed until it is (see `settle`). */
+  private async sendOffer(iceRestart: boolean): Promise<void> {
+    this.addLocalTracks();
+    if (this.pc.signalingState !== 'stable' && !iceRestart) {
+      this.owed = { iceRestart: this.owed?.iceRestart === true };
+      return;
+    }
+    const offer = await this.pc.createOffer({ iceRestart });
+    if (this.closed) return;
+    await this.pc.setLocalDescription(offer);
+    this.lastOfferRestarted = iceRestart;
+    this.options.signals.offer(this.pc.localDescription?.sdp ?? offer.sdp ?? '', iceRestart);
+  }
+
+  /**
+   * After an exchange: the offer owed (one rolled back in glare, or a change
+   * made meanwhile), or a track added while answering that the offer had no
+   * place for (our camera on an audio-only offer).
+   */
+  private async settle(): Promise<void> {
+    if (this.pc.signalingState !== 'stable') return;
+    const unplaced = this.pc.getTransceivers().some((t) => !isStopped(t) && t.mid === null);
+    if (!this.owed && !unplaced) return;
+    const iceRestart = this.owed?.iceRestart === true;
+    this.owed = null;
+    await this.sendOffer(iceRestart);
+  }
+
   private addLocalTracks(): void {
     if (this.tracksAdded) return;
     this.tracksAdded = true;
-    const stream = this.options.localStream;
+    const stream = this.options.localStream();
     for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
   }
 
@@ -198,6 +269,17 @@ export class Negotiator {
     const Stream = this.options.rtc.MediaStream ?? (globalThis as { MediaStream?: RtcImplementation['MediaStream'] }).MediaStream;
     return Stream ? new Stream([track]) : undefined;
   }
+}
+
+/** The direction a transceiver takes when we start (`send`) or stop sending on it, keeping what it receives. */
+function sending(direction: RTCRtpTransceiverDirection, send: boolean): RTCRtpTransceiverDirection {
+  const receives = direction === 'sendrecv' || direction === 'recvonly';
+  if (send) return receives ? 'sendrecv' : 'sendonly';
+  return receives ? 'recvonly' : 'inactive';
+}
+
+function isStopped(t: RTCRtpTransceiver): boolean {
+  return t.currentDirection === 'stopped' || (t as { stopped?: boolean }).stopped === true;
 }
 
 function candidateInit(c: RTCIceCandidate): IceCandidateInit {

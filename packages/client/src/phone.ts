@@ -6,7 +6,7 @@
  */
 // Types only: the SDK pulls none of the protocol's runtime (its zod schemas) into a browser bundle.
 import type { AuthSuccess, CallId, CallSnapshot, PresenceUser, ServerPayload, SessionId, UserRef } from '@switchboard/protocol/wire';
-import { Call } from './call.js';
+import { Call, acquire } from './call.js';
 import { Connection, type LinkObserver, type SbSocket } from './connection.js';
 import { TypedEmitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
@@ -17,7 +17,7 @@ import { watchNetwork } from './network.js';
 import { type PreflightOptions, type PreflightReport, runPreflight } from './preflight.js';
 import { DefaultReconnectPolicy } from './reconnect-policy.js';
 import { DEFAULT_MEDIA_RECOVERY_TIMEOUT_MS } from './recovery.js';
-import type { DisconnectInfo, PhoneOptions, PhoneState, RtcImplementation } from './types.js';
+import type { CallOptions, DisconnectInfo, MediaRequest, PhoneOptions, PhoneState, RtcImplementation } from './types.js';
 
 /** How long the probe of a socket suspected dead (see `probeTransport`) waits for its answer. */
 export const TRANSPORT_PROBE_TIMEOUT_MS = 1500;
@@ -124,8 +124,8 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
   }
 
   /**
-   * Calls `userId`: gets the local audio, then asks the server to ring every
-   * device of that user. Resolves with the `Call` (state `ringing`) once the
+   * Calls `userId`: gets the local audio (and the camera with `{ video: true
+   * }`), then asks the server to ring every device of that user. Resolves with the `Call` (state `ringing`) once the
    * server has taken the request; rejects with a `SwitchboardError` whose
    * `code` is `unavailable` (offline or not visible), `self_call`,
    * `already_in_call`, `media_failed`, `not_connected`, … A busy callee is
@@ -138,17 +138,18 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
    * call.on('ended', ({ reason }) => (status.textContent = `ended: ${reason}`));
    * ```
    */
-  async call(userId: string): Promise<Call> {
+  async call(userId: string, options: CallOptions = {}): Promise<Call> {
     if (!this.connection.online) throw SwitchboardError.notConnected('call');
-    const localStream = await this.host.acquireMedia();
+    const media = { audio: true, video: options.video === true };
+    const localStream = await acquire(this.host, media);
     const id = newCallId() as CallId;
     const known = this.presence.get(userId);
     const peer = known ? { id: known.id, name: known.name } : ({ id: userId, name: userId } as UserRef);
-    const call = new Call(this.host, { id, peer, direction: 'outgoing', localStream });
+    const call = new Call(this.host, { id, peer, direction: 'outgoing', media, localStream });
     this.active.set(id, call);
     this.held.set(id, []);
     try {
-      const ack = await this.connection.request('call:request', { to: userId, callId: id, media: { audio: true, video: false } });
+      const ack = await this.connection.request('call:request', { to: userId, callId: id, media });
       this.useIceServers(ack.iceServers);
     } catch (err) {
       this.active.delete(id);
@@ -287,7 +288,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
   private onIncoming(p: ServerPayload<'call:incoming'>): void {
     if (this.active.has(p.callId)) return;
     this.useIceServers(p.iceServers);
-    const call = new Call(this.host, { id: p.callId, peer: p.from, direction: 'incoming' });
+    const call = new Call(this.host, { id: p.callId, peer: p.from, direction: 'incoming', media: p.media });
     this.active.set(p.callId, call);
     this.emit(PhoneEvent.Incoming, call);
   }
@@ -393,7 +394,7 @@ export class Phone extends TypedEmitter<PhoneEventCallbacks> {
         await connection.request(event, payload, timeoutMs);
       },
       relay: (event, payload) => connection.send(event, payload),
-      acquireMedia: () => acquireMedia(this.options),
+      acquireMedia: (request) => acquireMedia(this.options, request),
       credentialsStale: () => this.iceServers.stale(),
       suspectTransport: () => connection.dropTransport(),
       probeTransport: () => this.probeTransport(),
@@ -412,12 +413,12 @@ function rtcOf(options: PhoneOptions): RtcImplementation {
   return { RTCPeerConnection: g.RTCPeerConnection, ...(g.MediaStream ? { MediaStream: g.MediaStream } : {}) };
 }
 
-async function acquireMedia(options: PhoneOptions): Promise<MediaStream> {
+async function acquireMedia(options: PhoneOptions, request: MediaRequest): Promise<MediaStream> {
   try {
-    if (options.media) return await options.media();
+    if (options.media) return await options.media({ ...request });
     const devices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
     if (!devices?.getUserMedia) throw new Error('navigator.mediaDevices.getUserMedia is not available');
-    return await devices.getUserMedia({ audio: true });
+    return await devices.getUserMedia({ ...request });
   } catch (err) {
     throw err instanceof SwitchboardError ? err : SwitchboardError.media(err);
   }
@@ -443,7 +444,7 @@ async function preflightAudio(options: PhoneOptions): Promise<{ stream: MediaStr
     oscillator.start();
     return { stream: destination.stream, release: () => void context.close().catch(() => undefined) };
   }
-  const stream = await acquireMedia(options);
+  const stream = await acquireMedia(options, { audio: true, video: false });
   return { stream, release: () => stream.getTracks().forEach((t) => t.stop()) };
 }
 

@@ -31,12 +31,14 @@ export interface PhoneOptions {
   /** The WebRTC implementation. @default globalThis (the browser's `RTCPeerConnection` and `MediaStream`) */
   rtc?: RtcImplementation;
   /**
-   * Gets the local audio for a call, once per call (before `call()` places it,
-   * before `accept()` answers). The call owns the stream: its tracks are
-   * stopped when the call ends.
-   * @default () => navigator.mediaDevices.getUserMedia({ audio: true })
+   * Gets the local media for a call: the microphone (and the camera for a
+   * video call) before `call()` places it and before `accept()` answers, and
+   * the camera alone for `enableVideo()`. The call owns what this returns:
+   * its tracks are stopped when the call ends or the camera is turned off.
+   * A function that ignores `request` and returns audio serves audio calls.
+   * @default (request) => navigator.mediaDevices.getUserMedia(request)
    */
-  media?: () => Promise<MediaStream>;
+  media?: (request: MediaRequest) => Promise<MediaStream>;
   /**
    * socket.io-client options (transports, path, extraHeaders, …). The phone
    * manages `autoConnect`, `reconnection`, `forceNew` and `auth` itself.
@@ -55,6 +57,36 @@ export interface PhoneOptions {
    * with `ice_failed`, on both sides. @default 30000
    */
   mediaRecoveryTimeoutMs?: number;
+}
+
+/** What a call asks the `media` option for. */
+export interface MediaRequest {
+  audio: boolean;
+  video: boolean;
+}
+
+/** Options of `phone.call(user, options)`. */
+export interface CallOptions {
+  /** Send our camera from the start (a video call). @default false */
+  video?: boolean;
+}
+
+/** Options of `call.accept(options)`. */
+export interface AcceptOptions {
+  /**
+   * Send our camera. `false` answers a video call without it: we still see
+   * the caller's video, and may turn ours on later with `enableVideo()`.
+   * @default whether the call was offered with video (`call.media.video`)
+   */
+  video?: boolean;
+}
+
+/** Which way video flows in a call (`call.video`, and the `video` event). */
+export interface VideoState {
+  /** We send our camera. */
+  local: boolean;
+  /** The peer sends video: it is negotiated to reach us and the peer has not turned its camera off. */
+  remote: boolean;
 }
 
 /**

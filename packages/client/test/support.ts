@@ -58,6 +58,111 @@ export class Tone {
   }
 }
 
+/**
+ * A fake camera: a wrtc video source sending small frames of one brightness
+ * (its `luma`, 16–235) at 15 frames a second, so a receiver can tell which
+ * camera it sees.
+ */
+export class Camera {
+  static readonly WIDTH = 160;
+  static readonly HEIGHT = 120;
+  private readonly source = new wrtc.nonstandard.RTCVideoSource();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly frame: Uint8Array;
+  readonly track: MediaStreamTrack;
+
+  constructor(readonly luma: number) {
+    this.track = this.source.createTrack() as unknown as MediaStreamTrack;
+    const pixels = Camera.WIDTH * Camera.HEIGHT;
+    this.frame = new Uint8Array(pixels * 1.5).fill(128); // I420: chroma neutral
+    this.frame.fill(luma, 0, pixels);
+    this.timer = setInterval(() => this.pump(), 1000 / 15);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.track.stop();
+  }
+
+  private pump(): void {
+    if (this.track.readyState === 'ended') return clearInterval(this.timer);
+    this.source.onFrame({ width: Camera.WIDTH, height: Camera.HEIGHT, data: this.frame });
+  }
+}
+
+/** Counts the frames of a received video track through wrtc's RTCVideoSink, with the last one's size and brightness. */
+export class VideoMeter {
+  private readonly sink: InstanceType<typeof wrtc.nonstandard.RTCVideoSink>;
+  private readonly waiters = new Set<() => void>();
+  frames = 0;
+  lastAt = 0;
+  last: { width: number; height: number; luma: number } | null = null;
+
+  constructor(track: MediaStreamTrack) {
+    this.sink = new wrtc.nonstandard.RTCVideoSink(track as never);
+    this.sink.onframe = ({ frame }: { frame: { width: number; height: number; data: Uint8Array } }) => {
+      this.frames++;
+      this.lastAt = Date.now();
+      const pixels = frame.width * frame.height;
+      let sum = 0;
+      for (let i = 0; i < pixels; i += 97) sum += frame.data[i]!;
+      this.last = { width: frame.width, height: frame.height, luma: Math.round(sum / Math.ceil(pixels / 97)) };
+      for (const waiter of this.waiters) waiter();
+    };
+  }
+
+  /** Resolves once `count` more frames have come and the last one satisfies `accept`, within `timeoutMs`. */
+  more(count: number, { accept = () => true, timeoutMs = WAIT_MS }: { accept?: (m: VideoMeter) => boolean; timeoutMs?: number } = {}): Promise<void> {
+    const target = this.frames + count;
+    return this.waitFor(() => this.frames >= target && accept(this), timeoutMs, () => `${count} frames (${this.frames - target + count} came)`);
+  }
+
+  /** Resolves once no frame has come for `quietMs` (the sender stopped), within `timeoutMs`. */
+  quiet(quietMs: number, timeoutMs = WAIT_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let check: ReturnType<typeof setTimeout>;
+      const arm = () => {
+        clearTimeout(check);
+        check = setTimeout(finish, quietMs);
+      };
+      const finish = () => {
+        clearTimeout(deadline);
+        this.waiters.delete(arm);
+        resolve();
+      };
+      const deadline = setTimeout(() => {
+        clearTimeout(check);
+        this.waiters.delete(arm);
+        reject(new Error(`video did not stop for ${quietMs} ms within ${timeoutMs} ms (${this.frames} frames)`));
+      }, timeoutMs);
+      this.waiters.add(arm);
+      arm();
+    });
+  }
+
+  stop(): void {
+    this.waiters.clear();
+    this.sink.stop();
+  }
+
+  private waitFor(done: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`video: waited ${timeoutMs} ms for ${what()}; last ${JSON.stringify(this.last)}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+}
+
 export interface AudioStats {
   /** Root mean square of the samples (full scale 32767; the tone is sent at RMS ≈ 5657). */
   rms: number;
@@ -218,6 +323,8 @@ export class Lab {
   readonly tones: Tone[] = [];
   readonly meters: Meter[] = [];
   readonly calls: Call[] = [];
+  readonly cameras: Camera[] = [];
+  readonly videoMeters: VideoMeter[] = [];
 
   constructor(public server: SwitchboardServer) {}
 
@@ -227,10 +334,15 @@ export class Lab {
       url: this.server.url,
       token: () => tokenFor(userId),
       rtc,
-      media: async () => {
-        const tone = new Tone(frequency);
-        this.tones.push(tone);
-        return tone.stream();
+      media: async (request) => {
+        const tracks: MediaStreamTrack[] = [];
+        if (request?.audio !== false) {
+          const tone = new Tone(frequency);
+          this.tones.push(tone);
+          tracks.push(tone.track);
+        }
+        if (request?.video) tracks.push(this.camera(frequency % 200 + 30).track);
+        return new wrtc.MediaStream(tracks as never[]) as unknown as MediaStream;
       },
       socket: { transports: ['websocket'] },
       requestTimeoutMs: WAIT_MS,
@@ -251,6 +363,22 @@ export class Lab {
   async sees(phone: Phone, userId: string): Promise<void> {
     if (phone.users.has(userId)) return;
     await next<[ReadonlyMap<string, unknown>]>(phone, 'presence', { accept: (users) => users.has(userId) });
+  }
+
+  /** A fake camera of brightness `luma`, stopped by `cleanup()`. */
+  camera(luma: number): Camera {
+    const camera = new Camera(luma);
+    this.cameras.push(camera);
+    return camera;
+  }
+
+  /** A frame counter on the video track of `stream` (the remote stream of a call). */
+  videoMeter(stream: MediaStream | undefined): VideoMeter {
+    const track = stream?.getVideoTracks()[0];
+    if (!track) throw new Error('no video track in the stream');
+    const meter = new VideoMeter(track);
+    this.videoMeters.push(meter);
+    return meter;
   }
 
   meter(stream: MediaStream | undefined): Meter {
@@ -284,6 +412,8 @@ export class Lab {
 
   cleanup(): void {
     for (const meter of this.meters.splice(0)) meter.stop();
+    for (const meter of this.videoMeters.splice(0)) meter.stop();
+    for (const camera of this.cameras.splice(0)) camera.stop();
     for (const phone of this.phones.splice(0)) phone.disconnect();
     for (const call of this.calls.splice(0)) call.peerConnection?.close();
     for (const tone of this.tones.splice(0)) tone.stop();
