@@ -1,12 +1,15 @@
 /**
- * The softphone: sign in, see who is online, call, answer, mute, hold, hang
- * up, the call's quality at both ends, the recent calls, and a check of the
+ * The softphone: sign in, see who is online, call (with or without video),
+ * answer, mute, hold, turn the camera on and off, switch devices, hang up,
+ * the call's quality at both ends, the recent calls, and a check of the
  * connection (`phone.preflight()`) — all through `@switchboard/client`.
  */
 import { Phone, type Call, type PreflightReport, type QualityLevel, type QualityWarning } from '@switchboard/client';
 import { devToken, fetchHistory, SignInError, tokenFromFragment, type HistoryEntry } from './api.js';
 import { audioContext, LevelMeter, Ringtone } from './audio.js';
+import { canChooseSpeaker, Devices, type DeviceKind } from './devices.js';
 import {
+  cameraNotice,
   clock,
   endedNotice,
   errorNotice,
@@ -40,7 +43,9 @@ const ui = {
   incoming: $('incoming'),
   incomingFrom: $('incoming-from'),
   incomingAvatar: $('incoming-avatar'),
+  incomingTitle: $('incoming-title'),
   accept: $<HTMLButtonElement>('accept'),
+  acceptAudio: $<HTMLButtonElement>('accept-audio'),
   reject: $<HTMLButtonElement>('reject'),
   inCall: $('in-call'),
   inCallPeer: $('in-call-peer'),
@@ -51,6 +56,11 @@ const ui = {
   mute: $<HTMLButtonElement>('mute'),
   hold: $<HTMLButtonElement>('hold'),
   hangup: $<HTMLButtonElement>('hangup'),
+  videoToggle: $<HTMLButtonElement>('video-toggle'),
+  videoStage: $('video-stage'),
+  remoteVideo: $<HTMLVideoElement>('remote-video'),
+  localVideo: $<HTMLVideoElement>('local-video'),
+  speakerChoice: $('speaker-choice'),
   audio: $<HTMLAudioElement>('remote-audio'),
   quality: $('quality'),
   qualityLabel: $('quality-label'),
@@ -84,6 +94,17 @@ let localQuality: { level: QualityLevel; warnings: readonly QualityWarning[] } |
 let noticeHandle: number | undefined;
 const ringtone = new Ringtone();
 const meter = new LevelMeter($('remote-level'));
+/** Tracks the page acquired itself to switch a device mid-call (the SDK stops its own): stopped once the call no longer sends them. */
+const pageTracks = new Set<MediaStreamTrack>();
+const devices = new Devices(
+  {
+    audioinput: $<HTMLSelectElement>('microphone-select'),
+    videoinput: $<HTMLSelectElement>('camera-select'),
+    audiooutput: $<HTMLSelectElement>('speaker-select'),
+  },
+  (kind) => void switchDevice(kind),
+);
+ui.speakerChoice.hidden = !canChooseSpeaker;
 
 function notify(text: string): void {
   ui.notice.textContent = text;
@@ -103,7 +124,7 @@ async function signIn(getToken: () => Promise<string>): Promise<void> {
   ui.submit.disabled = true;
   try {
     token = await getToken();
-    phone = new Phone({ url: location.origin, token });
+    phone = new Phone({ url: location.origin, token, media: devices.media });
     wirePhone(phone);
     const me = await phone.connect();
     ui.signin.hidden = true;
@@ -160,14 +181,18 @@ function renderContacts(): void {
     const status = document.createElement('span');
     status.className = 'presence';
     status.textContent = u.status === 'busy' ? 'On a call' : 'Available';
-    const button = document.createElement('button');
-    button.dataset.testid = 'call';
-    button.className = 'ok';
-    button.textContent = 'Call';
-    button.setAttribute('aria-label', `Call ${u.name}`);
-    button.disabled = current !== undefined || ringing !== undefined;
-    button.addEventListener('click', () => void placeCall(u.id, u.name));
-    li.append(avatar, label, status, button);
+    const buttons = (['call', 'video-call'] as const).map((testid) => {
+      const video = testid === 'video-call';
+      const button = document.createElement('button');
+      button.dataset.testid = testid;
+      button.className = video ? 'ok video' : 'ok';
+      button.textContent = video ? 'Video' : 'Call';
+      button.setAttribute('aria-label', `${video ? 'Video call' : 'Call'} ${u.name}`);
+      button.disabled = current !== undefined || ringing !== undefined;
+      button.addEventListener('click', () => void placeCall(u.id, u.name, video));
+      return button;
+    });
+    li.append(avatar, label, status, ...buttons);
     return li;
   });
   ui.contacts.replaceChildren(...items);
@@ -175,11 +200,11 @@ function renderContacts(): void {
 
 // ---- calls ---------------------------------------------------------------
 
-async function placeCall(userId: string, name: string): Promise<void> {
+async function placeCall(userId: string, name: string, video: boolean): Promise<void> {
   if (!phone || current) return;
   audioContext();
   try {
-    const call = await phone.call(userId);
+    const call = await phone.call(userId, { video });
     showCall(call);
   } catch (err) {
     notify(errorNotice((err as { code?: string }).code, name));
@@ -188,8 +213,12 @@ async function placeCall(userId: string, name: string): Promise<void> {
 
 function showIncoming(call: Call): void {
   ringing = call;
+  const video = call.media.video;
+  ui.incomingTitle.textContent = video ? 'Incoming video call' : 'Incoming call';
   ui.incomingFrom.textContent = `${call.peer.name} is calling`;
   ui.incomingAvatar.textContent = initials(call.peer.name);
+  ui.accept.textContent = video ? 'Accept with video' : 'Accept';
+  ui.acceptAudio.hidden = !video;
   ui.incoming.hidden = false;
   ui.accept.focus();
   ringtone.start();
@@ -209,13 +238,17 @@ function closeIncoming(): void {
   renderContacts();
 }
 
-ui.accept.addEventListener('click', () => {
+/** Answers the ringing call: with our camera if it is a video call and `video`, else audio only (we still see theirs). */
+function answer(video: boolean): void {
   const call = ringing;
   if (!call) return;
   closeIncoming();
   showCall(call);
-  call.accept().catch((err: { code?: string; message?: string }) => notify(`Could not answer: ${err.message ?? err.code}`));
-});
+  call.accept({ video: video && call.media.video }).catch((err: { code?: string; message?: string }) => notify(`Could not answer: ${err.message ?? err.code}`));
+}
+
+ui.accept.addEventListener('click', () => answer(true));
+ui.acceptAudio.addEventListener('click', () => answer(false));
 
 ui.reject.addEventListener('click', () => {
   const call = ringing;
@@ -257,6 +290,9 @@ function showCall(call: Call): void {
   call.on('remote-quality', () => renderQuality(call));
   call.on('remoteStream', (stream) => attachRemote(stream));
   if (call.remoteStream) attachRemote(call.remoteStream);
+  call.on('video', () => renderVideo(call));
+  renderVideo(call);
+  void devices.refresh();
   call.on('ended', (info) => {
     if (current !== call) return;
     notify(endedNotice(info.reason, call.peer.name, everConnected));
@@ -267,6 +303,8 @@ function showCall(call: Call): void {
     stopTimer();
     meter.detach();
     ui.audio.srcObject = null;
+    renderVideo(call);
+    releasePageTracks(undefined);
     window.setTimeout(() => {
       if (current !== call) return;
       current = undefined;
@@ -280,7 +318,90 @@ function showCall(call: Call): void {
 }
 
 function setCallButtons(enabled: boolean): void {
-  for (const button of [ui.mute, ui.hold, ui.hangup]) button.disabled = !enabled;
+  for (const button of [ui.mute, ui.hold, ui.videoToggle, ui.hangup]) button.disabled = !enabled;
+}
+
+/**
+ * The video tiles: the peer's camera while it sends one, ours picture in
+ * picture while we send ours, and the camera button's state. An audio call
+ * shows neither (the avatar stays).
+ */
+function renderVideo(call: Call): void {
+  if (current !== call) return;
+  const over = call.state === 'ended';
+  const remote = !over && call.video.remote;
+  const local = !over && call.video.local;
+  showVideo(ui.remoteVideo, remote ? (call.remoteStream ?? null) : null);
+  const camera = local ? call.localStream?.getVideoTracks()[0] : undefined;
+  const preview = ui.localVideo.srcObject as MediaStream | null;
+  if (!camera) showVideo(ui.localVideo, null);
+  else if (preview?.getVideoTracks()[0] !== camera) showVideo(ui.localVideo, new MediaStream([camera]));
+  ui.videoStage.hidden = !remote && !local;
+  ui.inCall.classList.toggle('with-video', remote || local);
+  setPressed(ui.videoToggle, local); // "Camera", pressed while ours is on
+  if (!over) releasePageTracks(call);
+}
+
+function showVideo(element: HTMLVideoElement, stream: MediaStream | null): void {
+  element.hidden = stream === null;
+  if (element.srcObject === stream) return;
+  element.srcObject = stream;
+  if (stream) void element.play().catch(() => undefined);
+}
+
+/** Stops the tracks the page acquired that `call` no longer sends (all of them when the call is over: `undefined`). */
+function releasePageTracks(call: Call | undefined): void {
+  const sending = call?.localStream?.getTracks() ?? [];
+  for (const track of pageTracks) {
+    if (sending.includes(track)) continue;
+    track.stop();
+    pageTracks.delete(track);
+  }
+}
+
+ui.videoToggle.addEventListener('click', () => {
+  const call = current;
+  if (!call || ui.videoToggle.getAttribute('aria-busy') === 'true') return;
+  const on = !call.video.local;
+  ui.videoToggle.setAttribute('aria-busy', 'true');
+  (on ? call.enableVideo() : call.disableVideo())
+    .catch((err: { code?: string; message?: string }) => notify(cameraNotice(err.code, err.message)))
+    .finally(() => {
+      ui.videoToggle.removeAttribute('aria-busy');
+      renderVideo(call);
+    });
+});
+
+/**
+ * A device chosen in the lists: the speaker at once; a microphone, or a
+ * camera while ours is on, is switched in the call in place (the call's
+ * other track is kept). Otherwise the choice waits for the next call or the
+ * next time the camera goes on.
+ */
+async function switchDevice(kind: DeviceKind): Promise<void> {
+  if (kind === 'audiooutput') {
+    const sink = ui.audio as HTMLAudioElement & { setSinkId?(id: string): Promise<void> };
+    await sink.setSinkId?.(devices.choice(kind)).catch((err: Error) => notify(`Could not switch the speaker: ${err.message}`));
+    return;
+  }
+  const call = current;
+  const local = call?.localStream;
+  if (!call || !local || call.state === 'ended' || (kind === 'videoinput' && !call.video.local)) return;
+  try {
+    const [track] = (await devices.acquire(kind)).getTracks();
+    if (!track) return;
+    pageTracks.add(track);
+    if (current !== call || call.endInfo) {
+      track.stop(); // the call ended meanwhile
+      pageTracks.delete(track);
+      return;
+    }
+    const kept = kind === 'audioinput' ? local.getVideoTracks() : local.getAudioTracks();
+    await call.setLocalStream(new MediaStream([track, ...kept]));
+    renderVideo(call);
+  } catch (err) {
+    notify(kind === 'videoinput' ? cameraNotice((err as { code?: string }).code, (err as Error).message) : `Could not switch the microphone: ${(err as Error).message}`);
+  }
 }
 
 function attachRemote(stream: MediaStream): void {

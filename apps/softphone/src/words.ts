@@ -50,9 +50,17 @@ export function errorNotice(code: string | undefined, peer: string): string {
       return 'You are already in a call.';
     case 'rate_limited':
       return 'Too many attempts; wait a moment and try again.';
+    case 'media_failed':
+      return 'The call could not start: your microphone or camera could not be used. Check that the browser may use them.';
     default:
       return `The call could not be placed${code ? ` (${code})` : ''}.`;
   }
+}
+
+/** The camera could not be turned on or switched. */
+export function cameraNotice(code: string | undefined, message: string | undefined): string {
+  if (code === 'media_failed') return 'Your camera could not be used. Check that it is connected and that the browser may use it.';
+  return `The camera could not be changed${message ? `: ${message}` : ''}.`;
 }
 
 export function stateWords(state: string, direction: 'incoming' | 'outgoing'): string {

@@ -4,7 +4,8 @@
  * PulseAudio for its sound output) and Chromium (Debian's, playwright-core),
  * in both directions, against a real server: ring, accept, connected on both
  * sides, each hears the other (the page's remote level meter), hang up ends
- * both, and the history shows a completed call.
+ * both, and the history shows a completed call. With video, each sees the
+ * other's fake camera, and the camera goes off and on again.
  *
  * Firefox missing is a failure, not a skip: CI installs firefox-esr.
  */
@@ -112,6 +113,31 @@ describe('the softphone between Firefox and Chromium', () => {
     const { fox, chromium } = await people('fox-2', 'chrome-2');
     try {
       t.diagnostic(await callAndHangUp(chromium, fox, chromium, 'chromium-to-ff'));
+    } finally {
+      await Promise.allSettled([fox.close(), chromium.close()]);
+    }
+  });
+
+  test('video: Firefox video-calls Chromium, each sees the other; Firefox turns its camera off and on', async (t) => {
+    const { fox, chromium } = await people('fox-3', 'chrome-3');
+    const shot = (p: Person, step: string) => p.screenshot(`${ARTIFACTS}video-${step}-${p.browser}.png`);
+    try {
+      await fox.waitFor(sel.contact(chromium.name));
+      await fox.click(`${sel.contact(chromium.name)} [data-testid="video-call"]`);
+      await chromium.waitFor(sel.testId('incoming'));
+      await chromium.click(sel.testId('accept'));
+      await Promise.all([fox.waitFor(sel.inCall('connected')), chromium.waitFor(sel.inCall('connected'))]);
+      const [atFox, atChromium] = await Promise.all([fox.seesVideo('remote-video'), chromium.seesVideo('remote-video')]);
+      await Promise.all([fox.hears(), chromium.hears()]);
+      await Promise.all([shot(fox, '1-in-call'), shot(chromium, '1-in-call')]);
+      t.diagnostic(`Firefox sees ${atFox.width}×${atFox.height}, Chromium sees ${atChromium.width}×${atChromium.height}`);
+
+      await fox.click(sel.testId('video-toggle'));
+      await chromium.waitFor(sel.testId('remote-video'), 'hidden');
+      await fox.click(sel.testId('video-toggle'));
+      await chromium.seesVideo('remote-video');
+      await chromium.click(sel.testId('hangup'));
+      await fox.waitForText(`Call with ${chromium.name} ended.`);
     } finally {
       await Promise.allSettled([fox.close(), chromium.close()]);
     }

@@ -32,6 +32,30 @@ export function remoteLevelAbove(threshold: number): number | false {
   return level > threshold ? level : false;
 }
 
+/**
+ * Runs in the page: the `<video>` with test id `id` once it is shown, has a
+ * picture (`videoWidth`) and has rendered more than `after` frames; else false.
+ */
+export function videoPast({ id, after }: { id: string; after: number }): VideoReading | false {
+  const video = document.querySelector<HTMLVideoElement>(`[data-testid="${id}"]`);
+  if (!video || video.hidden || video.videoWidth === 0) return false;
+  // Headless Firefox (ESR 153) leaves totalVideoFrames at 0, with no compositor; its own count of painted frames rises.
+  const painted = (video as HTMLVideoElement & { mozPaintedFrames?: number }).mozPaintedFrames ?? 0;
+  const frames = Math.max(video.getVideoPlaybackQuality().totalVideoFrames, painted);
+  return frames > after ? { width: video.videoWidth, height: video.videoHeight, frames } : false;
+}
+
+/** How many frames a video must render beyond the first reading to count as playing. */
+export const PLAYING_FRAMES = 10;
+
+export type VideoReading = { width: number; height: number; frames: number };
+
+/** A video shown with a picture, then `PLAYING_FRAMES` more frames: `past(after)` waits for one reading. */
+async function playing(past: (after: number) => Promise<unknown>): Promise<VideoReading> {
+  const first = (await past(-1)) as VideoReading;
+  return (await past(first.frames + PLAYING_FRAMES)) as VideoReading;
+}
+
 // ---- Chromium (playwright-core) -------------------------------------------
 
 /** Where the browser tests leave their screenshots. */
@@ -66,7 +90,9 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
-      '--use-fake-device-for-media-stream',
+      // Three fake cameras, so that a test can switch between them. (fake_device_1 gives Y16 frames, which WebRTC
+      // does not send: after replaceTrack to it, framesSent stays put. fake_device_2 gives MJPEG, which it sends.)
+      '--use-fake-device-for-media-stream=device-count=3',
       '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
       '--no-sandbox',
@@ -104,6 +130,11 @@ export async function chromiumPerson(browser: Browser, url: string, name: string
 export async function hearsAudio(page: Page, min = 0.02): Promise<number> {
   const handle = await page.waitForFunction(remoteLevelAbove, min, { timeout: HEAR_MS, polling: 50 });
   return (await handle.jsonValue()) as number;
+}
+
+/** Waits until a Chromium page's `<video>` `id` shows a picture and renders `PLAYING_FRAMES` more frames. */
+export function chromiumSeesVideo(page: Page, id: string): Promise<VideoReading> {
+  return playing(async (after) => (await page.waitForFunction(videoPast, { id, after }, { timeout: HEAR_MS, polling: 100 })).jsonValue());
 }
 
 const devtools = new WeakMap<Page, CDPSession>();
@@ -250,6 +281,8 @@ export interface Person {
   text(selector: string): Promise<string>;
   /** Waits until the remote level meter reads above `min`; its reading. */
   hears(min?: number): Promise<number>;
+  /** Waits until the `<video>` `id` is shown with a picture and its rendered frames rise by `PLAYING_FRAMES`. */
+  seesVideo(id: 'remote-video' | 'local-video'): Promise<VideoReading>;
   screenshot(path: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -277,6 +310,7 @@ export function chromiumAsPerson(page: Page, name: string): Person {
     text: async (selector) => (await page.locator(selector).first().textContent(WAIT)) ?? '',
     hears: (min = 0.02) =>
       explainSilence(hearsAudio(page, min), `${name} (Chromium)`, min, () => page.locator(sel.testId('remote-level')).getAttribute('data-level')),
+    seesVideo: (id) => chromiumSeesVideo(page, id),
     screenshot: async (path) => void (await page.screenshot({ path })),
     close: () => page.context().close(),
   };
@@ -305,6 +339,7 @@ export function firefoxAsPerson(page: FirefoxPage, name: string): Person {
       explainSilence(firefoxHearsAudio(page, min), `${name} (Firefox)`, min, () =>
         page.$eval(sel.testId('remote-level'), (el) => el.getAttribute('data-level')),
       ),
+    seesVideo: (id) => playing(async (after) => (await page.waitForFunction(videoPast, { timeout: HEAR_MS, polling: 100 }, { id, after })).jsonValue()),
     screenshot: async (path) => void (await page.screenshot({ path: path as `${string}.png` })),
     close: () => page.browserContext().close(),
   };

@@ -565,7 +565,8 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
     const camera = this.camera();
     const next = {
       local: camera !== undefined && camera.readyState === 'live',
-      remote: (this.negotiator?.receivingVideo ?? false) && !this.controls.remote.videoOff,
+      // Signalling may settle before the track arrives (signalingstatechange fires before track events).
+      remote: (this.negotiator?.receivingVideo ?? false) && !this.controls.remote.videoOff && (this.remoteMedia?.getVideoTracks().length ?? 0) > 0,
     };
     if (next.local === this.videoNow.local && next.remote === this.videoNow.remote) return;
     this.videoNow = Object.freeze(next);
@@ -594,6 +595,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
         onRemoteStream: (stream) => {
           this.remoteMedia = stream;
           this.emit(CallEvent.RemoteStream, stream);
+          this.updateVideo();
         },
         onChange: () => this.onMediaChange(),
         onError: (err) => (this.everConnected ? this.emit(CallEvent.Error, err) : this.fail(err)),
