@@ -89,8 +89,8 @@ type P = { callId?: string; code?: string; event?: string };
 
 export class Pair {
   private cur: Current | null = null;
-  private readonly offer = makeSdp('offer');
-  private readonly answer = makeSdp('answer');
+  private readonly offer: string;
+  private readonly answer: string;
   private readonly callerCandidates: IceCandidateInit[] = makeCandidates(CANDIDATES_EACH_WAY);
   private readonly calleeCandidates: IceCandidateInit[] = makeCandidates(CANDIDATES_EACH_WAY);
 
@@ -100,7 +100,11 @@ export class Pair {
     readonly calleeId: string,
     private readonly counters: Counters,
     private readonly timeoutMs = 10_000,
+    /** Video calls: `media.video` in the request, and the SDPs of a camera and a microphone. */
+    private readonly video = false,
   ) {
+    this.offer = makeSdp('offer', { video });
+    this.answer = makeSdp('answer', { video });
     this.listenAsCaller();
     this.listenAsCallee();
     this.listenForFailures();
@@ -223,7 +227,8 @@ export class Pair {
       };
       this.cur = c;
       if (this.caller.disconnected) return this.fail(c, 'disconnected');
-      this.caller.emit('call:request', { to: this.calleeId, callId }, (res: { ok: boolean; error?: { code: string } }) => {
+      const media = this.video ? { media: { audio: true, video: true } } : {};
+      this.caller.emit('call:request', { to: this.calleeId, callId, ...media }, (res: { ok: boolean; error?: { code: string } }) => {
         if (!res.ok && this.cur === c) this.fail(c, `ack:${res.error?.code ?? 'unknown'}`);
       });
     });

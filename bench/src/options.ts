@@ -45,11 +45,13 @@ export interface BenchOptions {
   outDir: string;
   redisUrl: string | null;
   seed: number;
+  /** Saturation: also video calls on the memory-mode node (video-sized SDPs), interleaved with the audio ones. */
+  video: boolean;
   /** No progress output (tests). */
   quiet: boolean;
 }
 
-export const FULL: Omit<BenchOptions, 'modes' | 'quick' | 'outDir' | 'quiet' | 'pin' | 'redisUrl' | 'logLevel' | 'loadBase' | 'seed' | 'qualityRedis'> = {
+export const FULL: Omit<BenchOptions, 'modes' | 'quick' | 'outDir' | 'quiet' | 'pin' | 'redisUrl' | 'logLevel' | 'loadBase' | 'seed' | 'qualityRedis' | 'video'> = {
   rounds: 3,
   pairs: 32,
   warmupS: 2,
@@ -112,6 +114,8 @@ const HELP = `npm run bench -- [flags]
   --quality-rounds N      quality: rounds; the reporting and the silent server swap each round (default 2)
   --quality-every MS      quality: each party's report interval (default 1000, the SDK's busiest; 5000 is a steady call)
   --quality-redis         quality: also two Redis-mode clusters of two nodes (caller and callee apart), on the Redis of --redis-url
+  --video                 saturation: also video calls against the same memory-mode node (media.video, SDPs of
+                          Chromium's camera-and-microphone size, 5.4 KB), CPU per call next to audio calls'
   --batch N               sessions opened concurrently
   --log-level L           the servers' LOG_LEVEL (default warn)
   --no-pin                do not pin server (CPU 1) and generator (CPU 0) with taskset
@@ -155,6 +159,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'quality-rounds': { type: 'string' },
       'quality-every': { type: 'string' },
       'quality-redis': { type: 'boolean' },
+      video: { type: 'boolean' },
       batch: { type: 'string' },
       'log-level': { type: 'string' },
       'no-pin': { type: 'boolean' },
@@ -190,6 +195,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     qualityRounds: Math.round(num(values['quality-rounds'], 'quality-rounds', base.qualityRounds)),
     qualityEveryMs: Math.round(num(values['quality-every'], 'quality-every', base.qualityEveryMs)),
     qualityRedis: !!values['quality-redis'],
+    video: !!values.video,
     batch: Math.round(num(values.batch, 'batch', base.batch)),
     logLevel: values['log-level'] ?? 'warn',
     pin: !values['no-pin'],
@@ -206,6 +212,7 @@ export function quickOptions(overrides: Partial<BenchOptions> = {}): BenchOption
     quick: true,
     modes: [...DEFAULT_MODES],
     qualityRedis: false,
+    video: false,
     logLevel: 'warn',
     pin: true,
     outDir: join(ROOT, 'bench/results'),

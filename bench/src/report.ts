@@ -2,6 +2,7 @@
 import type { BenchReport } from './run.js';
 import type { Percentiles } from './stats.js';
 import { warmUpTimes } from './saturation.js';
+import { VIDEO_SDP_BYTES } from './sdp.js';
 
 const f = (n: number | null | undefined, digits = 2) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
 const kib = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${(n / 1024).toFixed(1)} KiB`);
@@ -70,6 +71,12 @@ function saturationSection(r: BenchReport): string[] {
   if (s.clusterVsMemory) out.push(`- calls/s, Redis Cluster mode (2 nodes, 3 masters) / memory mode: **${x(s.clusterVsMemory.median)}** (rounds: ${s.clusterVsMemory.perRound.map(x).join(', ')})`);
   if (s.clusterVsRedis) out.push(`- calls/s, Redis Cluster mode / one Redis: **${x(s.clusterVsRedis.median)}**`);
   if (s.clusterCpuPerCallVsRedis) out.push(`- server CPU per call (both nodes), Redis Cluster mode / one Redis: **${x(s.clusterCpuPerCallVsRedis.median)}**`);
+  if (s.videoCpuPerCallVsAudio) {
+    const [audio, video] = [s.summary.switchboard, s.summary['switchboard-video']];
+    out.push(
+      `- video calls (SDPs of ${VIDEO_SDP_BYTES.offer.toLocaleString('en')}/${VIDEO_SDP_BYTES.answer.toLocaleString('en')} bytes, as Chromium's) on the same memory-mode node: server CPU per call ${f(video?.serverCpuMsPerCall, 3)} ms against ${f(audio?.serverCpuMsPerCall, 3)} ms for audio calls, **${x(s.videoCpuPerCallVsAudio.median)}** (rounds: ${s.videoCpuPerCallVsAudio.perRound.map(x).join(', ')}); calls/s ${x(s.videoVsAudio?.median ?? NaN)}`,
+    );
+  }
   for (const [name, label] of [
     ['switchboard-redis', 'Redis mode, the Redis server itself'],
     ['switchboard-cluster', 'Redis Cluster mode, its three masters together'],

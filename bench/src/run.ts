@@ -192,12 +192,14 @@ async function runCallModes(
     handles.push(...targets.handles);
     const { memory, bare, redisTarget, clusterTarget } = targets;
     const shared = [...(redisTarget ? [redisTarget] : []), ...(clusterTarget ? [clusterTarget] : [])];
+    // Video calls on the memory-mode node itself: the same process, other users, video-sized SDPs.
+    const video = options.video && has('saturation') ? makeTarget('switchboard-video', memory.nodes) : null;
     const needed = Math.max(has('saturation') || has('redis') ? options.pairs : 0, has('load') ? options.loadPairs : 0);
     const pairsOf = new Map<TargetName, Pair[]>();
-    for (const target of [memory, bare, ...shared]) {
+    for (const target of [memory, bare, ...(video ? [video] : []), ...shared]) {
       const c = newCounters();
       counters[target.name] = c;
-      const n = shared.includes(target) ? options.pairs : needed;
+      const n = shared.includes(target) || target === video ? options.pairs : needed;
       const pairs = await connectPairs(target, n, c, (d) => progress.update(`connecting ${n} pairs to ${target.name}`, `${d}`));
       allPairs.push(pairs);
       pairsOf.set(target.name, pairs);
@@ -205,6 +207,7 @@ async function runCallModes(
     const satTargets = [
       ...(has('saturation') || has('redis') ? [{ target: memory, pairs: pairsOf.get('switchboard')!.slice(0, options.pairs) }] : []),
       ...(has('saturation') ? [{ target: bare, pairs: pairsOf.get('bare')!.slice(0, options.pairs) }] : []),
+      ...(video ? [{ target: video, pairs: pairsOf.get('switchboard-video')! }] : []),
       ...shared.map((target) => ({ target, pairs: pairsOf.get(target.name)! })),
     ];
     const saturation =

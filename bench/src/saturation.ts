@@ -86,6 +86,9 @@ export interface SaturationResult {
   clusterVsRedis?: RatioSummary | null;
   /** Redis Cluster mode server CPU per call / one Redis's (both nodes summed). */
   clusterCpuPerCallVsRedis?: RatioSummary | null;
+  /** `--video`: video calls' server CPU per call / audio calls', and calls/s likewise, on the same memory-mode node. */
+  videoCpuPerCallVsAudio?: RatioSummary | null;
+  videoVsAudio?: RatioSummary | null;
 }
 
 /** Runs every pair back to back for `windowMs` and measures the window. */
@@ -276,5 +279,7 @@ export function summariseSaturation(windows: SaturationWindow[], pairs: number, 
     clusterVsMemory: perRound(windows, 'switchboard-cluster', 'switchboard', (w) => w.callsPerSec),
     clusterVsRedis: perRound(windows, 'switchboard-cluster', 'switchboard-redis', (w) => w.callsPerSec),
     clusterCpuPerCallVsRedis: perRound(windows, 'switchboard-cluster', 'switchboard-redis', (w) => w.serverCpuMsPerCall),
+    videoCpuPerCallVsAudio: perRound(windows, 'switchboard-video', 'switchboard', (w) => w.serverCpuMsPerCall),
+    videoVsAudio: perRound(windows, 'switchboard-video', 'switchboard', (w) => w.callsPerSec),
   };
 }

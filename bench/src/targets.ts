@@ -4,7 +4,8 @@ import { Pair, type Counters } from './call.js';
 import type { ServerKind, ServerProcess } from './processes.js';
 import type { RedisHandle } from './redis.js';
 
-export type TargetName = 'switchboard' | 'bare' | 'switchboard-redis' | 'switchboard-cluster';
+/** `switchboard-video`: the memory-mode node of `switchboard`, driven with video calls (`--video`). */
+export type TargetName = 'switchboard' | 'bare' | 'switchboard-redis' | 'switchboard-cluster' | 'switchboard-video';
 
 export interface Target {
   name: TargetName;
@@ -35,18 +36,25 @@ export function crashedNodes(t: Target): string[] {
 /**
  * Connects `count` caller/callee pairs (users c<i> and e<i>); for Switchboard each
  * pair is its own tenant, so presence traffic stays within the pair.
+ * `video`: the pairs place video calls (`Pair`).
  */
-export async function connectPairs(target: Target, count: number, counters: Counters, onProgress?: (done: number) => void): Promise<Pair[]> {
+export async function connectPairs(
+  target: Target,
+  count: number,
+  counters: Counters,
+  onProgress?: (done: number) => void,
+  video = target.name === 'switchboard-video',
+): Promise<Pair[]> {
   return openMany(
     count,
     32,
     async (i) => {
-      const tenant = `t${i}`;
+      const tenant = `${video ? 'v' : 't'}${i}`; // video pairs share a node with audio ones: users of their own
       const [caller, callee] = await Promise.all([
         openSpec(target.callerUrl, target.kind, { userId: `c${i}`, tenant }),
         openSpec(target.calleeUrl, target.kind, { userId: `e${i}`, tenant }),
       ]);
-      return new Pair(caller, callee, `e${i}`, counters);
+      return new Pair(caller, callee, `e${i}`, counters, undefined, video);
     },
     onProgress ? (d) => onProgress(d) : undefined,
   );

@@ -15,7 +15,7 @@ import { runBench } from '../src/run.js';
 const positive = (value: number | null | undefined, what: string) =>
   assert.ok(typeof value === 'number' && Number.isFinite(value) && value > 0, `${what} should be a positive number, got ${value}`);
 
-test('quick bench run: saturation, offered load, idle and fan-out for Switchboard and the bare relay', async () => {
+test('quick bench run: saturation (with video calls), offered load, idle and fan-out for Switchboard and the bare relay', async () => {
   const outDir = mkdtempSync(join(tmpdir(), 'sb-bench-'));
   try {
     const report = await runBench(
@@ -32,6 +32,7 @@ test('quick bench run: saturation, offered load, idle and fan-out for Switchboar
         idleLevels: [50, 100],
         fanout: [10],
         fanoutReps: 1,
+        video: true,
         outDir,
       }),
     );
@@ -61,6 +62,9 @@ test('quick bench run: saturation, offered load, idle and fan-out for Switchboar
       positive(fan?.allMs, `${target} fan-out time`);
     }
     positive(report.saturation?.cpuPerCallRatio?.median, 'CPU per call ratio');
+    positive(report.counters['switchboard-video']?.completed, 'video calls completed');
+    assert.equal(report.counters['switchboard-video']?.failed ?? 0, 0, 'no video call failed (the SDPs pass the server’s limits)');
+    positive(report.saturation?.videoCpuPerCallVsAudio?.median, 'video / audio CPU per call');
     assert.deepEqual(
       report.servers.filter((s) => s.crashed).map((s) => s.label),
       [],
@@ -71,6 +75,7 @@ test('quick bench run: saturation, offered load, idle and fan-out for Switchboar
     const written = writeResults(report, outDir);
     assert.ok(existsSync(written.json) && existsSync(written.markdown) && written.svg && existsSync(written.svg));
     assert.match(readFileSync(written.markdown, 'utf8'), /## Targets/);
+    assert.match(readFileSync(written.markdown, 'utf8'), /video calls \(SDPs of 5,396\/5,102 bytes/);
     assert.match(readFileSync(written.svg, 'utf8'), /^<svg /);
     assert.equal(JSON.parse(readFileSync(written.json, 'utf8')).meta.quick, true);
   } finally {
