@@ -39,6 +39,21 @@ function candidateLine(i: number, ufrag: string): string {
  */
 export const VIDEO_SDP_BYTES = { offer: 5396, answer: 5102 } as const;
 
+/** An m-section's connection, ICE, DTLS and mid lines (bundled sections share ufrag, password and fingerprint). */
+function transport(kind: 'offer' | 'answer', ufrag: string, pwd: string, fp: string, mid: number, candidates: string[] = []): string[] {
+  return [
+    'c=IN IP4 0.0.0.0',
+    'a=rtcp:9 IN IP4 0.0.0.0',
+    ...candidates,
+    `a=ice-ufrag:${ufrag}`,
+    `a=ice-pwd:${pwd}`,
+    'a=ice-options:trickle',
+    `a=fingerprint:sha-256 ${fp}`,
+    `a=setup:${kind === 'offer' ? 'actpass' : 'active'}`,
+    `a=mid:${mid}`,
+  ];
+}
+
 /** The video m-line of a browser's offer: VP8, VP9, H.264, AV1 with RTX, RED and ULPFEC (as Chromium lists them). */
 function videoSection(kind: 'offer' | 'answer', ufrag: string, pwd: string, fp: string, stream: string): string[] {
   const track = `${hex(4)}-${hex(2)}-${hex(2)}-${hex(2)}-${hex(6)}`;
@@ -56,14 +71,7 @@ function videoSection(kind: 'offer' | 'answer', ufrag: string, pwd: string, fp: 
   ];
   const lines = [
     `m=video 9 UDP/TLS/RTP/SAVPF ${codecs.flatMap(([pt]) => [pt, pt + 1]).join(' ')} 114 115 116`,
-    'c=IN IP4 0.0.0.0',
-    'a=rtcp:9 IN IP4 0.0.0.0',
-    `a=ice-ufrag:${ufrag}`,
-    `a=ice-pwd:${pwd}`,
-    'a=ice-options:trickle',
-    `a=fingerprint:sha-256 ${fp}`,
-    `a=setup:${kind === 'offer' ? 'actpass' : 'active'}`,
-    'a=mid:1',
+    ...transport(kind, ufrag, pwd, fp, 1),
     'a=extmap:14 urn:ietf:params:rtp-hdrext:toffset',
     'a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
     'a=extmap:13 urn:3gpp:video-orientation',
@@ -115,15 +123,7 @@ export function makeSdp(kind: 'offer' | 'answer', { video = false }: { video?: b
     'a=extmap-allow-mixed',
     `a=msid-semantic: WMS ${stream}`,
     'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126',
-    'c=IN IP4 0.0.0.0',
-    'a=rtcp:9 IN IP4 0.0.0.0',
-    ...[0, 1, 2, 3].map((i) => `a=${candidateLine(i, ufrag)}`),
-    `a=ice-ufrag:${ufrag}`,
-    `a=ice-pwd:${pwd}`,
-    'a=ice-options:trickle',
-    `a=fingerprint:sha-256 ${fp}`,
-    `a=setup:${kind === 'offer' ? 'actpass' : 'active'}`,
-    'a=mid:0',
+    ...transport(kind, ufrag, pwd, fp, 0, [0, 1, 2, 3].map((i) => `a=${candidateLine(i, ufrag)}`)),
     'a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level',
     'a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
     'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
