@@ -26,7 +26,8 @@ export interface ConnectCommand {
 
 export type AgentCommand =
   | ConnectCommand
-  | { cmd: 'call'; userId: string }
+  /** `video`: a video call (the agent's camera is a fake one, `Camera`). */
+  | { cmd: 'call'; userId: string; video?: boolean }
   | { cmd: 'accept' }
   | { cmd: 'hangup' }
   | { cmd: 'stats' }
@@ -64,6 +65,8 @@ export interface StatsResult {
   phoneState: string;
   pair: SelectedPair | null;
   audio: AudioCounters;
+  /** Frames of the peer's video received since it first came. */
+  videoFrames: number;
 }
 
 type Stamped<T> = T & { t: number };
@@ -78,6 +81,10 @@ export type AgentEvent = Stamped<
   | { event: 'remoteStream'; callId: string }
   /** A change of whether the expected tone is heard; `rms`/`frequency` are of the window that changed it. */
   | { event: 'audio'; present: boolean; rms: number; frequency: number }
+  /** A change of whether the peer's video frames come (a frame within the last `VIDEO_GAP_MS`). */
+  | { event: 'video'; present: boolean; frames: number }
+  /** Every 15th frame of the peer's video (about a second's worth), with the count so far. */
+  | { event: 'video-frames'; frames: number }
   | { event: 'pair'; pair: SelectedPair }
   /** The call's `quality` sample (about once a second). */
   | { event: 'quality'; mos: number; rttMs: number; jitterMs: number; lossPct: number; level: string; warnings: string[]; packets: number; relayed: boolean | null }

@@ -24,11 +24,14 @@ export interface PlacedCall {
   firstAudioMs: { callee: number; caller: number };
 }
 
-/** `caller` calls `callee`, which accepts; resolves once both are connected and each hears the other's tone. */
-export async function connectedCall(caller: LabPhone, callee: LabPhone): Promise<PlacedCall> {
+/**
+ * `caller` calls `callee`, which accepts; resolves once both are connected
+ * and each hears the other's tone (and, for a `video` call, sees its camera).
+ */
+export async function connectedCall(caller: LabPhone, callee: LabPhone, { video = false }: { video?: boolean } = {}): Promise<PlacedCall> {
   const marks = { caller: caller.mark(), callee: callee.mark() };
   const requestedAt = Date.now();
-  const { callId } = await caller.call(callee.name);
+  const { callId } = await caller.call(callee.name, { video });
   await callee.waitFor('incoming', (e) => e.callId === callId, { since: marks.callee });
   await callee.accept();
   const connected = await Promise.all([
@@ -39,6 +42,12 @@ export async function connectedCall(caller: LabPhone, callee: LabPhone): Promise
     callee.audio(true, { since: marks.callee, timeoutMs: AUDIO_TIMEOUT_MS }),
     caller.audio(true, { since: marks.caller, timeoutMs: AUDIO_TIMEOUT_MS }),
   ]);
+  if (video) {
+    await Promise.all([
+      callee.video(true, { since: marks.callee, timeoutMs: AUDIO_TIMEOUT_MS }),
+      caller.video(true, { since: marks.caller, timeoutMs: AUDIO_TIMEOUT_MS }),
+    ]);
+  }
   return {
     callId,
     requestedAt,
@@ -118,6 +127,12 @@ export async function assertBothRelayed(alice: LabPhone, bob: LabPhone): Promise
 export async function audioBack(phone: LabPhone, since: number, timeoutMs = 30_000): Promise<number> {
   const gone = await phone.audio(false, { since, timeoutMs });
   return (await phone.waitFor('audio', (e) => e.present && e.t >= gone.t, { since, timeoutMs })).t;
+}
+
+/** Resolves once the peer's video, stopped since `since`, comes again at `phone`: with when it came back (epoch ms). */
+export async function videoBack(phone: LabPhone, since: number, timeoutMs = 30_000): Promise<number> {
+  const gone = await phone.video(false, { since, timeoutMs });
+  return (await phone.waitFor('video', (e) => e.present && e.t >= gone.t, { since, timeoutMs })).t;
 }
 
 /** Resolves once both phones' calls have ended (from their marks on), with how each ended. */

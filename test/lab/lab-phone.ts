@@ -87,8 +87,8 @@ export class LabPhone {
     return this.request({ cmd: 'connect', url, token, audio, options });
   }
 
-  call(userId: string): Promise<{ callId: string }> {
-    return this.request({ cmd: 'call', userId });
+  call(userId: string, { video = false }: { video?: boolean } = {}): Promise<{ callId: string }> {
+    return this.request({ cmd: 'call', userId, video });
   }
 
   accept(): Promise<unknown> {
@@ -148,6 +148,16 @@ export class LabPhone {
   /** Waits for the expected tone to be heard (`true`) or to stop (`false`), from `since` on. */
   audio(present: boolean, options: { since?: number; timeoutMs?: number } = {}): Promise<EventOf<'audio'>> {
     return this.waitFor('audio', (e) => e.present === present, options);
+  }
+
+  /** Waits for the peer's video frames to come (`true`) or to stop (`false`), from `since` on. */
+  video(present: boolean, options: { since?: number; timeoutMs?: number } = {}): Promise<EventOf<'video'>> {
+    return this.waitFor('video', (e) => e.present === present, options);
+  }
+
+  /** Waits until at least `frames` of the peer's video have come in all (from `since` on). */
+  videoFrames(frames: number, options: { since?: number; timeoutMs?: number } = {}): Promise<EventOf<'video-frames'>> {
+    return this.waitFor('video-frames', (e) => e.frames >= frames, options);
   }
 
   /** The events named `name` from `since` on. */

@@ -13,10 +13,12 @@
 import { createInterface } from 'node:readline';
 import wrtc from '@roamhq/wrtc';
 import { Phone, type Call } from '../../packages/client/src/index.js';
-import { Tone, accumulate, collectGarbage, isTone, rtc } from '../../packages/client/test/support.js';
+import { Camera, Tone, accumulate, collectGarbage, isTone, rtc } from '../../packages/client/test/support.js';
 import type { AgentCommand, AgentEvent, AgentMessage, AudioCounters, CandidateInfo, ConnectCommand, SelectedPair, StatsResult } from './agent-protocol.js';
 
 const WINDOW_MS = 100;
+/** No video frame for this long: the peer's video has stopped (the fake camera sends 15 a second). */
+const VIDEO_GAP_MS = 500;
 const PAIR_POLL_MS = 1000;
 
 type Unstamped<E> = E extends unknown ? Omit<E, 't'> : never;
@@ -69,6 +71,38 @@ class AudioMonitor {
   }
 }
 
+/** Frames of the peer's video, told as changes of "frames come" (one within `VIDEO_GAP_MS`). */
+class VideoMonitor {
+  private readonly sink: InstanceType<typeof wrtc.nonstandard.RTCVideoSink>;
+  private readonly check: ReturnType<typeof setInterval>;
+  private lastAt = 0;
+  private present = false;
+  frames = 0;
+
+  constructor(track: MediaStreamTrack) {
+    this.sink = new wrtc.nonstandard.RTCVideoSink(track as never);
+    this.sink.onframe = () => {
+      this.frames++;
+      this.lastAt = Date.now();
+      if (!this.present) this.change(true);
+      if (this.frames % 15 === 0) emit({ event: 'video-frames', frames: this.frames });
+    };
+    this.check = setInterval(() => {
+      if (this.present && Date.now() - this.lastAt > VIDEO_GAP_MS) this.change(false);
+    }, VIDEO_GAP_MS / 5);
+  }
+
+  stop(): void {
+    clearInterval(this.check);
+    this.sink.stop();
+  }
+
+  private change(present: boolean): void {
+    this.present = present;
+    emit({ event: 'video', present, frames: this.frames });
+  }
+}
+
 /** The selected candidate pair of `pc`, from its standard stats; null before one is chosen. */
 async function selectedPair(pc: RTCPeerConnection): Promise<SelectedPair | null> {
   const report = await pc.getStats();
@@ -100,6 +134,8 @@ class Agent {
   private phone: Phone | null = null;
   private call: Call | null = null;
   private monitor: AudioMonitor | null = null;
+  private videoMonitor: VideoMonitor | null = null;
+  private readonly cameras: Camera[] = [];
   private pairTimer: ReturnType<typeof setInterval> | null = null;
   private lastPair = '';
   private readonly tones: Tone[] = [];
@@ -110,7 +146,7 @@ class Agent {
       case 'connect':
         return this.connect(command);
       case 'call':
-        return this.place(command.userId);
+        return this.place(command.userId, command.video === true);
       case 'accept':
         return this.accept();
       case 'hangup':
@@ -140,10 +176,19 @@ class Agent {
       url: command.url,
       token: command.token,
       rtc,
-      media: async () => {
-        const tone = new Tone(this.audio.send);
-        this.tones.push(tone);
-        return tone.stream();
+      media: async (request) => {
+        const tracks: MediaStreamTrack[] = [];
+        if (request.audio) {
+          const tone = new Tone(this.audio.send);
+          this.tones.push(tone);
+          tracks.push(tone.track);
+        }
+        if (request.video) {
+          const camera = new Camera(100);
+          this.cameras.push(camera);
+          tracks.push(camera.track);
+        }
+        return new wrtc.MediaStream(tracks as never[]) as unknown as MediaStream;
       },
       socket: { transports: ['websocket'] },
     });
@@ -159,10 +204,10 @@ class Agent {
     return phone.connect();
   }
 
-  private async place(userId: string): Promise<{ callId: string }> {
+  private async place(userId: string, video: boolean): Promise<{ callId: string }> {
     if (!this.phone) throw new Error('connect first');
     if (this.call) throw new Error('this agent has a call already');
-    const call = await this.phone.call(userId);
+    const call = await this.phone.call(userId, { video });
     this.adopt(call);
     return { callId: call.id };
   }
@@ -191,6 +236,10 @@ class Agent {
     };
     if (call.remoteStream) listen(call.remoteStream);
     call.on('remoteStream', listen);
+    call.on('video', ({ remote }) => {
+      const track = call.remoteStream?.getVideoTracks()[0];
+      if (remote && track && !this.videoMonitor) this.videoMonitor = new VideoMonitor(track);
+    });
     this.pairTimer = setInterval(() => void this.pollPair(call), PAIR_POLL_MS);
     call.on('ended', ({ reason, by }) => {
       this.forget();
@@ -203,6 +252,8 @@ class Agent {
     this.pairTimer = null;
     this.lastPair = '';
     this.monitor?.stop();
+    this.videoMonitor?.stop();
+    this.videoMonitor = null;
     this.call = null;
   }
 
@@ -223,6 +274,7 @@ class Agent {
       phoneState: this.phone?.state ?? 'disconnected',
       pair: pc ? await selectedPair(pc) : null,
       audio: { ...(this.monitor?.counters ?? { windows: 0, toneWindows: 0, windowMs: WINDOW_MS }) },
+      videoFrames: this.videoMonitor?.frames ?? 0,
     };
   }
 
@@ -234,6 +286,7 @@ class Agent {
     this.phone?.disconnect();
     this.phone = null;
     for (const tone of this.tones.splice(0)) tone.stop();
+    for (const camera of this.cameras.splice(0)) camera.stop();
     await collectGarbage();
     return null;
   }

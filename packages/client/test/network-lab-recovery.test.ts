@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LabPhone } from '../../../test/lab/lab-phone.js';
 import { NetLab } from '../../../test/lab/netlab.js';
-import { audioBack, bothEnded, connectedCall, hangUp, startPair } from '../../../test/lab/calls.js';
+import { audioBack, bothEnded, connectedCall, hangUp, startPair, videoBack } from '../../../test/lab/calls.js';
 
 /** The SDK's default: what a user gets. */
 const RECOVERY_MS = 30_000;
@@ -49,6 +49,34 @@ describe('network lab: media that heals itself', () => {
       const now = await Promise.all([alice.stats(), bob.stats()]);
       assert.deepEqual(now.map((x) => x.callState), ['connected', 'connected']);
       assert.deepEqual([...alice.eventsOf('ended', marks.alice), ...bob.eventsOf('ended', marks.bob)], [], 'the call survived');
+    } finally {
+      await hangUp(alice, bob).catch(() => undefined);
+    }
+  });
+
+  test('a video call: alice moves to another router mid-call: the ICE restart brings video back at both ends with the audio', async (t) => {
+    await connectedCall(alice, bob, { video: true });
+    const marks = { alice: alice.mark(), bob: bob.mark() };
+    const before = await Promise.all([alice.stats(), bob.stats()]);
+    const movedAt = Date.now();
+    try {
+      await lab.move('alice', lab.routerOf('alice') === 'r3' ? 'r1' : 'r3'); // the test before moved her to r3
+      const [seenAtAlice, seenAtBob, heardAtAlice, heardAtBob] = await Promise.all([
+        videoBack(alice, marks.alice, 15_000),
+        videoBack(bob, marks.bob, 15_000),
+        audioBack(alice, marks.alice, 15_000),
+        audioBack(bob, marks.bob, 15_000),
+      ]);
+      // A second's worth of frames more at each end: the video flows again, not a frame or two.
+      const back = await Promise.all([alice.stats(), bob.stats()]);
+      await Promise.all([alice.videoFrames(back[0]!.videoFrames + 15, { since: marks.alice }), bob.videoFrames(back[1]!.videoFrames + 15, { since: marks.bob })]);
+      const after = await Promise.all([alice.stats(), bob.stats()]);
+      t.diagnostic(
+        `network change → video back at alice ${seenAtAlice - movedAt} ms, at bob ${seenAtBob - movedAt} ms ` +
+          `(audio ${heardAtAlice - movedAt} / ${heardAtBob - movedAt} ms); frames seen before ${before.map((s) => s.videoFrames).join('/')}, now ${after.map((s) => s.videoFrames).join('/')}`,
+      );
+      assert.ok(seenAtAlice - movedAt <= 10_000 && seenAtBob - movedAt <= 10_000, `video back after ${seenAtAlice - movedAt} / ${seenAtBob - movedAt} ms`);
+      assert.deepEqual(after.map((x) => x.callState), ['connected', 'connected']);
     } finally {
       await hangUp(alice, bob).catch(() => undefined);
     }
