@@ -44,6 +44,20 @@ describe('sessions that outlive their socket', () => {
     assert.equal((await back.next('webrtc:answer')).sdp, 'v=0 answer');
   });
 
+  test('v1.1: the snapshot carries the current media: an audio call a party turned to video says video', async () => {
+    const [a, b] = names('a', 'b');
+    const alice = await user(a!);
+    const bob = await user(b!);
+    const callId = await establish(alice, bob, b!);
+    expectOk(await bob.request('call:video-on', { callId }));
+    await alice.next('call:video-on');
+    alice.socket.io.engine.close();
+    await bob.next('call:reconnecting');
+    const snap = (await (await resume(alice, a!)).next('reconnect:success')).calls[0]!;
+    assert.deepEqual(snap.media, { audio: true, video: true });
+    assert.deepEqual(snap.remote, { muted: false, held: false, videoOff: false });
+  });
+
   test('both parties lost at once: the first back learns that its peer is still away (peerReconnecting)', async () => {
     const [a, b] = names('a', 'b');
     const alice = await user(a!);
