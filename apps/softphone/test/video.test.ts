@@ -87,7 +87,7 @@ describe('video in the softphone page', () => {
     await dave.context().close();
   });
 
-  test('an audio call is upgraded to video; the camera and the microphone are switched mid-call', async (t) => {
+  test('an audio call is upgraded to video; the camera, the microphone and the speaker are switched mid-call', async (t) => {
     const erin = await person('erin');
     const frank = await person('frank');
     await erin.locator(sel.call('frank')).click(WAIT);
@@ -117,7 +117,15 @@ describe('video in the softphone page', () => {
     assert.ok(microphone, `a microphone to switch to among ${JSON.stringify(microphones)}`);
     await erin.getByTestId('microphone-select').selectOption({ label: microphone });
     const level = await hearsAudio(frank);
-    t.diagnostic(`camera ${before} → ${other}; microphone → ${microphone}; frank hears level ${level}`);
+
+    const speaker = erin.getByTestId('speaker-select');
+    const output = (await speaker.locator('option').allTextContents()).find((label) => label === 'Fake Audio Output 1');
+    assert.ok(output, 'a speaker to switch to');
+    await speaker.selectOption({ label: output });
+    const sinkId = await speaker.inputValue();
+    await erin.waitForFunction((id) => (document.querySelector('audio') as HTMLAudioElement & { sinkId: string }).sinkId === id, sinkId, WAIT);
+    await hearsAudio(erin); // frank's audio still plays (and meters) on the new output
+    t.diagnostic(`camera ${before} → ${other}; microphone → ${microphone}; frank hears level ${level}; speaker → ${output}`);
     await shot(erin, 'video-4-devices');
     assert.equal(await erin.locator(sel.inCall('connected')).count(), 1, 'the call went on through the switches');
     await erin.getByTestId('hangup').click();
