@@ -4,26 +4,14 @@
  * error code and end reason a user can cause.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { SwitchboardServer } from '../../server/src/index.js';
-import { startTestServer } from '../../../test/support/server.js';
+import { describe, test } from 'node:test';
 import { type Call, type CallEndInfo, type PartyFlags, SwitchboardError } from '../src/index.js';
-import { Lab, collectGarbage, isSilent, isTone, next, reach, statesOf } from './support.js';
+import { labSuite, isSilent, isTone, next, reach, statesOf } from './support.js';
 
 const RING_TIMEOUT_MS = 1200;
 
 describe('calls between two phones', () => {
-  let server: SwitchboardServer;
-  let lab: Lab;
-  before(async () => {
-    server = await startTestServer({ RING_TIMEOUT_MS: String(RING_TIMEOUT_MS) });
-    lab = new Lab(server);
-  });
-  after(async () => {
-    lab.cleanup();
-    await server.close();
-    await collectGarbage();
-  });
+  const lab = labSuite({ RING_TIMEOUT_MS: String(RING_TIMEOUT_MS) });
 
   test('both sides reach connected, trickle ICE ends with null, and each hears the tone the other sends', async (t) => {
     const alice = await lab.online('alice', 440);

@@ -4,26 +4,15 @@
  * `disconnect()` that ends calls and leaves no socket or timer behind.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { SwitchboardServer } from '../../server/src/index.js';
-import { startTestServer, tokenFor } from '../../../test/support/server.js';
+import { describe, test } from 'node:test';
+import { tokenFor } from '../../../test/support/server.js';
 import { type CallEndInfo, type DisconnectInfo, Phone, SwitchboardError } from '../src/index.js';
-import { Lab, collectGarbage, next, rtc } from './support.js';
+import { labSuite, next, rtc } from './support.js';
 
 const hasCode = (code: string) => (err: unknown) => err instanceof SwitchboardError && err.code === code;
 
 describe('connecting, presence and disconnecting', () => {
-  let server: SwitchboardServer;
-  let lab: Lab;
-  before(async () => {
-    server = await startTestServer();
-    lab = new Lab(server);
-  });
-  after(async () => {
-    lab.cleanup();
-    await server.close();
-    await collectGarbage();
-  });
+  const lab = labSuite();
 
   test('connect() resolves with the user once authenticated, and users follows who comes and goes', async () => {
     const alice = lab.phone('alice');

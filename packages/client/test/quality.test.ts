@@ -6,25 +6,13 @@
  * the network lab: network-lab-quality.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { SwitchboardServer } from '../../server/src/index.js';
+import { describe, test } from 'node:test';
 import { userKey } from '../../server/src/calls/types.js';
-import { startTestServer } from '../../../test/support/server.js';
 import { Phone, type PreflightReport, type QualitySample, type RemoteQuality } from '../src/index.js';
-import { Lab, collectGarbage, next, rtc } from './support.js';
+import { labSuite, next, rtc } from './support.js';
 
 describe('call quality on loopback', () => {
-  let server: SwitchboardServer;
-  let lab: Lab;
-  before(async () => {
-    server = await startTestServer();
-    lab = new Lab(server);
-  });
-  after(async () => {
-    lab.cleanup();
-    await server.close();
-    await collectGarbage();
-  });
+  const lab = labSuite();
 
   test('each side samples good audio, sees the peer’s report, and the history keeps both summaries', async (t) => {
     const alice = await lab.online('qalice', 440);
@@ -54,7 +42,7 @@ describe('call quality on loopback', () => {
     await outgoing.hangup();
     await ended;
     for (const user of ['qalice', 'qbob']) {
-      const [entry] = (await server.store.listHistory(userKey('', user), 1, null)).calls;
+      const [entry] = (await lab.server.store.listHistory(userKey('', user), 1, null)).calls;
       for (const role of ['caller', 'callee'] as const) {
         const summary = entry?.quality?.[role];
         assert.ok(summary, `${user}'s record has the ${role}'s summary: ${JSON.stringify(entry)}`);
@@ -66,7 +54,7 @@ describe('call quality on loopback', () => {
   });
 
   test('preflight says what is missing: a phone not connected, and a server that hands out no ICE server', async () => {
-    const offline = new Phone({ url: server.url, token: 'unused', rtc });
+    const offline = new Phone({ url: lab.server.url, token: 'unused', rtc });
     const report: PreflightReport = await offline.preflight({ timeoutMs: 2000 });
     assert.deepEqual([report.ok, report.reason, report.signaling.reason], [false, 'not_connected', 'not_connected']);
 

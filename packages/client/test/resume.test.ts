@@ -6,7 +6,7 @@
  * server restarted) ends its calls with `connection_lost`.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
 import type { SwitchboardServer } from '../../server/src/index.js';
 import { startTestServer, tokenFor } from '../../../test/support/server.js';
@@ -19,7 +19,7 @@ import {
   type ReconnectInfo,
   type ReconnectPolicy,
 } from '../src/index.js';
-import { Lab, collectGarbage, isTone, next, reach, stable, statesOf, ufrag } from './support.js';
+import { Lab, labSuite, collectGarbage, isTone, next, reach, stable, statesOf, ufrag } from './support.js';
 
 /** Closes the phone's transport under it: a transport loss, not a deliberate disconnect. */
 function dropTransport(phone: Phone): void {
@@ -27,17 +27,7 @@ function dropTransport(phone: Phone): void {
 }
 
 describe('resumption after a transport loss', () => {
-  let server: SwitchboardServer;
-  let lab: Lab;
-  before(async () => {
-    server = await startTestServer({ RECONNECT_GRACE_MS: '10000' });
-    lab = new Lab(server);
-  });
-  after(async () => {
-    lab.cleanup();
-    await server.close();
-    await collectGarbage();
-  });
+  const lab = labSuite({ RECONNECT_GRACE_MS: '10000' });
 
   test("the caller's transport drops mid-call: reconnecting, resumed, ICE restarted, audio flows again", async (t) => {
     let tokensAsked = 0;

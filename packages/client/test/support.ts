@@ -8,7 +8,8 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import wrtc from '@roamhq/wrtc';
 import type { SwitchboardServer } from '../../server/src/index.js';
-import { tokenFor } from '../../../test/support/server.js';
+import { after, before } from 'node:test';
+import { startTestServer, tokenFor } from '../../../test/support/server.js';
 import { Phone, type Call, type CallState, type PhoneOptions } from '../src/index.js';
 
 export const WAIT_MS = 5000;
@@ -418,6 +419,23 @@ export class Lab {
     for (const call of this.calls.splice(0)) call.peerConnection?.close();
     for (const tone of this.tones.splice(0)) tone.stop();
   }
+}
+
+/**
+ * A `Lab` for a `describe` block: a test server started (with `env`) before
+ * its tests, and everything the lab made closed after them, the server too.
+ */
+export function labSuite(env: Record<string, string> = {}): Lab {
+  const lab = new Lab(undefined as unknown as SwitchboardServer);
+  before(async () => {
+    lab.server = await startTestServer(env);
+  });
+  after(async () => {
+    lab.cleanup();
+    await lab.server?.close();
+    await collectGarbage();
+  });
+  return lab;
 }
 
 /**

@@ -11,11 +11,9 @@
  * receiver can tell which camera it sees.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { SwitchboardServer } from '../../server/src/index.js';
-import { startTestServer } from '../../../test/support/server.js';
+import { describe, test } from 'node:test';
 import type { Call, Phone, VideoState } from '../src/index.js';
-import { Lab, Tone, collectGarbage, isTone, next, reach, stable } from './support.js';
+import { labSuite, Tone, isTone, next, reach, stable } from './support.js';
 
 /** The luma of the camera the Lab gives a phone of tone `frequency` (see `Lab.phone`). */
 const lumaOf = (frequency: number): number => (frequency % 200) + 30;
@@ -40,17 +38,7 @@ function countOffers(phone: Phone): { count: number } {
 }
 
 describe('video calls', () => {
-  let server: SwitchboardServer;
-  let lab: Lab;
-  before(async () => {
-    server = await startTestServer({ RECONNECT_GRACE_MS: '10000' });
-    lab = new Lab(server);
-  });
-  after(async () => {
-    lab.cleanup();
-    await server.close();
-    await collectGarbage();
-  });
+  const lab = labSuite({ RECONNECT_GRACE_MS: '10000' });
 
   /** A call from `caller` to `callee` answered as asked; resolves once both are connected. */
   async function videoCall(
