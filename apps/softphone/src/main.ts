@@ -273,9 +273,11 @@ function showCall(call: Call): void {
   renderBadges(call);
   renderQuality(call);
   renderContacts();
-  call.on('state', () => {
+  call.on('state', (state, previous) => {
     renderState(call);
     renderQuality(call);
+    // The devices' names come once the page may use them: for a callee, only once it has answered.
+    if (previous === 'ringing') void devices.refresh();
   });
   call.on('remote', () => {
     renderBadges(call);
