@@ -282,6 +282,7 @@ function showCall(call: Call): void {
   call.on('remote', () => {
     renderBadges(call);
     renderQuality(call);
+    renderVideo(call);
   });
   call.on('local', () => renderQuality(call));
   call.on('quality', (sample) => {
@@ -324,14 +325,15 @@ function setCallButtons(enabled: boolean): void {
 }
 
 /**
- * The video tiles: the peer's camera while it sends one, ours picture in
+ * The video tiles: the peer's camera while it sends one (not while it holds
+ * us: its camera is blanked then, and the badge says why), ours picture in
  * picture while we send ours, and the camera button's state. An audio call
  * shows neither (the avatar stays).
  */
 function renderVideo(call: Call): void {
   if (current !== call) return;
   const over = call.state === 'ended';
-  const remote = !over && call.video.remote;
+  const remote = !over && call.video.remote && !call.remote.held;
   const local = !over && call.video.local;
   showVideo(ui.remoteVideo, remote ? (call.remoteStream ?? null) : null);
   const camera = local ? call.localStream?.getVideoTracks()[0] : undefined;

@@ -26,7 +26,7 @@ function previewCamera(page: Page): Promise<string | undefined> {
 describe('video in the softphone page', () => {
   const { person, shot, pageErrors } = chromiumSuite();
 
-  test('a video call: each side sees the other, the camera goes off and on, and it fits a phone screen', async (t) => {
+  test('a video call: each side sees the other, hold hides the tile, the camera goes off and on, and it fits a phone screen', async (t) => {
     const alice = await person('alice');
     const bob = await person('bob');
     await alice.locator(videoCall('bob')).click(WAIT);
@@ -51,6 +51,13 @@ describe('video in the softphone page', () => {
       assert.ok(box && box.x >= 0 && box.x + box.width <= viewport.width && box.y + box.height <= viewport.height, `${id} is on a phone screen: ${JSON.stringify(box)}`);
     }
     assert.equal(await alice.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, 'no sideways scrolling');
+
+    // Hold blanks the camera: the peer's tile gives way to the badge, and comes back on resume.
+    await alice.getByTestId('hold').click();
+    await bob.getByTestId('remote-held').waitFor(WAIT);
+    await bob.getByTestId('remote-video').waitFor({ state: 'hidden', ...WAIT });
+    await alice.getByTestId('hold').click();
+    await chromiumSeesVideo(bob, 'remote-video');
 
     await alice.getByTestId('video-toggle').click();
     await bob.getByTestId('remote-video').waitFor({ state: 'hidden', ...WAIT });
