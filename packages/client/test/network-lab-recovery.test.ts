@@ -54,34 +54,6 @@ describe('network lab: media that heals itself', () => {
     }
   });
 
-  test('a video call: alice moves to another router mid-call: the ICE restart brings video back at both ends with the audio', async (t) => {
-    await connectedCall(alice, bob, { video: true });
-    const marks = { alice: alice.mark(), bob: bob.mark() };
-    const before = await Promise.all([alice.stats(), bob.stats()]);
-    const movedAt = Date.now();
-    try {
-      await lab.move('alice', lab.routerOf('alice') === 'r3' ? 'r1' : 'r3'); // the test before moved her to r3
-      const [seenAtAlice, seenAtBob, heardAtAlice, heardAtBob] = await Promise.all([
-        videoBack(alice, marks.alice, 15_000),
-        videoBack(bob, marks.bob, 15_000),
-        audioBack(alice, marks.alice, 15_000),
-        audioBack(bob, marks.bob, 15_000),
-      ]);
-      // A second's worth of frames more at each end: the video flows again, not a frame or two.
-      const back = await Promise.all([alice.stats(), bob.stats()]);
-      await Promise.all([alice.videoFrames(back[0]!.videoFrames + 15, { since: marks.alice }), bob.videoFrames(back[1]!.videoFrames + 15, { since: marks.bob })]);
-      const after = await Promise.all([alice.stats(), bob.stats()]);
-      t.diagnostic(
-        `network change → video back at alice ${seenAtAlice - movedAt} ms, at bob ${seenAtBob - movedAt} ms ` +
-          `(audio ${heardAtAlice - movedAt} / ${heardAtBob - movedAt} ms); frames seen before ${before.map((s) => s.videoFrames).join('/')}, now ${after.map((s) => s.videoFrames).join('/')}`,
-      );
-      assert.ok(seenAtAlice - movedAt <= 10_000 && seenAtBob - movedAt <= 10_000, `video back after ${seenAtAlice - movedAt} / ${seenAtBob - movedAt} ms`);
-      assert.deepEqual(after.map((x) => x.callState), ['connected', 'connected']);
-    } finally {
-      await hangUp(alice, bob).catch(() => undefined);
-    }
-  });
-
   test('UDP blocked for 20 s then restored: the call goes reconnecting, then media is back on its own', async (t) => {
     await connectedCall(alice, bob);
     const marks = { alice: alice.mark(), bob: bob.mark() };
@@ -124,16 +96,44 @@ describe('network lab: media that heals itself', () => {
   test('TURN blocked and direct paths blocked: the call never connects and ends ice_failed on both sides', async () => {
     await lab.blockTurn();
     try {
-        const marks = { alice: alice.mark(), bob: bob.mark() };
-        const { callId } = await alice.call(bob.name);
-        await bob.waitFor('incoming', (e) => e.callId === callId, { since: marks.bob });
-        await bob.accept();
+      const marks = { alice: alice.mark(), bob: bob.mark() };
+      const { callId } = await alice.call(bob.name);
+      await bob.waitFor('incoming', (e) => e.callId === callId, { since: marks.bob });
+      await bob.accept();
       const [a, b] = await bothEnded([alice, bob], [marks.alice, marks.bob], RECOVERY_MS + 20_000);
       assert.equal(a.reason, 'ice_failed');
       assert.equal(b.reason, 'ice_failed');
-        assert.deepEqual([...alice.eventsOf('call', marks.alice), ...bob.eventsOf('call', marks.bob)].filter((e) => e.state === 'connected'), [], 'never connected');
+      assert.deepEqual([...alice.eventsOf('call', marks.alice), ...bob.eventsOf('call', marks.bob)].filter((e) => e.state === 'connected'), [], 'never connected');
     } finally {
       await lab.unblockTurn();
+      await hangUp(alice, bob).catch(() => undefined);
+    }
+  });
+
+  test('a video call: alice moves to another router mid-call: the ICE restart brings video back at both ends with the audio', async (t) => {
+    await connectedCall(alice, bob, { video: true });
+    const marks = { alice: alice.mark(), bob: bob.mark() };
+    const before = await Promise.all([alice.stats(), bob.stats()]);
+    const movedAt = Date.now();
+    try {
+      await lab.move('alice', lab.routerOf('alice') === 'r3' ? 'r1' : 'r3'); // the first test moved her to r3
+      const [seenAtAlice, seenAtBob, heardAtAlice, heardAtBob] = await Promise.all([
+        videoBack(alice, marks.alice, 15_000),
+        videoBack(bob, marks.bob, 15_000),
+        audioBack(alice, marks.alice, 15_000),
+        audioBack(bob, marks.bob, 15_000),
+      ]);
+      // A second's worth of frames more at each end: the video flows again, not a frame or two.
+      const back = await Promise.all([alice.stats(), bob.stats()]);
+      await Promise.all([alice.videoFrames(back[0]!.videoFrames + 15, { since: marks.alice }), bob.videoFrames(back[1]!.videoFrames + 15, { since: marks.bob })]);
+      const after = await Promise.all([alice.stats(), bob.stats()]);
+      t.diagnostic(
+        `network change → video back at alice ${seenAtAlice - movedAt} ms, at bob ${seenAtBob - movedAt} ms ` +
+          `(audio ${heardAtAlice - movedAt} / ${heardAtBob - movedAt} ms); frames seen before ${before.map((s) => s.videoFrames).join('/')}, now ${after.map((s) => s.videoFrames).join('/')}`,
+      );
+      assert.ok(seenAtAlice - movedAt <= 10_000 && seenAtBob - movedAt <= 10_000, `video back after ${seenAtAlice - movedAt} / ${seenAtBob - movedAt} ms`);
+      assert.deepEqual(after.map((x) => x.callState), ['connected', 'connected']);
+    } finally {
       await hangUp(alice, bob).catch(() => undefined);
     }
   });
