@@ -13,7 +13,7 @@
 import { createInterface } from 'node:readline';
 import wrtc from '@roamhq/wrtc';
 import { Phone, type Call } from '../../packages/client/src/index.js';
-import { Camera, Tone, accumulate, collectGarbage, isTone, rtc } from '../../packages/client/test/support.js';
+import { Camera, Tone, accumulate, collectGarbage, fakeMedia, isTone, rtc } from '../../packages/client/test/support.js';
 import type { AgentCommand, AgentEvent, AgentMessage, AudioCounters, CandidateInfo, ConnectCommand, SelectedPair, StatsResult } from './agent-protocol.js';
 
 const WINDOW_MS = 100;
@@ -176,20 +176,12 @@ class Agent {
       url: command.url,
       token: command.token,
       rtc,
-      media: async (request) => {
-        const tracks: MediaStreamTrack[] = [];
-        if (request.audio) {
-          const tone = new Tone(this.audio.send);
-          this.tones.push(tone);
-          tracks.push(tone.track);
-        }
-        if (request.video) {
-          const camera = new Camera(100);
-          this.cameras.push(camera);
-          tracks.push(camera.track);
-        }
-        return new wrtc.MediaStream(tracks as never[]) as unknown as MediaStream;
-      },
+      media: async (request) =>
+        fakeMedia(
+          request,
+          () => this.keep(this.tones, new Tone(this.audio.send)),
+          () => this.keep(this.cameras, new Camera(100)),
+        ),
       socket: { transports: ['websocket'] },
     });
     this.phone = phone;
@@ -202,6 +194,12 @@ class Agent {
       emit({ event: 'incoming', callId: call.id, from: call.peer.id });
     });
     return phone.connect();
+  }
+
+  /** `made`, remembered in `list` to be stopped at shutdown. */
+  private keep<T>(list: T[], made: T): T {
+    list.push(made);
+    return made;
   }
 
   private async place(userId: string, video: boolean): Promise<{ callId: string }> {

@@ -21,7 +21,7 @@ import {
   networkChanged,
   resumed,
 } from './internal.js';
-import { Negotiator } from './negotiation.js';
+import { Negotiator, newStream } from './negotiation.js';
 import { QualityTracker, type RemoteQuality, ReportPacer, SAMPLE_EVERY_MS, readStats } from './quality.js';
 import { MediaRecovery } from './recovery.js';
 import type {
@@ -510,10 +510,16 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   /** The first local media, acquired by the SDK: the call owns its tracks. */
   private useAcquired(stream: MediaStream): void {
     for (const track of stream.getTracks()) this.owned.add(track);
+    this.useLocal(stream);
+  }
+
+  /** `stream` is what we send from now on: mute and hold apply to it, and whether it holds a camera is told. */
+  private useLocal(stream: MediaStream): void {
     this.localMedia = stream;
     this.controls.attach(stream);
-    this.controls.setVideoOff(stream.getVideoTracks().length === 0);
-    if (!this.controls.videoOff) this.mediaNow = withVideo(this.mediaNow);
+    const camera = stream.getVideoTracks().length > 0;
+    this.controls.setVideoOff(!camera);
+    if (camera) this.mediaNow = withVideo(this.mediaNow);
     this.updateVideo();
   }
 
@@ -532,27 +538,21 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
    */
   private async send(tracks: MediaStreamTrack[], stream = this.compose(tracks)): Promise<void> {
     const before = this.localMedia?.getTracks() ?? [];
-    this.localMedia = stream;
-    this.controls.attach(stream);
+    this.useLocal(stream);
     for (const track of before) {
       if (tracks.includes(track) || !this.owned.delete(track)) continue;
       track.stop();
     }
-    const microphone = tracks.find((t) => t.kind === 'audio') ?? null;
-    const camera = tracks.find((t) => t.kind === 'video') ?? null;
-    this.controls.setVideoOff(camera === null);
-    if (camera) this.mediaNow = withVideo(this.mediaNow);
-    this.updateVideo();
     const negotiator = this.negotiator;
     if (!negotiator) return; // the first offer or answer sends what the stream holds then
-    await negotiator.setTrack('audio', microphone, stream);
-    await negotiator.setTrack('video', camera, stream);
+    await negotiator.setTrack('audio', stream.getAudioTracks()[0] ?? null, stream);
+    await negotiator.setTrack('video', stream.getVideoTracks()[0] ?? null, stream);
   }
 
   /** A stream of `tracks`: a new one where the stack can make it, else the current one changed. */
   private compose(tracks: MediaStreamTrack[]): MediaStream {
-    const Stream = this.host.rtc.MediaStream ?? (globalThis as { MediaStream?: new (tracks?: MediaStreamTrack[]) => MediaStream }).MediaStream;
-    if (Stream) return new Stream(tracks);
+    const made = newStream(this.host.rtc, tracks);
+    if (made) return made;
     const stream = this.localMedia;
     if (!stream) throw SwitchboardError.unsupported('MediaStream');
     for (const track of stream.getTracks()) if (!tracks.includes(track)) stream.removeTrack(track);

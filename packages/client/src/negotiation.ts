@@ -72,7 +72,7 @@ export class Negotiator {
         options.onChange();
         return;
       }
-      const stream = this.wrap(track) ?? streams[0];
+      const stream = newStream(this.options.rtc, [track]) ?? streams[0];
       if (stream) {
         this.remoteStream = stream;
         options.onRemoteStream(stream);
@@ -120,7 +120,7 @@ export class Negotiator {
       const transceiver = this.pc.getTransceivers().find((t) => !isStopped(t) && t.receiver.track.kind === kind);
       let changed = false;
       if (transceiver) {
-        await transceiver.sender.replaceTrack(track);
+        if (transceiver.sender.track !== track) await transceiver.sender.replaceTrack(track);
         const direction = sending(transceiver.direction, track !== null);
         changed = direction !== transceiver.direction;
         transceiver.direction = direction;
@@ -264,11 +264,12 @@ export class Negotiator {
       // A candidate of an ICE generation that is no longer current (after a restart or an ignored offer).
     }
   }
+}
 
-  private wrap(track: MediaStreamTrack): MediaStream | undefined {
-    const Stream = this.options.rtc.MediaStream ?? (globalThis as { MediaStream?: RtcImplementation['MediaStream'] }).MediaStream;
-    return Stream ? new Stream([track]) : undefined;
-  }
+/** A new MediaStream of `tracks` from the stack's class (or the global one); undefined where there is none. */
+export function newStream(rtc: RtcImplementation, tracks: MediaStreamTrack[]): MediaStream | undefined {
+  const Stream = rtc.MediaStream ?? (globalThis as { MediaStream?: RtcImplementation['MediaStream'] }).MediaStream;
+  return Stream ? new Stream(tracks) : undefined;
 }
 
 /** The direction a transceiver takes when we start (`send`) or stop sending on it, keeping what it receives. */

@@ -10,7 +10,7 @@ import wrtc from '@roamhq/wrtc';
 import type { SwitchboardServer } from '../../server/src/index.js';
 import { after, before } from 'node:test';
 import { startTestServer, tokenFor } from '../../../test/support/server.js';
-import { Phone, type Call, type CallState, type PhoneOptions } from '../src/index.js';
+import { Phone, type Call, type CallState, type MediaRequest, type PhoneOptions } from '../src/index.js';
 
 export const WAIT_MS = 5000;
 const SAMPLE_RATE = 48_000;
@@ -89,6 +89,12 @@ export class Camera {
     if (this.track.readyState === 'ended') return clearInterval(this.timer);
     this.source.onFrame({ width: Camera.WIDTH, height: Camera.HEIGHT, data: this.frame });
   }
+}
+
+/** A stream of what a call asks the `media` option for: a tone made by `tone()`, a camera made by `camera()`. */
+export function fakeMedia(request: MediaRequest, tone: () => Tone, camera: () => Camera): MediaStream {
+  const tracks = [...(request.audio ? [tone().track] : []), ...(request.video ? [camera().track] : [])];
+  return new wrtc.MediaStream(tracks as never[]) as unknown as MediaStream;
 }
 
 /** Counts the frames of a received video track through wrtc's RTCVideoSink, with the last one's size and brightness. */
@@ -335,16 +341,12 @@ export class Lab {
       url: this.server.url,
       token: () => tokenFor(userId),
       rtc,
-      media: async (request) => {
-        const tracks: MediaStreamTrack[] = [];
-        if (request?.audio !== false) {
-          const tone = new Tone(frequency);
-          this.tones.push(tone);
-          tracks.push(tone.track);
-        }
-        if (request?.video) tracks.push(this.camera(frequency % 200 + 30).track);
-        return new wrtc.MediaStream(tracks as never[]) as unknown as MediaStream;
-      },
+      media: async (request) =>
+        fakeMedia(
+          request,
+          () => this.tone(frequency),
+          () => this.camera((frequency % 200) + 30),
+        ),
       socket: { transports: ['websocket'] },
       requestTimeoutMs: WAIT_MS,
       ...options,
@@ -360,10 +362,25 @@ export class Lab {
     return phone;
   }
 
+  /** Two phones online, the first seeing the second (the tone of each as `online` takes it). */
+  async onlinePair(first: string, firstHz: number, second: string, secondHz: number): Promise<[Phone, Phone]> {
+    const a = await this.online(first, firstHz);
+    const b = await this.online(second, secondHz);
+    await this.sees(a, second);
+    return [a, b];
+  }
+
   /** Resolves once `phone.users` lists `userId`. */
   async sees(phone: Phone, userId: string): Promise<void> {
     if (phone.users.has(userId)) return;
     await next<[ReadonlyMap<string, unknown>]>(phone, 'presence', { accept: (users) => users.has(userId) });
+  }
+
+  /** A tone of `frequency` Hz, stopped by `cleanup()`. */
+  tone(frequency: number): Tone {
+    const tone = new Tone(frequency);
+    this.tones.push(tone);
+    return tone;
   }
 
   /** A fake camera of brightness `luma`, stopped by `cleanup()`. */

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Call, Phone, VideoState } from '../src/index.js';
-import { labSuite, Tone, isTone, next, reach, stable } from './support.js';
+import { labSuite, isTone, next, reach, stable } from './support.js';
 
 /** The luma of the camera the Lab gives a phone of tone `frequency` (see `Lab.phone`). */
 const lumaOf = (frequency: number): number => (frequency % 200) + 30;
@@ -56,9 +56,7 @@ describe('video calls', () => {
   }
 
   test('a video call carries each camera to the other side, with the audio', async (t) => {
-    const alice = await lab.online('alice', 440);
-    const bob = await lab.online('bob', 880);
-    await lab.sees(alice, 'bob');
+    const [alice, bob] = await lab.onlinePair('alice', 440, 'bob', 880);
     const { outgoing, incoming } = await videoCall(alice, bob);
     assert.equal(outgoing.localStream?.getVideoTracks().length, 1, 'the caller sends a camera');
     assert.equal(incoming.localStream?.getVideoTracks().length, 1, 'the callee answered with its camera (the default for a video call)');
@@ -84,9 +82,7 @@ describe('video calls', () => {
   });
 
   test('a callee answers a video call without its camera, sees the caller, and turns its camera on later', async () => {
-    const carol = await lab.online('carol', 440);
-    const dave = await lab.online('dave', 660);
-    await lab.sees(carol, 'dave');
+    const [carol, dave] = await lab.onlinePair('carol', 440, 'dave', 660);
     const { outgoing, incoming } = await videoCall(carol, dave, { acceptVideo: false });
     assert.equal(incoming.localStream?.getVideoTracks().length, 0, 'no camera acquired');
     await Promise.all([videoIs(incoming, { local: false, remote: true }), videoIs(outgoing, { local: true, remote: false })]);
@@ -104,9 +100,7 @@ describe('video calls', () => {
   });
 
   test('an audio call is upgraded to video and downgraded again, by either side; frames stop and the camera is released', async (t) => {
-    const erin = await lab.online('erin', 440);
-    const frank = await lab.online('frank', 880);
-    await lab.sees(erin, 'frank');
+    const [erin, frank] = await lab.onlinePair('erin', 440, 'frank', 880);
     const { outgoing, incoming } = await videoCall(erin, frank, { video: false });
     assert.deepEqual(outgoing.video, { local: false, remote: false });
     assert.equal(outgoing.media.video, false);
@@ -141,9 +135,7 @@ describe('video calls', () => {
   });
 
   test('both sides turn their cameras on (and off) at once: glare is settled and they end consistent, 8 tries', async (t) => {
-    const gina = await lab.online('gina', 440);
-    const hank = await lab.online('hank', 880);
-    await lab.sees(gina, 'hank');
+    const [gina, hank] = await lab.onlinePair('gina', 440, 'hank', 880);
     const { outgoing, incoming } = await videoCall(gina, hank, { video: false });
     const offers = [countOffers(gina), countOffers(hank)];
     let crossed = 0;
@@ -174,9 +166,7 @@ describe('video calls', () => {
   });
 
   test('switching the microphone and the camera mid-call: in place, no renegotiation; the app stream stays the app’s', async (t) => {
-    const ivan = await lab.online('ivan', 440);
-    const judy = await lab.online('judy', 880);
-    await lab.sees(ivan, 'judy');
+    const [ivan, judy] = await lab.onlinePair('ivan', 440, 'judy', 880);
     const { outgoing, incoming } = await videoCall(ivan, judy);
     const atJudy = lab.meter(await lab.remoteStream(incoming));
     const seenByJudy = lab.videoMeter(incoming.remoteStream);
@@ -184,8 +174,7 @@ describe('video calls', () => {
     const offers = countOffers(ivan);
     const [oldMicrophone, oldCamera] = [outgoing.localStream!.getAudioTracks()[0]!, outgoing.localStream!.getVideoTracks()[0]!];
 
-    const tone = new Tone(660);
-    lab.tones.push(tone);
+    const tone = lab.tone(660);
     const camera = lab.camera(200);
     const stream = new (await import('@roamhq/wrtc')).default.MediaStream([tone.track, camera.track] as never[]) as unknown as MediaStream;
     outgoing.mute();
@@ -207,9 +196,7 @@ describe('video calls', () => {
   });
 
   test('a transport loss mid-call: the ICE restart keeps the video', async () => {
-    const kim = await lab.online('kim', 440);
-    const leo = await lab.online('leo', 880);
-    await lab.sees(kim, 'leo');
+    const [kim, leo] = await lab.onlinePair('kim', 440, 'leo', 880);
     const { outgoing, incoming } = await videoCall(kim, leo);
     const atLeo = lab.videoMeter(await lab.remoteStream(incoming));
     await atLeo.more(5);
@@ -225,9 +212,7 @@ describe('video calls', () => {
   test('enableVideo with no camera rejects media_failed and the call goes on', async () => {
     const mia = await lab.online('mia', 440, { media: async (request) => {
       if (request.video) throw new Error('NotFoundError: no camera');
-      const tone = new Tone(440);
-      lab.tones.push(tone);
-      return tone.stream();
+      return lab.tone(440).stream();
     } });
     const ned = await lab.online('ned', 880);
     await lab.sees(mia, 'ned');
