@@ -33,6 +33,9 @@ export function run(argv: readonly string[], input?: string, timeoutS = COMMAND_
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', (err) => reject(new CommandError(argv, null, err.message)));
     child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new CommandError(argv, code, stderr))));
+    // A command that exits without reading all of its input (refused, or done early) closes the pipe:
+    // the write then fails with EPIPE, and the exit status above is what says how the command went.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
