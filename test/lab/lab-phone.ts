@@ -43,9 +43,6 @@ export class LabPhone {
   ) {
     createInterface({ input: child.stdout! }).on('line', (line) => this.take(line));
     child.stderr!.on('data', (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString()).slice(-4000)));
-    // A command written as the agent exits fails with EPIPE: the exit (below) rejects what is pending, so the
-    // write error has nothing more to say, and left unhandled it would crash the test file.
-    child.stdin!.on('error', () => undefined);
     this.exitedPromise = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };

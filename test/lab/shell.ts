@@ -33,11 +33,19 @@ export function run(argv: readonly string[], input?: string, timeoutS = COMMAND_
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', (err) => reject(new CommandError(argv, null, err.message)));
     child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new CommandError(argv, code, stderr))));
-    // A command that exits without reading all of its input (refused, or done early) closes the pipe:
-    // the write then fails with EPIPE, and the exit status above is what says how the command went.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
+    tolerateClosedStdin(child).stdin.end(input ?? '');
   });
+}
+
+/**
+ * A child that exits or stops reading before our write to its stdin closes the
+ * pipe, and the write fails with EPIPE. How the child went is told by its exit
+ * (status, `exit` listeners); left unhandled, the write error would crash the
+ * test file instead. Every child of the lab's goes through this.
+ */
+function tolerateClosedStdin<T extends ChildProcess>(child: T): T {
+  child.stdin?.on('error', () => undefined);
+  return child;
 }
 
 /** `run` inside network namespace `ns`. */
@@ -67,13 +75,14 @@ export function spawnIn(ns: string, argv: readonly string[], lifetimeS: number, 
   const env: NodeJS.ProcessEnv = {};
   for (const name of INHERITED) if (process.env[name] !== undefined) env[name] = process.env[name];
   Object.assign(env, options.env);
-  return spawn('timeout', ['-k', '3', String(lifetimeS), 'ip', 'netns', 'exec', ns, ...argv], {
+  const child = spawn('timeout', ['-k', '3', String(lifetimeS), 'ip', 'netns', 'exec', ns, ...argv], {
     stdio: ['pipe', 'pipe', 'pipe'],
     ...options,
     env,
     // coreutils timeout makes itself a group leader anyway; detached says so to Node as well.
     detached: true,
   });
+  return tolerateClosedStdin(child);
 }
 
 /** Sends `signal` to the process group a `spawnIn` child leads; false when it is gone already. */
