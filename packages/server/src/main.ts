@@ -76,10 +76,7 @@ export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TI
         const latencyMs = Math.round((performance.now() - started) * 10) / 10;
         const info = await client.info();
         const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
-        const major = Number(version.split('.')[0]);
-        if (Number.isFinite(major) && major < MIN_REDIS_MAJOR) {
-          throw new Error(`Redis ${version} is too old: Switchboard needs Redis >= ${MIN_REDIS_MAJOR} (sharded pub/sub)`);
-        }
+        checkRedisVersion(version, 'Redis');
         const role = /role:(\w+)/.exec(info)?.[1];
         if (role && role !== 'master') throw new Error(`Redis answers as a ${role}, not a master: writes would fail`);
         if (resolved.kind === 'single') return { topology: 'single', version, latencyMs };
@@ -94,6 +91,14 @@ export async function probeRedis(target: RedisTarget, timeoutMs = REDIS_PROBE_TI
   } finally {
     clearTimeout(timer);
     client.disconnect();
+  }
+}
+
+/** Throws unless `version` (`redis_version` of INFO; unknown passes) is one Switchboard runs on. */
+export function checkRedisVersion(version: string, who: string): void {
+  const major = Number(version.split('.')[0]);
+  if (Number.isFinite(major) && major < MIN_REDIS_MAJOR) {
+    throw new Error(`${who} runs Redis ${version}, too old: Switchboard needs Redis >= ${MIN_REDIS_MAJOR} (sharded pub/sub)`);
   }
 }
 
@@ -117,6 +122,8 @@ async function probeCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, t
       shards = (await client.call('CLUSTER', 'SHARDS')) as unknown[][];
     } catch (err) {
       const message = cause?.message ?? (err instanceof Error ? err.message : String(err));
+      // CLUSTER SHARDS came with Redis 7.0, as did the sharded pub/sub the adapter needs.
+      if (/unknown subcommand/i.test(message)) throw new Error(`${seed.host}:${seed.port} does not know CLUSTER SHARDS: Switchboard needs Redis >= ${MIN_REDIS_MAJOR} (sharded pub/sub)`);
       if (/cluster support disabled/i.test(message)) throw new Error(`${seed.host}:${seed.port} is not a cluster node (cluster support disabled): use REDIS_URL for one Redis`);
       if (/state is/.test(message)) throw new Error(message);
       errors.push(`${seed.host}:${seed.port}: ${message}`);
@@ -129,6 +136,7 @@ async function probeCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, t
     if (covered !== 16384) throw new Error(`masters hold ${covered} of the 16384 slots`);
     const down = masters.find((m) => !m.ok);
     if (down) throw new Error(`master ${down.address} does not answer: ${down.error}`);
+    for (const m of masters) checkRedisVersion(m.version, `master ${m.address}`);
     return { topology: 'cluster', version: masters[0]!.version, latencyMs: Math.max(...masters.map((m) => m.latencyMs)), masters: masters.map(({ address, ok, slots, replicas }) => ({ address, ok, slots, replicas })) };
   }
   throw new Error(`no seed node answers (${errors.join('; ')})`);

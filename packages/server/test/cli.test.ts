@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig, TokenVerifier } from '../src/index.js';
+import { checkRedisVersion } from '../src/main.js';
 import { freePort, sharedRedis } from './cluster/harness.js';
 import { openSocket } from './helpers.js';
 import { runCli, startServe } from './ops-helpers.js';
@@ -98,6 +99,12 @@ describe('switchboard check', () => {
   });
   after(async () => {
     await redis.release();
+  });
+
+  test('a Redis older than 7 (no sharded pub/sub) is refused by name, whichever topology found it; 7 and later pass', () => {
+    assert.throws(() => checkRedisVersion('6.2.14', 'master 10.0.0.5:6379'), /^Error: master 10\.0\.0\.5:6379 runs Redis 6\.2\.14, too old: Switchboard needs Redis >= 7 \(sharded pub\/sub\)$/);
+    assert.throws(() => checkRedisVersion('5.0.7', 'Redis'), /Redis 5\.0\.7, too old/);
+    for (const ok of ['7.0.15', '7.2.4', '8.0.0', 'unknown']) assert.doesNotThrow(() => checkRedisVersion(ok, 'Redis'), ok);
   });
 
   test('a valid configuration with a reachable Redis: exit 0, every variable printed, secrets masked', async () => {

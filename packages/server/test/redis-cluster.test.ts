@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import { NO_FLAGS, userKey, type CallRecord } from '../src/calls/types.js';
-import { groupOf, KEY_GROUPS, sessionIdPrefix } from '../src/store/redis-keys.js';
+import { groupOf, KEY_GROUPS, redisKeys, sessionIdPrefix } from '../src/store/redis-keys.js';
 import { RedisStore } from '../src/store/redis-store.js';
 import { redisTargetOf } from '../src/store/redis-target.js';
 import { freshPrefix } from '../../../test/support/redis.js';
@@ -90,6 +90,36 @@ describe('Redis Cluster', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+
+  test("a user's sessions and their records are one command on a cluster (which refuses SORT's GET): one script, the expired one left out and pruned", async () => {
+    const client = cluster.client();
+    const sent: string[] = [];
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = (command, stream, node) => {
+      sent.push(command.name.toLowerCase());
+      return send(command, stream, node);
+    };
+    const prefix = freshPrefix();
+    const store = new RedisStore({ client, prefix });
+    try {
+      const tenant = 'tenant-sessions';
+      const record = (id: string, userId: string) => ({ id: `${sessionIdPrefix(tenant)}${id}` as SessionId, tenant, userId: userId as UserId, name: userId, contacts: null, nodeId: 'n1', connected: true, graceUntil: null, resumes: 0, resumeWindowStart: 0, createdAt: 0 });
+      const records = [record('s1', 'ann'), record('s2', 'ann'), record('s3', 'ben')];
+      for (const r of records) await store.addSession(r);
+      // s2's record gone behind the store's back (its safety TTL ran out): the set still names it.
+      await client.del(redisKeys(prefix).session(records[1]!.id));
+      sent.length = 0;
+      const found = await store.sessionsOf(userKey(tenant, 'ann'));
+      assert.deepEqual(found, [records[0]]);
+      assert.deepEqual(sent.slice(0, 1), ['evalsha'], `one script reads the set and the records: ${sent.join(', ')}`);
+      assert.ok(!sent.includes('smembers') && !sent.includes('mget'), sent.join(', '));
+      assert.deepEqual(await client.smembers(redisKeys(prefix).userSessions(userKey(tenant, 'ann'))), [records[0]!.id], 'the expired member was pruned');
+      assert.deepEqual(await store.sessionsOf(userKey(tenant, 'nobody')), []);
+    } finally {
+      await store.close();
+      client.disconnect();
     }
   });
 

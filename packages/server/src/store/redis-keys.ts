@@ -3,8 +3,9 @@
  * every Lua script. Each key says what it holds and what bounds its life —
  * a TTL, or an owner that deletes it.
  *
- * Scripts take every key they touch through KEYS (none is built inside Lua),
- * and every key one script takes is in one key group (`KEY_GROUPS`): one
+ * Scripts take every key they touch through KEYS (none is built inside Lua,
+ * but for `SESSIONS_OF`, which reads the records a set names, as `SORT … GET`
+ * does), and every key one script takes is in one key group (`KEY_GROUPS`): one
  * Redis Cluster hash slot. Scripts never re-encode JSON: records are opaque strings
  * (Lua's cjson would turn `[]` into `{}`). The session scripts decode a stored
  * session only to read its `nodeId` (see `NODE_OF`); the node set that goes
@@ -113,6 +114,8 @@ export function redisKeys(prefix: string) {
     session: (id: SessionId) => `${tag(groupOfSession(id))}session:${id}`,
     /** The session keys of a group as a `SORT … GET` pattern (`*` is the id). */
     sessionPattern: (group: number) => `${tag(group)}session:*`,
+    /** What a session key of a group starts with (the id follows): for `SESSIONS_OF`. */
+    sessionPrefix: (group: number) => `${tag(group)}session:`,
     /**
      * SET of the user's SessionIds.
      * Owner: `removeSession` (Redis drops the set with its last member);
@@ -544,6 +547,28 @@ export function encodeRemoveSession(
     args: [read.id, read.userId, at.was, at.expected ? JSON.stringify(at.expected) : '', ...at.others],
   };
 }
+
+/**
+ * A user's session ids, each followed by its record (nil when its key has
+ * expired): `SORT … GET` as one script, where SORT cannot (a cluster refuses
+ * its GET). KEYS[1] the user's session set; ARGV[1] the session key prefix of
+ * its group (`sessionPrefix`). The record keys are built here from the
+ * members, the one exception to "every key through KEYS": they cannot be
+ * known before the set is read, and they are in the set's slot, since
+ * `addSession` only adds a session whose id names its tenant's group.
+ * Read-only.
+ */
+export const SESSIONS_OF = script(
+  'sessionsOf',
+  `local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for i = 1, #ids do
+  out[2 * i - 1] = ids[i]
+  out[2 * i] = redis.call('GET', ARGV[1] .. ids[i])
+end
+return out
+`,
+);
 
 /**
  * KEYS[1] user's session set, KEYS[2] tenant's online hash, KEYS[3..] session keys found missing.

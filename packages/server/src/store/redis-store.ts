@@ -45,6 +45,7 @@ import {
   type RedisKeys,
   REMOVE_SESSION,
   type ScriptCall,
+  SESSIONS_OF,
   splitUserKey,
   timerMember,
   UPDATE_SESSION,
@@ -434,34 +435,28 @@ export class RedisStore implements CallStore {
 
   /**
    * A user's session ids, each with its stored record (null when its key has
-   * expired). One round trip where Redis allows it: `SORT_RO <set> BY nosort
-   * GET # GET <group>session:*` reads the set and every record it names (a
-   * user's sessions are in its tenant's group). A cluster (which refuses
-   * SORT's GET), a prefix the pattern cannot express, or a Redis that refuses
-   * the command (an ACL without read access to every key, which SORT's GET
-   * needs) gets SMEMBERS then MGET, and the last case for good.
+   * expired), in one round trip: `SORT_RO <set> BY nosort GET # GET
+   * <group>session:*` reads the set and every record it names (a user's
+   * sessions are in its tenant's group). A cluster (which refuses SORT's
+   * GET), a prefix the pattern cannot express, or a Redis that refuses the
+   * command (an ACL without read access to every key, which SORT's GET
+   * needs; the last case for good) runs the same read as a script instead
+   * (`SESSIONS_OF`).
    */
   private async membersWithRecords(user: UserKey): Promise<[SessionId[], (string | null)[]]> {
     if (this.sortGet) {
       await this.whenReady();
       const pattern = this.keys.sessionPattern(groupOf(splitUserKey(user).tenant));
       try {
-        const flat = (await this.client.call('SORT_RO', this.keys.userSessions(user), 'BY', 'nosort', 'GET', '#', 'GET', pattern)) as (string | null)[];
-        const ids: SessionId[] = [];
-        const raw: (string | null)[] = [];
-        for (let i = 0; i + 1 < flat.length; i += 2) {
-          ids.push(flat[i] as SessionId);
-          raw.push(flat[i + 1] ?? null);
-        }
-        return [ids, raw];
+        return pairsOf((await this.client.call('SORT_RO', this.keys.userSessions(user), 'BY', 'nosort', 'GET', '#', 'GET', pattern)) as (string | null)[]);
       } catch (err) {
         if (!(err instanceof ReplyError)) throw err;
         // Refused for good (an ACL, a Redis without SORT_RO); anything else just this once.
         if (/^(NOPERM|ERR unknown command|ERR .*(denied|not allowed))/.test((err as Error).message)) this.sortGet = false;
       }
     }
-    const ids = await this.membersOf(user);
-    return [ids, ids.length === 0 ? [] : await this.client.mget(ids.map(this.keys.session))];
+    const flat = (await this.run(SESSIONS_OF, { keys: [this.keys.userSessions(user)], args: [this.keys.sessionPrefix(groupOf(splitUserKey(user).tenant))] })) as (string | null)[];
+    return pairsOf(flat);
   }
 
   private async membersOf(user: UserKey): Promise<SessionId[]> {
@@ -478,6 +473,17 @@ export class RedisStore implements CallStore {
     return this.conn.ready();
   }
 
+}
+
+/** `[id, record, id, record, …]` (a record null when its key has expired) as the ids and the records. */
+function pairsOf(flat: readonly (string | null)[]): [SessionId[], (string | null)[]] {
+  const ids: SessionId[] = [];
+  const raw: (string | null)[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    ids.push(flat[i] as SessionId);
+    raw.push(flat[i + 1] ?? null);
+  }
+  return [ids, raw];
 }
 
 /** Every key group, 0 to KEY_GROUPS - 1. */
