@@ -28,6 +28,19 @@ describeCallStore('MemoryStore', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+test('the memory store refuses a commit with messages to publish: every delivery of one process is its own', async () => {
+  const store = new MemoryStore();
+  try {
+    await assert.rejects(
+      store.commitCall({ call: call('ringing'), expectVersion: 0, claims: [], ttlMs: null, publish: [{ channel: 'c', message: '[1]' }] }),
+      /the memory store publishes nothing/,
+    );
+    assert.equal(await store.getCall(TENANT, 'c1' as CallId), undefined, 'nothing written');
+  } finally {
+    await store.close();
+  }
+});
+
 
 async function deleteKeys(client: Redis, pattern: string): Promise<void> {
   let cursor = '0';
@@ -248,6 +261,33 @@ describe('RedisStore on a real Redis', () => {
         await store.close();
         await client.quit();
       }
+    }
+  });
+
+  test('a commit publishes its messages, in order, if and only if it is written (a stale commit publishes nothing)', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisStore({ url, prefix });
+    const sub = new Redis(url);
+    const channel = `${prefix}io#/#s:{g${groupOf(TENANT)}}${sid('s1')}#`;
+    const heard: string[] = [];
+    sub.on('smessage', (_channel: string, message: string) => heard.push(message));
+    try {
+      await sub.ssubscribe(channel);
+      const takes = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
+      const commit = (message: string, expectVersion: number, state: CallRecord['state']) =>
+        store.commitCall({ call: call(state), expectVersion, claims: expectVersion === 0 ? takes : [], ttlMs: null, publish: [{ channel, message: `${message}a` }, { channel, message: `${message}b` }] });
+      assert.equal(await commit('[1]', 0, 'ringing'), true);
+      assert.equal(await commit('[stale]', 0, 'ringing'), false, 'the call exists: not written');
+      assert.equal(await commit('[2]', 1, 'active'), true);
+      await waitFor('the messages of both commits', () => heard.length >= 4);
+      assert.deepEqual(heard, ['[1]a', '[1]b', '[2]a', '[2]b']);
+      await assert.rejects(
+        store.commitCall({ call: call('ended'), expectVersion: 2, claims: [], ttlMs: 1000, publish: [{ channel: `${prefix}io#/#s:{g${(groupOf(TENANT) + 1) % 16}}x#`, message: '[x]' }] }),
+        /not in its key group/,
+      );
+    } finally {
+      sub.disconnect();
+      await store.close();
     }
   });
 

@@ -129,6 +129,8 @@ export class MemoryStore implements CallStore {
   }
 
   private commit(commit: CallCommit): boolean {
+    // Its deliveries are all in this process (LoopbackDelivery): nothing may ask it to publish.
+    if (commit.publish?.length) throw new Error('the memory store publishes nothing: a commit with messages needs a shared store');
     const { timer } = commit;
     if (timer?.op === 'schedule') checkDueAt(timer.dueAt);
     const key = callKey(commit.call.tenant, commit.call.id);

@@ -84,14 +84,31 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
     assert.deepEqual(claim(2), ['release', '', 'c1']);
     assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3))).direction, 'outgoing');
     assert.equal(JSON.parse(String(argv(args, 11 + parties + 2 * 3 + 1))).direction, 'incoming');
-    assert.equal(args.length, 10 + parties + 2 * 3 + 2 + 1);
-    assert.equal(args[args.length - 1], '', 'no sessions check');
+    assert.equal(args.length, 10 + parties + 2 * 3 + 2 + 1 + 1);
+    assert.deepEqual(args.slice(-2), ['', 0], 'no sessions check, then no message to publish');
   }
   const checked = encodeCommitCall(keys, { ...commit, sessionsAsRead: { key: userKey('t', 'ben'), ids: [S1, S7] } }, { historyLimit: 200, historyRetentionMs: 9 }, false);
-  assert.match(COMMIT_CALL.lua, /local set, m = KEYS\[#KEYS\], tonumber\(ARGV\[#ARGV\]\)/);
+  assert.match(COMMIT_CALL.lua, /local published = tonumber\(ARGV\[#ARGV\]\)\nlocal sessionsAt = #ARGV - 1 - 2 \* published/);
+  assert.match(COMMIT_CALL.lua, /local set, m = KEYS\[#KEYS\], tonumber\(ARGV\[sessionsAt\]\)/);
   assert.equal(checked.keys.at(-1), `${G}user-sessions:1:t:ben`, "the callee's session set, last of the keys");
-  assert.deepEqual(checked.args.slice(-3), [S1, S7, 2], 'the ids read, then their count, last of the arguments');
+  assert.deepEqual(checked.args.slice(-4), [S1, S7, 2, 0], 'the ids read, then their count, then no message');
   oneSlot(checked.keys);
+
+  // Messages to publish: each channel and its text after the sessions check, their number last of all.
+  const channel = `p:io#/#s:{g${groupOf('t')}}${S1}#`;
+  const publishing = encodeCommitCall(
+    keys,
+    { ...commit, sessionsAsRead: { key: userKey('t', 'ben'), ids: [S7] }, publish: [{ channel, message: '[1]' }, { channel, message: '[2]' }] },
+    { historyLimit: 200, historyRetentionMs: 9 },
+    false,
+  );
+  assert.deepEqual(publishing.args.slice(-7), [S7, 1, channel, '[1]', channel, '[2]', 2]);
+  assert.match(COMMIT_CALL.lua, /for i = sessionsAt \+ 1, #ARGV - 1, 2 do\n {2}redis\.call\('SPUBLISH', ARGV\[i\], ARGV\[i \+ 1\]\)/);
+  assert.deepEqual(publishing.keys, checked.keys, 'a channel is no key');
+  assert.throws(
+    () => encodeCommitCall(keys, { ...commit, publish: [{ channel: 'p:io#/#s:{g99}x#', message: '[1]' }] }, { historyLimit: 1, historyRetentionMs: 1 }, false),
+    /cannot publish on p:io#\/#s:\{g99\}x#: not in its key group/,
+  );
   assert.throws(() => encodeCommitCall(keys, { ...commit, timer: { op: 'unschedule', kind: 'ring', id: ringTimerId('another', 'c1' as CallId) } }, { historyLimit: 1, historyRetentionMs: 1 }, false), /key group/);
 });
 

@@ -87,8 +87,20 @@ export function groupOfNode(nodeId: string): number {
   return fnv1a(nodeId) % KEY_GROUPS;
 }
 
+/** The hash tag of a key group (`{g<n>}`): a key or a channel that carries it is in the group's slot. */
+export function groupTag(group: number): string {
+  return `{g${group}}`;
+}
+
+/** What Redis Cluster hashes of a key or channel: the content of its first hash tag, else all of it. */
+function slotTagOf(name: string): string {
+  const open = name.indexOf('{');
+  const close = open < 0 ? -1 : name.indexOf('}', open + 1);
+  return close > open + 1 ? name.slice(open + 1, close) : name;
+}
+
 export function redisKeys(prefix: string) {
-  const tag = (group: number) => `${prefix}{g${group}}:`;
+  const tag = (group: number) => `${prefix}${groupTag(group)}:`;
   const ofTenant = (tenant: string) => tag(groupOf(tenant));
   const ofUser = (user: UserKey) => ofTenant(splitUserKey(user).tenant);
   return {
@@ -247,9 +259,12 @@ end
  * ARGV[11..10+m] their user ids, then per claim from ARGV[11+m]: op
  * ('take'|'release'), expected holder ('' = none, '=<callId>' = that call),
  * callId to write/release; then one HistoryEntry JSON per history key; then
- * the session ids read and, last of all, their count ('' = no sessions check).
+ * the session ids read and their count ('' = no sessions check); then, per
+ * message the commit publishes, its channel and its text; and last of all the
+ * number of those messages (see `CallCommit.publish`: each channel in this
+ * call's slot, published with SPUBLISH once everything is written).
  * Returns 1 when written without a count, {1, others} when written with one,
- * 0 when anything read had changed (nothing written).
+ * 0 when anything read had changed (nothing written, nothing published).
  * The timer is written first of all writes: should Redis refuse its score,
  * the script stops before anything else changed (a script's writes are not
  * rolled back).
@@ -274,11 +289,13 @@ for i = 1, claims do
   end
 end
 local lastKey = #KEYS
-if ARGV[#ARGV] ~= '' then
-  local set, m = KEYS[#KEYS], tonumber(ARGV[#ARGV])
+local published = tonumber(ARGV[#ARGV])
+local sessionsAt = #ARGV - 1 - 2 * published
+if ARGV[sessionsAt] ~= '' then
+  local set, m = KEYS[#KEYS], tonumber(ARGV[sessionsAt])
   lastKey = #KEYS - 1
   if redis.call('SCARD', set) ~= m then return 0 end
-  for i = #ARGV - m, #ARGV - 1 do
+  for i = sessionsAt - m, sessionsAt - 1 do
     if redis.call('SISMEMBER', set, ARGV[i]) == 0 then return 0 end
   end
 end
@@ -303,6 +320,9 @@ else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 appendHistory(KEYS[3], 5 + claims, lastKey, 11 + parties + claims * 3, ARGV[8], ARGV[9])
+for i = sessionsAt + 1, #ARGV - 1, 2 do
+  redis.call('SPUBLISH', ARGV[i], ARGV[i + 1])
+end
 if ARGV[10] == '' then return 1 end
 local others = redis.call('HLEN', KEYS[4])
 for i = 1, parties do
@@ -355,6 +375,12 @@ export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: Hi
   const sessions = commit.sessionsAsRead;
   if (sessions) args.push(...sessions.ids, sessions.ids.length);
   else args.push('');
+  const published = commit.publish ?? [];
+  for (const { channel, message } of published) {
+    if (slotTagOf(channel) !== `g${groupOf(commit.call.tenant)}`) throw new Error(`a commit of tenant "${commit.call.tenant}" cannot publish on ${channel}: not in its key group`);
+    args.push(channel, message);
+  }
+  args.push(published.length);
   return {
     keys: [
       keys.call(commit.call.tenant, commit.call.id),

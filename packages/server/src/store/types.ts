@@ -58,6 +58,21 @@ export interface CallCommit {
    * call by the claim it wrote (v1.1, "The ring reaches the user").
    */
   sessionsAsRead?: { key: UserKey; ids: readonly SessionId[] };
+  /**
+   * Messages published by the commit itself, in order, if and only if it is
+   * written (Redis: a sharded publish inside the script): the transition's
+   * events for sessions held by other nodes, so they go out with the state
+   * they follow from, with no publish of the node's own. Every channel is in
+   * the call's key group (its tenant's slot), as the session channels are.
+   * Only a store shared by nodes takes them; the memory store refuses any.
+   */
+  publish?: readonly Publication[];
+}
+
+/** One message a commit publishes (`CallCommit.publish`). */
+export interface Publication {
+  channel: string;
+  message: string;
 }
 
 /**

@@ -3,7 +3,7 @@
  * machine, commit atomically (retrying on a lost race), then carry out the
  * effects — emits to sessions, relay bindings, timers, history, metrics.
  */
-import type { CallId, CallQuality, PresenceStatus, QualitySummary } from '@switchboard/protocol';
+import type { CallId, CallQuality, PresenceStatus, QualitySummary, SessionId } from '@switchboard/protocol';
 import { applyCallEvent } from '../calls/machine.js';
 import { peerOf, roleOf } from '../calls/parties.js';
 import { callQualityOf } from '../calls/quality.js';
@@ -32,6 +32,15 @@ type RingTimerEffect = Extract<Effect, { kind: 'schedule-ring-timeout' | 'cancel
 function isRingTimerEffect(effect: Effect): effect is RingTimerEffect {
   return effect.kind === 'schedule-ring-timeout' || effect.kind === 'cancel-ring-timeout';
 }
+
+type EmitEffect = Extract<Effect, { kind: 'emit' }>;
+
+function isEmit(effect: Effect): effect is EmitEffect {
+  return effect.kind === 'emit';
+}
+
+/** No session: nothing sealed. */
+const NO_SESSIONS: ReadonlySet<SessionId> = new Set();
 
 function timerWriteOf(tenant: string, effect: RingTimerEffect): TimerWrite {
   const id = ringTimerId(tenant, effect.callId);
@@ -205,15 +214,19 @@ export class CallRunner {
           : {}),
       };
       const status = statusChangeOf(event, call, stored);
+      const now: Versioned<CallRecord> = { value: call, version: expectVersion + 1 };
+      // Events for sessions on other nodes go out with the commit itself (Redis mode): only if it is written.
+      const sealed = this.deps.delivery.seal(t.effects.filter(isEmit), now);
+      if (sealed.publish.length > 0) commit.publish = sealed.publish;
       const committed = await this.commit(commit, status);
       if (!committed) {
         this.recent.drop(tenant, event.callId);
         continue;
       }
-      const now: Versioned<CallRecord> = { value: call, version: expectVersion + 1 };
+      this.deps.delivery.sealedSent(sealed);
       this.remember(now);
       this.deps.observers.tell('changed', call, event, log);
-      await this.carryOut(tenant, t.effects, now, history);
+      await this.carryOut(tenant, t.effects, now, history, sealed.sealed);
       if (event.type === 'request' && call.state === 'ringing') this.deps.observers.tell('started', call);
       if (status) this.presence.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };
@@ -291,13 +304,21 @@ export class CallRunner {
   /**
    * `committed`: the call as the commit these effects come with wrote it (ring
    * timer change included), or undefined when nothing was committed;
-   * `history`: the records that commit wrote, if it ended the call.
+   * `history`: the records that commit wrote, if it ended the call;
+   * `sealed`: the sessions whose events that commit published itself.
    */
-  private async carryOut(tenant: string, effects: Effect[], committed: Versioned<CallRecord> | undefined, history: EndedHistory | undefined): Promise<void> {
+  private async carryOut(
+    tenant: string,
+    effects: Effect[],
+    committed: Versioned<CallRecord> | undefined,
+    history: EndedHistory | undefined,
+    sealed: ReadonlySet<SessionId> = NO_SESSIONS,
+  ): Promise<void> {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'emit':
-          this.deps.delivery.toSession(effect.to, effect.event, effect.payload, committed);
+          // A session the commit published to has its events already.
+          if (!sealed.has(effect.to)) this.deps.delivery.toSession(effect.to, effect.event, effect.payload, committed);
           break;
         case 'bind':
           this.bindings.bindSessions(tenant, effect.callId, effect.sessions);

@@ -129,12 +129,17 @@ export function createClusterAdapter(
   // The adapter of the main namespace, once Socket.IO has made it.
   let root: ShardedInternals | undefined;
   const onPublishError = (err: unknown) => logger.warn({ err }, 'publish to another node failed');
-  const publish = (room: string, data: string) => {
+  const channelOf = (room: string) => {
     if (!root) throw new Error('no adapter yet');
-    pub.spublish(root.dynamicChannel(room), data).catch(onPublishError);
+    return root.dynamicChannel(room);
   };
+  const publish = (room: string, data: string) => pub.spublish(channelOf(room), data).catch(onPublishError);
   const mail = new SessionMail(
-    { publish: (session, data) => publish(sessionRoom(session), data), publishToRoom: publish },
+    {
+      publish: (session, data) => publish(sessionRoom(session), data),
+      publishToRoom: (room, data) => void publish(room, data),
+      channelOf: (session) => channelOf(sessionRoom(session)),
+    },
     receiver,
     randomUUID(),
     (err) => logger.warn({ err }, 'unreadable session message from another node'),

@@ -21,6 +21,7 @@ import type { CallObservers } from '../calls/hooks.js';
 import type { CallStore, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Delivery } from './delivery.js';
+import { groupOfSession, groupTag } from '../store/redis-keys.js';
 
 /** An emit of any event name and payload (the typed maps know only the protocol's own pairs). */
 export type UntypedEmit = (event: string, payload: unknown) => boolean;
@@ -97,7 +98,13 @@ export function logOf(session: SessionInfo): { userId: string; sessionId: string
 }
 
 export const rooms = {
-  session: (id: string) => `s:${id}`,
+  /**
+   * A session's room. Its name carries the hash tag of the session's key
+   * group, so that in Redis mode the room's channel is in the slot of the
+   * session's tenant: a call's commit can then publish to it itself
+   * (`CallCommit.publish`).
+   */
+  session: (id: string) => `s:${groupTag(groupOfSession(id))}${id}`,
   user: (key: UserKey) => `u:${key}`,
   tenant: (tenant: string) => `t:${tenant}`,
   /** Sockets that may see `key` (CONTACTS=claims). */

@@ -7,7 +7,8 @@
  */
 import type { SessionId } from '@switchboard/protocol';
 import type { CallRecord } from '../calls/types.js';
-import type { Versioned } from '../store/types.js';
+import { groupOf, groupOfSession } from '../store/redis-keys.js';
+import type { Publication, Versioned } from '../store/types.js';
 import type { Conn, SbServer, UntypedEmit } from './context.js';
 import { rooms } from './context.js';
 import type { SessionMail } from './session-mail.js';
@@ -25,7 +26,30 @@ export interface Delivery {
   toSession(session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void;
   /** Tells the sockets of `room`, on every node, but those in any room of `except`. */
   announce(room: string, except: readonly string[], event: string, payload: unknown): void;
+  /**
+   * Of a transition's `emits`, those a commit may publish itself
+   * (`CallCommit.publish`): in Redis mode, the events for sessions held by
+   * other nodes that nothing of this node's is still on its way to, one
+   * message per session carrying `known`. The rest go by `toSession` after
+   * the commit; `sealed` names the sessions the commit's messages cover.
+   */
+  seal(emits: readonly SessionEmit[], known: Versioned<CallRecord>): Sealed;
+  /** The sealed messages went out with their commit (counted as sent mail). */
+  sealedSent(sealed: Sealed): void;
 }
+
+export interface SessionEmit {
+  to: SessionId;
+  event: string;
+  payload: unknown;
+}
+
+export interface Sealed {
+  publish: Publication[];
+  sealed: ReadonlySet<SessionId>;
+}
+
+const NOTHING_SEALED: Sealed = Object.freeze({ publish: [], sealed: new Set<SessionId>() });
 
 /** The sockets of this node, by the session each carries. */
 export type LocalSessions = Map<SessionId, Conn>;
@@ -63,6 +87,13 @@ export class LoopbackDelivery implements Delivery {
   announce(room: string, except: readonly string[], event: string, payload: unknown): void {
     tellLocal(this.io, room, except, event, payload);
   }
+
+  /** Every session is here: a commit publishes nothing. */
+  seal(): Sealed {
+    return NOTHING_SEALED;
+  }
+
+  sealedSent(): void {}
 }
 
 /** Redis mode: what is here goes out at once, the rest by the session mail. */
@@ -87,6 +118,27 @@ export class ClusterDelivery implements Delivery {
     }
     if (known) this.mail.tell(session, known);
     this.mail.emit(session, event, payload);
+  }
+
+  seal(emits: readonly SessionEmit[], known: Versioned<CallRecord>): Sealed {
+    let by: Map<SessionId, SessionEmit[]> | undefined;
+    const group = groupOf(known.value.tenant);
+    for (const emit of emits) {
+      // A session here is emitted to directly; one in another key group (none, for a call's parties) cannot share the commit's slot.
+      if (this.local.has(emit.to) || this.mail.pending(emit.to) || groupOfSession(emit.to) !== group) continue;
+      by ??= new Map();
+      const list = by.get(emit.to);
+      if (list) list.push(emit);
+      else by.set(emit.to, [emit]);
+    }
+    if (!by) return NOTHING_SEALED;
+    const publish: Publication[] = [];
+    for (const [session, list] of by) publish.push(this.mail.seal(session, known, list));
+    return { publish, sealed: new Set(by.keys()) };
+  }
+
+  sealedSent(sealed: Sealed): void {
+    this.mail.sealedSent(sealed.publish.length);
   }
 
   /** This node's sockets at once; the other nodes' by one publish per room and tick. */

@@ -14,14 +14,19 @@ const A = 'session-a' as SessionId;
 const B = 'session-b' as SessionId;
 
 function mailbox(origin = 'node-1') {
-  const published: { session: SessionId; data: string }[] = [];
+  const published: { session: SessionId; data: string; land: () => void }[] = [];
   const toRooms: { room: string; data: string }[] = [];
   const delivered: { session: SessionId; items: MailItem[] }[] = [];
   const announced: { room: string; entries: RoomEntry[] }[] = [];
   const bad: unknown[] = [];
   const counted: string[] = [];
   const mail = new SessionMail(
-    { publish: (session, data) => published.push({ session, data }), publishToRoom: (room, data) => toRooms.push({ room, data }) },
+    {
+      // Redis answers a publish when the test says so (`land`).
+      publish: (session, data) => new Promise<void>((land) => published.push({ session, data, land })),
+      publishToRoom: (room, data) => toRooms.push({ room, data }),
+      channelOf: (session) => `chan#${session}#`,
+    },
     {
       session: (session, items) => delivered.push({ session, items }),
       room: (room, entries) => announced.push({ room, entries }),
@@ -47,7 +52,11 @@ test('what one tick sends a session goes out as one message per session, in orde
   assert.deepEqual(published.map((p) => p.session), [A, B]);
   assert.equal(published[0]!.data.charCodeAt(0), MAIL_MARK);
   assert.deepEqual(JSON.parse(published[0]!.data), [A, [0, 'webrtc:offer', { sdp: 'v=0' }], [0, 'webrtc:ice-candidate', { candidate: null }]]);
-  assert.ok(!mail.pending(A), 'the outbox is empty once sent');
+  assert.ok(mail.pending(A), 'still pending until Redis has taken it');
+  for (const p of published) p.land();
+  await nextTick();
+  await nextTick();
+  assert.ok(!mail.pending(A), 'the outbox is empty once sent and taken');
   mail.emit(A, 'call:ended', { callId: 'c' });
   await nextTick();
   assert.equal(published.length, 3, 'a later tick is a new message');
@@ -123,5 +132,47 @@ test('announcements to a room within a tick are one message in order; other node
       ],
     },
     { room: 't:other', entries: [[[], 'user:offline', { userId: 'c', lastSeen: 1 }]] },
+  ]);
+});
+
+test('a session is pending from the moment mail is queued for it until Redis has taken every message: a sealed message never overtakes', async () => {
+  const { mail, published, nextTick } = mailbox();
+  assert.equal(mail.pending(A), false);
+  mail.emit(A, 'webrtc:ice-candidate', { candidate: null });
+  assert.equal(mail.pending(A), true, 'queued');
+  await nextTick();
+  assert.equal(published.length, 1);
+  assert.equal(mail.pending(A), true, 'published, not yet taken by Redis');
+  mail.emit(A, 'webrtc:ice-candidate', { candidate: null });
+  await nextTick();
+  assert.equal(published.length, 2);
+  published[0]!.land();
+  await nextTick();
+  assert.equal(mail.pending(A), true, 'one of two taken');
+  published[1]!.land();
+  await nextTick();
+  await nextTick();
+  assert.equal(mail.pending(A), false, 'both taken');
+  assert.equal(mail.pending(B), false);
+});
+
+test('a sealed message is what the mail would send: the call version first, then the events in order, on the session channel', () => {
+  const { mail, delivered } = mailbox();
+  const sealed = mail.seal(A, { version: 3, value: call }, [
+    { event: 'call:accepted', payload: { callId: 'call-1' } },
+    { event: 'call:mute', payload: { callId: 'call-1', muted: true } },
+  ]);
+  assert.equal(sealed.channel, `chan#${A}#`);
+  assert.equal(sealed.message.charCodeAt(0), MAIL_MARK);
+  mail.receive(Buffer.from(sealed.message));
+  assert.deepEqual(delivered, [
+    {
+      session: A,
+      items: [
+        { kind: 'call', call: { version: 3, value: call } },
+        { kind: 'emit', event: 'call:accepted', payload: { callId: 'call-1' } },
+        { kind: 'emit', event: 'call:mute', payload: { callId: 'call-1', muted: true } },
+      ],
+    },
   ]);
 });

@@ -15,6 +15,12 @@
  * A guess is only ever a guess: a commit from a stale one is refused by the
  * store and read again.
  *
+ * A call transition's own events for a session elsewhere need no publish of
+ * this node's: they are encoded here (`seal`) and published by the commit
+ * itself (`CallCommit.publish`), only if it is written. To keep one order per
+ * session, that is only for a session nothing of this node's is still on its
+ * way to (`pending`: queued this tick, or published and not yet answered).
+ *
  * Presence announcements to a room (a tenant, a user's watchers) go the same
  * way: what one tick announces to one room is one publish on that room's
  * channel, in order (the two parties of a call turning busy together are one
@@ -47,8 +53,10 @@ const ROOM_MESSAGE = 0;
 export type RoomEntry = [except: string[], event: string, payload: unknown];
 
 export interface MailTransport {
-  /** Publishes one encoded message on the channel of `session`. */
-  publish(session: SessionId, data: string): void;
+  /** Publishes one encoded message on the channel of `session`; settles once Redis has taken it (or failed to). */
+  publish(session: SessionId, data: string): Promise<unknown>;
+  /** The channel of `session` (for a message a commit publishes itself). */
+  channelOf(session: SessionId): string;
   /** Publishes one encoded message on the channel of `room`. */
   publishToRoom(room: string, data: string): void;
 }
@@ -61,6 +69,8 @@ export interface MailReceiver {
 
 export class SessionMail {
   private outbox = new Map<SessionId, unknown[]>();
+  /** Messages to a session published and not yet answered by Redis: anything sent on another road waits behind them. */
+  private readonly inFlight = new Map<SessionId, number>();
   private roomOutbox = new Map<string, unknown[]>();
   private scheduled = false;
   private readonly flush = () => this.flushNow();
@@ -74,9 +84,26 @@ export class SessionMail {
     private readonly count: (direction: 'out' | 'in', kind: 'session' | 'room' | 'unreadable') => void = () => undefined,
   ) {}
 
-  /** Whether something for `session` still waits to go out this tick. */
+  /** Whether something for `session` still waits to go out this tick, or to be taken by Redis. */
   pending(session: SessionId): boolean {
-    return this.outbox.has(session);
+    return this.outbox.has(session) || this.inFlight.has(session);
+  }
+
+  /**
+   * One message for `session` with these events and what this node knows of
+   * their call, encoded as `flushNow` would send it but for a commit to
+   * publish itself (`CallCommit.publish`). Only for a session nothing of
+   * this node's is `pending` for, so it cannot overtake anything.
+   */
+  seal(session: SessionId, call: Versioned<CallRecord>, emits: readonly { event: string; payload: unknown }[]): { channel: string; message: string } {
+    const message: unknown[] = [session, [CALL, call.version, call.value]];
+    for (const { event, payload } of emits) message.push([EMIT, event, payload]);
+    return { channel: this.transport.channelOf(session), message: JSON.stringify(message) };
+  }
+
+  /** Counts `n` sealed messages that went out with their commit. */
+  sealedSent(n: number): void {
+    for (let i = 0; i < n; i++) this.count('out', 'session');
   }
 
   emit(session: SessionId, event: string, payload: unknown): void {
@@ -130,6 +157,12 @@ export class SessionMail {
     this.deliver.session(wire[0] as SessionId, items);
   }
 
+  private landed(session: SessionId): void {
+    const left = (this.inFlight.get(session) ?? 1) - 1;
+    if (left > 0) this.inFlight.set(session, left);
+    else this.inFlight.delete(session);
+  }
+
   private queue(session: SessionId, item: WireItem): void {
     const items = this.outbox.get(session);
     if (items) items.push(item);
@@ -152,7 +185,8 @@ export class SessionMail {
     this.roomOutbox = new Map();
     for (const [session, message] of outbox) {
       this.count('out', 'session');
-      this.transport.publish(session, JSON.stringify(message));
+      this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
+      void this.transport.publish(session, JSON.stringify(message)).finally(() => this.landed(session));
     }
     for (const [room, message] of roomOutbox) {
       this.count('out', 'room');
