@@ -10,7 +10,6 @@ import type { CallRecord } from '../calls/types.js';
 import { groupOf, groupOfSession } from '../store/redis-keys.js';
 import type { Publication, Versioned } from '../store/types.js';
 import type { Conn, SbServer, UntypedEmit } from './context.js';
-import { rooms } from './context.js';
 import type { SessionMail } from './session-mail.js';
 
 export interface Delivery {
@@ -107,13 +106,17 @@ export class ClusterDelivery implements Delivery {
   ) {}
 
   /**
-   * To the session's room through the adapter when a socket of it is here
-   * (during a takeover a session briefly has two), unless mail for the
-   * session still waits to go out this tick: then behind it, one order per session.
+   * To the session's socket when it is here, as the loopback does and as
+   * the session mail delivers on arrival: no publish, which the adapter
+   * would make for an emit to the room, only to hear it back. (A socket the
+   * session moved away from, here or on another node, is on its way out and
+   * gets nothing.) Unless mail for the session is still on its way: then
+   * behind it, one order per session.
    */
   toSession(session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void {
-    if (this.local.has(session) && !this.mail.pending(session)) {
-      (this.io.to(rooms.session(session)).emit as UntypedEmit)(event, payload);
+    const conn = this.local.get(session);
+    if (conn && !this.mail.pending(session)) {
+      (conn.socket.emit as UntypedEmit)(event, payload);
       return;
     }
     if (known) this.mail.tell(session, known);

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { errorCode, expectOk, ring, signIn, type TestClient } from '../helpers.js';
 import { dropPrefix, freshPrefix, OwnedRedis, sharedRedis, startNode } from './harness.js';
 import { describeDyingNodes, describePushedCalls, describeSharedNodes, FAST, type BackendUse } from './suites.js';
@@ -57,6 +58,42 @@ describe('Redis trouble', () => {
       for (const n of nodes) assert.equal(n.child.exitCode, null, 'no node crashed');
     } finally {
       clients.forEach((c) => c.close());
+      await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+      await redis.destroy();
+    }
+  });
+});
+
+describe('a call on one node', () => {
+  test('crosses no Redis channel: ringing, answer, relay, mute and hangup between two sockets of one node publish nothing', async () => {
+    const redis = await OwnedRedis.start();
+    const prefix = freshPrefix();
+    const nodes = await Promise.all([1, 2].map(() => startNode({ ...FAST, REDIS_URL: redis.url, REDIS_PREFIX: prefix })));
+    const admin = new Redis(redis.url);
+    const clients: TestClient[] = [];
+    const publishes = async () => Number(/cmdstat_spublish:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    try {
+      const alice = await signIn(nodes[0]!, 'same-a');
+      const bob = await signIn(nodes[0]!, 'same-b');
+      clients.push(alice, bob);
+      for (let round = 0; round < 3; round++) {
+        const before = await publishes();
+        const callId = await ring(alice, [bob], 'same-b');
+        expectOk(await bob.request('call:accept', { callId }));
+        await alice.next('call:accepted');
+        alice.socket.emit('webrtc:offer', { callId, sdp: `v=0 offer ${round}` });
+        assert.equal((await bob.next('webrtc:offer')).sdp, `v=0 offer ${round}`);
+        bob.socket.emit('webrtc:answer', { callId, sdp: `v=0 answer ${round}` });
+        assert.equal((await alice.next('webrtc:answer')).sdp, `v=0 answer ${round}`);
+        expectOk(await alice.request('call:mute', { callId }));
+        assert.deepEqual(await bob.next('call:mute'), { callId, userId: 'same-a' });
+        expectOk(await alice.request('call:end', { callId }));
+        assert.equal((await bob.next('call:ended')).reason, 'hangup');
+        assert.equal((await publishes()) - before, 0, `round ${round}: every event stayed on the node`);
+      }
+    } finally {
+      clients.forEach((c) => c.close());
+      admin.disconnect();
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
       await redis.destroy();
     }
