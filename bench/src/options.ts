@@ -113,13 +113,13 @@ const HELP = `npm run bench -- [flags]
   --quality-hold S        quality: seconds each call is held and measured, after a lead-in of 5 s (default 60; --quick 2 after 0.5)
   --quality-rounds N      quality: rounds; the reporting and the silent server swap each round (default 2)
   --quality-every MS      quality: each party's report interval (default 1000, the SDK's busiest; 5000 is a steady call)
-  --quality-redis         quality: also two Redis-mode clusters of two nodes (caller and callee apart), on the Redis of --redis-url
+  --quality-redis         quality: also two Redis-mode clusters of two nodes (caller and callee apart), on the Redis Redis mode takes
   --video                 saturation: also video calls against the same memory-mode node (media.video, SDPs of
                           Chromium's camera-and-microphone size, 5.4 KB), CPU per call next to audio calls'
   --batch N               sessions opened concurrently
   --log-level L           the servers' LOG_LEVEL (default warn)
   --no-pin                do not pin server (CPU 1) and generator (CPU 0) with taskset
-  --redis-url URL         Redis for redis mode (default 127.0.0.1:6379, else a private redis-server)
+  --redis-url URL         Redis for redis mode (default: a private redis-server on the generator's CPU, else 127.0.0.1:6379)
   --out DIR               where results go (default bench/results)
   --seed N                arrival schedule seed
 `;

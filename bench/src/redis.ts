@@ -1,7 +1,6 @@
 /**
- * A Redis for Redis mode: the one on 127.0.0.1:6379 (or --redis-url) when it
- * answers, with a fresh random key prefix deleted afterwards; else a private
- * `redis-server --save ''` on a free port; else none (the mode is skipped).
+ * A Redis for Redis mode (see `findRedis`), and a Redis Cluster of three
+ * masters for its cluster target (`startCluster`).
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -92,26 +91,43 @@ export async function startCluster(): Promise<ClusterHandle | { reason: string }
   };
 }
 
+/**
+ * The Redis of Redis mode: `preferred` (--redis-url) when given; else a
+ * private `redis-server` the bench starts, which runs where the generator
+ * runs (CPU 0 when pinned), as the cluster's masters do, so that the nodes
+ * have CPU 1 to themselves as memory mode's server has; else, with no
+ * redis-server installed, the one on 127.0.0.1:6379 when it answers.
+ */
 export async function findRedis(preferred: string | null): Promise<RedisHandle | { reason: string }> {
+  if (preferred) return (await answers(preferred)) ? sharedRedisAt(preferred) : { reason: `${preferred} does not answer` };
+  const installed = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
+  if (installed) {
+    const owned = await startOwnedRedis();
+    if (owned) return owned;
+  }
+  const fallback = 'redis://127.0.0.1:6379';
+  if (await answers(fallback)) return sharedRedisAt(fallback);
+  return { reason: installed ? 'redis-server did not start and nothing answers on 127.0.0.1:6379' : 'redis-server is not installed and nothing answers on 127.0.0.1:6379' };
+}
+
+/** A Redis that others may use too: a fresh random key prefix, deleted afterwards. */
+function sharedRedisAt(url: string): RedisHandle {
   const prefix = `sbbench:${randomBytes(6).toString('hex')}:`;
-  const url = preferred ?? 'redis://127.0.0.1:6379';
-  if (await answers(url)) {
-    const reader = statsReader(url);
-    return {
-      url,
-      prefix,
-      source: 'shared',
-      stats: reader.stats,
-      async release() {
-        reader.close();
-        await dropPrefix(url, prefix).catch(() => undefined);
-      },
-    };
-  }
-  if (preferred) return { reason: `${preferred} does not answer` };
-  if (spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status !== 0) {
-    return { reason: 'no Redis answers on 127.0.0.1:6379 and redis-server is not installed' };
-  }
+  const reader = statsReader(url);
+  return {
+    url,
+    prefix,
+    source: 'shared',
+    stats: reader.stats,
+    async release() {
+      reader.close();
+      await dropPrefix(url, prefix).catch(() => undefined);
+    },
+  };
+}
+
+/** `redis-server --save ''` on a free port, unpinned itself (it inherits the bench's CPU); null when it does not start. */
+async function startOwnedRedis(): Promise<RedisHandle | null> {
   const port = await freePort();
   const child: ChildProcess = spawnPinned(null, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
@@ -121,14 +137,14 @@ export async function findRedis(preferred: string | null): Promise<RedisHandle |
   while (!(await answers(ownUrl))) {
     if (Date.now() > deadline || child.exitCode !== null) {
       child.kill('SIGKILL');
-      return { reason: 'redis-server did not start' };
+      return null;
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   const reader = statsReader(ownUrl);
   return {
     url: ownUrl,
-    prefix,
+    prefix: `sbbench:${randomBytes(6).toString('hex')}:`,
     source: 'owned',
     stats: reader.stats,
     async release() {
