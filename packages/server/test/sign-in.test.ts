@@ -118,10 +118,15 @@ for (const mode of MODES) {
         const left = await Promise.all(sockets.map((_, i) => server!.store.sessionsOf(userKey(t, `leaver-${i}`))));
         return left.every((s) => s.length === 0);
       }, 15_000);
-      await watcher.sync();
-      const online = new Set(watcher.received('user:online').map((p) => p.user.id));
-      const offline = new Set(watcher.received('user:offline').map((p) => p.userId));
-      assert.deepEqual([...online].filter((u) => !offline.has(u)), [], 'everyone announced online was announced offline');
+      // The announcement follows the removal by a few round trips (the call check, the grace timer): wait for it, bounded.
+      const unmatched = async () => {
+        await watcher.sync();
+        const online = new Set(watcher.received('user:online').map((p) => p.user.id));
+        const offline = new Set(watcher.received('user:offline').map((p) => p.userId));
+        return [...online].filter((u) => !offline.has(u));
+      };
+      await until('everyone announced online to be announced offline', async () => (await unmatched()).length === 0, 10_000).catch(() => undefined);
+      assert.deepEqual(await unmatched(), [], 'everyone announced online was announced offline');
     });
 
     /** A session record as a failed store write would leave it: live on `node`, carried by no socket. */

@@ -33,12 +33,6 @@ function isRingTimerEffect(effect: Effect): effect is RingTimerEffect {
   return effect.kind === 'schedule-ring-timeout' || effect.kind === 'cancel-ring-timeout';
 }
 
-type EmitEffect = Extract<Effect, { kind: 'emit' }>;
-
-function isEmit(effect: Effect): effect is EmitEffect {
-  return effect.kind === 'emit';
-}
-
 /** No session: nothing sealed. */
 const NO_SESSIONS: ReadonlySet<SessionId> = new Set();
 
@@ -216,7 +210,7 @@ export class CallRunner {
       const status = statusChangeOf(event, call, stored);
       const now: Versioned<CallRecord> = { value: call, version: expectVersion + 1 };
       // Events for sessions on other nodes go out with the commit itself (Redis mode): only if it is written.
-      const sealed = this.deps.delivery.seal(t.effects.filter(isEmit), now);
+      const sealed = this.deps.delivery.seal(t.effects, now);
       if (sealed.publish.length > 0) commit.publish = sealed.publish;
       const committed = await this.commit(commit, status);
       if (!committed) {

@@ -6,7 +6,7 @@
  * the session mail (`ClusterDelivery`, session-mail.ts).
  */
 import type { SessionId } from '@switchboard/protocol';
-import type { CallRecord } from '../calls/types.js';
+import type { CallRecord, Effect } from '../calls/types.js';
 import { groupOf, groupOfSession } from '../store/redis-keys.js';
 import type { Publication, Versioned } from '../store/types.js';
 import type { Conn, SbServer, UntypedEmit } from './context.js';
@@ -26,21 +26,15 @@ export interface Delivery {
   /** Tells the sockets of `room`, on every node, but those in any room of `except`. */
   announce(room: string, except: readonly string[], event: string, payload: unknown): void;
   /**
-   * Of a transition's `emits`, those a commit may publish itself
+   * Of a transition's emits, those a commit may publish itself
    * (`CallCommit.publish`): in Redis mode, the events for sessions held by
    * other nodes that nothing of this node's is still on its way to, one
    * message per session carrying `known`. The rest go by `toSession` after
    * the commit; `sealed` names the sessions the commit's messages cover.
    */
-  seal(emits: readonly SessionEmit[], known: Versioned<CallRecord>): Sealed;
+  seal(effects: readonly Effect[], known: Versioned<CallRecord>): Sealed;
   /** The sealed messages went out with their commit (counted as sent mail). */
   sealedSent(sealed: Sealed): void;
-}
-
-export interface SessionEmit {
-  to: SessionId;
-  event: string;
-  payload: unknown;
 }
 
 export interface Sealed {
@@ -123,10 +117,11 @@ export class ClusterDelivery implements Delivery {
     this.mail.emit(session, event, payload);
   }
 
-  seal(emits: readonly SessionEmit[], known: Versioned<CallRecord>): Sealed {
-    let by: Map<SessionId, SessionEmit[]> | undefined;
+  seal(effects: readonly Effect[], known: Versioned<CallRecord>): Sealed {
+    let by: Map<SessionId, { event: string; payload: unknown }[]> | undefined;
     const group = groupOf(known.value.tenant);
-    for (const emit of emits) {
+    for (const emit of effects) {
+      if (emit.kind !== 'emit') continue;
       // A session here is emitted to directly; one in another key group (none, for a call's parties) cannot share the commit's slot.
       if (this.local.has(emit.to) || this.mail.pending(emit.to) || groupOfSession(emit.to) !== group) continue;
       by ??= new Map();
