@@ -2,13 +2,11 @@
  * A Redis for Redis mode (see `findRedis`), and a Redis Cluster of three
  * masters for its cluster target (`startCluster`).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { Redis } from 'ioredis';
-import { answers, dropPrefix } from '../../test/support/redis.js';
+import { answers, dropPrefix, OwnedRedis } from '../../test/support/redis.js';
 import { RedisCluster } from '../../test/support/redis-cluster.js';
-import { freePort, spawnPinned } from './processes.js';
 
 export interface RedisStats {
   /** used_cpu_user + used_cpu_sys of the redis-server, ms. */
@@ -95,64 +93,40 @@ export async function startCluster(): Promise<ClusterHandle | { reason: string }
  * The Redis of Redis mode: `preferred` (--redis-url) when given; else a
  * private `redis-server` the bench starts, which runs where the generator
  * runs (CPU 0 when pinned), as the cluster's masters do, so that the nodes
- * have CPU 1 to themselves as memory mode's server has; else, with no
- * redis-server installed, the one on 127.0.0.1:6379 when it answers.
+ * have CPU 1 to themselves as memory mode's server has; else the one on
+ * 127.0.0.1:6379 when it answers.
  */
 export async function findRedis(preferred: string | null): Promise<RedisHandle | { reason: string }> {
-  if (preferred) return (await answers(preferred)) ? sharedRedisAt(preferred) : { reason: `${preferred} does not answer` };
-  const installed = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
-  if (installed) {
-    const owned = await startOwnedRedis();
-    if (owned) return owned;
+  if (preferred) return (await answers(preferred)) ? handleOf(preferred) : { reason: `${preferred} does not answer` };
+  let notStarted: string;
+  try {
+    const owned = await OwnedRedis.start({ persist: false });
+    return handleOf(owned.url, () => owned.destroy());
+  } catch (err) {
+    notStarted = err instanceof Error ? err.message : String(err);
   }
   const fallback = 'redis://127.0.0.1:6379';
-  if (await answers(fallback)) return sharedRedisAt(fallback);
-  return { reason: installed ? 'redis-server did not start and nothing answers on 127.0.0.1:6379' : 'redis-server is not installed and nothing answers on 127.0.0.1:6379' };
+  if (await answers(fallback)) return handleOf(fallback);
+  return { reason: `${notStarted}, and nothing answers on 127.0.0.1:6379` };
 }
 
-/** A Redis that others may use too: a fresh random key prefix, deleted afterwards. */
-function sharedRedisAt(url: string): RedisHandle {
+/**
+ * The Redis at `url` under a fresh random key prefix: with `stop`, one the
+ * bench started, stopped afterwards; else one others may use too, whose
+ * keys under the prefix are deleted afterwards.
+ */
+function handleOf(url: string, stop?: () => Promise<void>): RedisHandle {
   const prefix = `sbbench:${randomBytes(6).toString('hex')}:`;
   const reader = statsReader(url);
   return {
     url,
     prefix,
-    source: 'shared',
+    source: stop ? 'owned' : 'shared',
     stats: reader.stats,
     async release() {
       reader.close();
-      await dropPrefix(url, prefix).catch(() => undefined);
-    },
-  };
-}
-
-/** `redis-server --save ''` on a free port, unpinned itself (it inherits the bench's CPU); null when it does not start. */
-async function startOwnedRedis(): Promise<RedisHandle | null> {
-  const port = await freePort();
-  const child: ChildProcess = spawnPinned(null, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const ownUrl = `redis://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  while (!(await answers(ownUrl))) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      return null;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const reader = statsReader(ownUrl);
-  return {
-    url: ownUrl,
-    prefix: `sbbench:${randomBytes(6).toString('hex')}:`,
-    source: 'owned',
-    stats: reader.stats,
-    async release() {
-      reader.close();
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
+      if (stop) await stop();
+      else await dropPrefix(url, prefix).catch(() => undefined);
     },
   };
 }

@@ -220,7 +220,7 @@ export class CallRunner {
       this.deps.delivery.sealedSent(sealed);
       this.remember(now);
       this.deps.observers.tell('changed', call, event, log);
-      await this.carryOut(tenant, t.effects, now, history, sealed.sealed);
+      await this.carryOut(tenant, t.effects, now, history, sealed.sessions);
       if (event.type === 'request' && call.state === 'ringing') this.deps.observers.tell('started', call);
       if (status) this.presence.announceStatus(call.tenant, [call.caller.userId, call.callee.userId], status, committed.othersOnline);
       return { call };

@@ -30,7 +30,7 @@ export interface Delivery {
    * (`CallCommit.publish`): in Redis mode, the events for sessions held by
    * other nodes that nothing of this node's is still on its way to, one
    * message per session carrying `known`. The rest go by `toSession` after
-   * the commit; `sealed` names the sessions the commit's messages cover.
+   * the commit; `sessions` names those the commit's messages cover.
    */
   seal(effects: readonly Effect[], known: Versioned<CallRecord>): Sealed;
   /** The sealed messages went out with their commit (counted as sent mail). */
@@ -38,11 +38,13 @@ export interface Delivery {
 }
 
 export interface Sealed {
-  publish: Publication[];
-  sealed: ReadonlySet<SessionId>;
+  /** What the commit publishes, one message per session. */
+  publish: readonly Publication[];
+  /** The sessions those messages are for: their events are not sent again. */
+  sessions: ReadonlySet<SessionId>;
 }
 
-const NOTHING_SEALED: Sealed = Object.freeze({ publish: [], sealed: new Set<SessionId>() });
+const NOTHING_SEALED: Sealed = Object.freeze({ publish: [], sessions: new Set<SessionId>() });
 
 /** The sockets of this node, by the session each carries. */
 export type LocalSessions = Map<SessionId, Conn>;
@@ -132,7 +134,7 @@ export class ClusterDelivery implements Delivery {
     if (!by) return NOTHING_SEALED;
     const publish: Publication[] = [];
     for (const [session, list] of by) publish.push(this.mail.seal(session, known, list));
-    return { publish, sealed: new Set(by.keys()) };
+    return { publish, sessions: new Set(by.keys()) };
   }
 
   sealedSent(sealed: Sealed): void {
