@@ -11,12 +11,16 @@
  * the nodes works, and no node was declared dead.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { Cluster } from 'ioredis';
 import { after, before, describe, test } from 'node:test';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
 import { NO_FLAGS, userKey, type CallRecord } from '../src/calls/types.js';
 import { groupOf, KEY_GROUPS, redisKeys, sessionIdPrefix } from '../src/store/redis-keys.js';
 import { RedisStore } from '../src/store/redis-store.js';
-import { redisTargetOf } from '../src/store/redis-target.js';
+import { closeRedis, openRedis, redisTargetOf } from '../src/store/redis-target.js';
+import { failFastOptions } from '../src/store/redis-connection.js';
 import { freshPrefix } from '../../../test/support/redis.js';
 import { RedisCluster } from '../../../test/support/redis-cluster.js';
 import { describeCallStore } from './store-contract.js';
@@ -120,6 +124,41 @@ describe('Redis Cluster', () => {
     } finally {
       await store.close();
       client.disconnect();
+    }
+  });
+
+  test("a cluster connection's commands of one turn leave in one write per master, and no auto-pipeline holds them", async () => {
+    const opened = openRedis(target(), failFastOptions());
+    assert.ok(opened instanceof Cluster);
+    const client: Cluster = opened;
+    const prefix = freshPrefix();
+    const keys: string[] = [];
+    try {
+      if (client.status !== 'ready') await once(client, 'ready');
+      // One key on each master (by the slot map the client holds), each master answered once so its connection is open.
+      const byMaster = new Map<string, string>();
+      for (let g = 0; g < KEY_GROUPS; g++) {
+        const key = `${prefix}{g${g}}:k`;
+        const master = client.slots[(await client.cluster('KEYSLOT', key)) as number]![0]!;
+        if (!byMaster.has(master)) byMaster.set(master, key);
+      }
+      keys.push(...byMaster.values());
+      assert.equal(keys.length, 3, 'a key on each of the three masters');
+      await Promise.all(keys.map((k) => client.get(k)));
+      for (let turn = 0; turn < 20; turn++) {
+        const replies = Promise.all(keys.map((k) => client.set(k, String(turn))));
+        const sockets = client.nodes('all').filter((n) => n.status === 'ready').map((n) => n.stream as Socket);
+        assert.ok(sockets.length >= 3);
+        assert.ok(sockets.every((s) => s.writableCorked === 1), 'every node socket is held for the rest of the turn');
+        assert.equal(sockets.filter((s) => s.writableLength > 0).length, 3, "each command waits in its master's socket");
+        assert.equal(client.autoPipelineQueueSize, 0, 'not in a Pipeline');
+        assert.deepEqual(await replies, ['OK', 'OK', 'OK']);
+        assert.deepEqual(await Promise.all(keys.map((k) => client.get(k))), keys.map(() => String(turn)));
+        assert.ok(sockets.every((s) => s.writableCorked === 0), 'let go once the turn is over');
+      }
+    } finally {
+      await Promise.all(keys.map((k) => client.del(k)));
+      await closeRedis(client);
     }
   });
 

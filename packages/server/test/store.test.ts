@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { CallId, SessionId, UserId } from '@switchboard/protocol';
@@ -20,6 +22,7 @@ import { OwnedRedis, sharedRedis } from '../../../test/support/redis.js';
 import { pollUntil as waitFor } from '../../../test/support/wait.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { failFastOptions, RedisStore } from '../src/store/redis-store.js';
+import { closeRedis, openRedis } from '../src/store/redis-target.js';
 import type { HistoryAppend, SessionRecord } from '../src/store/types.js';
 
 
@@ -183,6 +186,26 @@ describe('RedisStore on a real Redis', () => {
     assert.equal(await admin.zscore(`${prefix}${G}timers`, `ring:${RING_C1}`), '5');
     await store.close();
     assert.equal(await admin.ping(), 'PONG');
+  });
+
+  test("a connection's commands of one turn leave in one write, and no auto-pipeline holds them", async () => {
+    const client = openRedis({ kind: 'single', url }, failFastOptions());
+    const prefix = freshPrefix();
+    try {
+      if (client.status !== 'ready') await once(client, 'ready');
+      const socket = client.stream as Socket;
+      for (let turn = 0; turn < 20; turn++) {
+        const replies = Promise.all([client.set(`${prefix}a`, String(turn)), client.incr(`${prefix}n`), client.get(`${prefix}a`)]);
+        assert.equal(socket.writableCorked, 1, 'the socket is held for the rest of the turn');
+        assert.ok(socket.writableLength > 0, 'the three commands wait in it, to leave in one write');
+        assert.equal(client.autoPipelineQueueSize, 0, 'not in a Pipeline (whose batch V8 would promote)');
+        assert.deepEqual(await replies, ['OK', turn + 1, String(turn)], 'each its own answer, in order');
+        assert.equal(socket.writableCorked, 0, 'let go once the turn is over');
+      }
+    } finally {
+      await client.del(`${prefix}a`, `${prefix}n`);
+      await closeRedis(client);
+    }
   });
 
   test('a prefix with a hash tag is refused: the keys carry their own', () => {

@@ -21,8 +21,7 @@ export function failFastOptions(commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): 
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.max(commandTimeoutMs, 5000),
-    // Commands issued in the same tick go out in one write (a call event issues several).
-    enableAutoPipelining: true,
+    // No auto-pipelining: openRedis's connections write the commands of one turn in one write without it (redis-coalesce.ts).
     // Never give up reconnecting; back off to one attempt a second.
     retryStrategy: (times) => Math.min(50 * times, 1000),
   };

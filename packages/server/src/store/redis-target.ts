@@ -10,6 +10,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { maskUrl } from '../config.js';
+import { CoalescingCluster, CoalescingRedis } from './redis-coalesce.js';
 
 export interface HostPort {
   host: string;
@@ -84,15 +85,20 @@ async function sentinelsNeedAuth(sentinels: HostPort[], timeoutMs = 2000): Promi
   return false;
 }
 
-/** A new ioredis client for one Redis or a master behind Sentinel, with `options` (fail-fast or queueing: the caller's choice). */
+/**
+ * A new ioredis client for one Redis or a master behind Sentinel, with
+ * `options` (fail-fast or queueing: the caller's choice). Its commands of one
+ * turn of the event loop leave in one write (`redis-coalesce.ts`); give it no
+ * `enableAutoPipelining`.
+ */
 export function openRedis(target: Exclude<RedisTarget, { kind: 'cluster' }>, options: RedisOptions): Redis;
 /** A new ioredis client for `target`: a `Cluster` for a cluster, with `cluster` options added. */
 export function openRedis(target: RedisTarget, options: RedisOptions, cluster?: ClusterOptions): RedisClient;
 export function openRedis(target: RedisTarget, options: RedisOptions, cluster: ClusterOptions = {}): RedisClient {
   const auth = authOf(target);
-  if (target.kind === 'single') return new Redis(target.url, { ...options, ...auth });
+  if (target.kind === 'single') return new CoalescingRedis(target.url, { ...options, ...auth });
   if (target.kind === 'cluster') return openCluster(target.nodes, { ...options, ...auth }, cluster);
-  return new Redis({
+  return new CoalescingRedis({
     ...options,
     ...auth,
     sentinels: target.sentinels,
@@ -119,7 +125,7 @@ export function authOf(target: Pick<RedisTarget, 'username' | 'password'>): Pick
  */
 function openCluster(nodes: HostPort[], options: RedisOptions, cluster: ClusterOptions): Cluster {
   const { enableOfflineQueue, enableAutoPipelining, retryStrategy, lazyConnect, ...perNode } = options;
-  return new Cluster(nodes, {
+  return new CoalescingCluster(nodes, {
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
     ...(lazyConnect === undefined ? {} : { lazyConnect }),

@@ -85,7 +85,8 @@ export interface PubSub {
 /**
  * Opens the adapter's connections. Unlike the store's client, these keep an
  * offline queue: a publish made during a short outage goes out when Redis is
- * back instead of failing. Publishes made in the same tick go out in one write.
+ * back instead of failing. Publishes made in one turn of the event loop go out
+ * in one write (`openRedis`).
  * On a cluster, a channel lives on the master of its slot: the subscriber is a
  * `Cluster` with `shardedSubscribers` (one subscriber connection per master,
  * SSUBSCRIBE sent to the master of each channel's slot, moved with it), as
@@ -95,7 +96,6 @@ export async function connectPubSub(target: RedisTarget, logger: Logger): Promis
   const options = (connectionName: string): RedisOptions => ({
     lazyConnect: true,
     maxRetriesPerRequest: null,
-    enableAutoPipelining: true,
     // Back within a second of Redis, like the store's connection (ioredis would wait up to 2 s).
     retryStrategy: (times) => Math.min(50 * times, 1000),
     connectionName,
