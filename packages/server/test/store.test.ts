@@ -35,7 +35,7 @@ test('the memory store refuses a commit with messages to publish: every delivery
   const store = new MemoryStore();
   try {
     await assert.rejects(
-      store.commitCall({ call: call('ringing'), expectVersion: 0, claims: [], ttlMs: null, publish: [{ channel: 'c', message: '[1]' }] }),
+      store.commitCall({ call: call('ringing'), expectVersion: 0, claims: [], ttlMs: null, publish: [{ channel: 'c', before: '[1,', after: ']' }] }),
       /the memory store publishes nothing/,
     );
     assert.equal(await store.getCall(TENANT, 'c1' as CallId), undefined, 'nothing written');
@@ -298,14 +298,25 @@ describe('RedisStore on a real Redis', () => {
       await sub.ssubscribe(channel);
       const takes = [alice, bob].map((key) => ({ op: 'take' as const, key, expect: null, callId: 'c1' as CallId }));
       const commit = (message: string, expectVersion: number, state: CallRecord['state']) =>
-        store.commitCall({ call: call(state), expectVersion, claims: expectVersion === 0 ? takes : [], ttlMs: null, publish: [{ channel, message: `${message}a` }, { channel, message: `${message}b` }] });
-      assert.equal(await commit('[1]', 0, 'ringing'), true);
-      assert.equal(await commit('[stale]', 0, 'ringing'), false, 'the call exists: not written');
-      assert.equal(await commit('[2]', 1, 'active'), true);
+        store.commitCall({
+          call: call(state),
+          expectVersion,
+          claims: expectVersion === 0 ? takes : [],
+          ttlMs: null,
+          publish: [{ channel, before: `[${message},"a",`, after: ']' }, { channel, before: `[${message},"b",`, after: ']' }],
+        });
+      assert.equal(await commit('1', 0, 'ringing'), true);
+      assert.equal(await commit('"stale"', 0, 'ringing'), false, 'the call exists: not written');
+      assert.equal(await commit('2', 1, 'active'), true);
       await waitFor('the messages of both commits', () => heard.length >= 4);
-      assert.deepEqual(heard, ['[1]a', '[1]b', '[2]a', '[2]b']);
+      // Each with the call in it as that commit wrote it.
+      assert.deepEqual(
+        heard.map((m) => JSON.parse(m) as [number, string, CallRecord]).map(([n, part, written]) => `${n}${part} ${written.state}`),
+        ['1a ringing', '1b ringing', '2a active', '2b active'],
+      );
+      assert.deepEqual(JSON.parse(heard[3]!), [2, 'b', call('active')]);
       await assert.rejects(
-        store.commitCall({ call: call('ended'), expectVersion: 2, claims: [], ttlMs: 1000, publish: [{ channel: `${prefix}io#/#s:{g${(groupOf(TENANT) + 1) % 16}}x#`, message: '[x]' }] }),
+        store.commitCall({ call: call('ended'), expectVersion: 2, claims: [], ttlMs: 1000, publish: [{ channel: `${prefix}io#/#s:{g${(groupOf(TENANT) + 1) % 16}}x#`, before: '[', after: ']' }] }),
         /not in its key group/,
       );
     } finally {

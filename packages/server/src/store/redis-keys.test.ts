@@ -88,25 +88,26 @@ test('COMMIT_CALL: claims and history where the Lua looks for them, with and wit
     assert.deepEqual(args.slice(-2), ['', 0], 'no sessions check, then no message to publish');
   }
   const checked = encodeCommitCall(keys, { ...commit, sessionsAsRead: { key: userKey('t', 'ben'), ids: [S1, S7] } }, { historyLimit: 200, historyRetentionMs: 9 }, false);
-  assert.match(COMMIT_CALL.lua, /local published = tonumber\(ARGV\[#ARGV\]\)\nlocal sessionsAt = #ARGV - 1 - 2 \* published/);
+  assert.match(COMMIT_CALL.lua, /local published = tonumber\(ARGV\[#ARGV\]\)\nlocal sessionsAt = #ARGV - 1 - 3 \* published/);
   assert.match(COMMIT_CALL.lua, /local set, m = KEYS\[#KEYS\], tonumber\(ARGV\[sessionsAt\]\)/);
   assert.equal(checked.keys.at(-1), `${G}user-sessions:1:t:ben`, "the callee's session set, last of the keys");
   assert.deepEqual(checked.args.slice(-4), [S1, S7, 2, 0], 'the ids read, then their count, then no message');
   oneSlot(checked.keys);
 
-  // Messages to publish: each channel and its text after the sessions check, their number last of all.
+  // Messages to publish: each channel and the text around the call after the sessions check, their number last of all.
   const channel = `p:io#/#s:{g${groupOf('t')}}${S1}#`;
   const publishing = encodeCommitCall(
     keys,
-    { ...commit, sessionsAsRead: { key: userKey('t', 'ben'), ids: [S7] }, publish: [{ channel, message: '[1]' }, { channel, message: '[2]' }] },
+    { ...commit, sessionsAsRead: { key: userKey('t', 'ben'), ids: [S7] }, publish: [{ channel, before: '[1,', after: ']' }, { channel, before: '[2,', after: ']' }] },
     { historyLimit: 200, historyRetentionMs: 9 },
     false,
   );
-  assert.deepEqual(publishing.args.slice(-7), [S7, 1, channel, '[1]', channel, '[2]', 2]);
-  assert.match(COMMIT_CALL.lua, /for i = sessionsAt \+ 1, #ARGV - 1, 2 do\n {2}redis\.call\('SPUBLISH', ARGV\[i\], ARGV\[i \+ 1\]\)/);
+  assert.deepEqual(publishing.args.slice(-9), [S7, 1, channel, '[1,', ']', channel, '[2,', ']', 2]);
+  assert.match(COMMIT_CALL.lua, /local sessionsAt = #ARGV - 1 - 3 \* published/);
+  assert.match(COMMIT_CALL.lua, /for i = sessionsAt \+ 1, #ARGV - 1, 3 do\n {2}redis\.call\('SPUBLISH', ARGV\[i\], ARGV\[i \+ 1\] \.\. ARGV\[2\] \.\. ARGV\[i \+ 2\]\)/);
   assert.deepEqual(publishing.keys, checked.keys, 'a channel is no key');
   assert.throws(
-    () => encodeCommitCall(keys, { ...commit, publish: [{ channel: 'p:io#/#s:{g99}x#', message: '[1]' }] }, { historyLimit: 1, historyRetentionMs: 1 }, false),
+    () => encodeCommitCall(keys, { ...commit, publish: [{ channel: 'p:io#/#s:{g99}x#', before: '[', after: ']' }] }, { historyLimit: 1, historyRetentionMs: 1 }, false),
     /cannot publish on p:io#\/#s:\{g99\}x#: not in its key group/,
   );
   assert.throws(() => encodeCommitCall(keys, { ...commit, timer: { op: 'unschedule', kind: 'ring', id: ringTimerId('another', 'c1' as CallId) } }, { historyLimit: 1, historyRetentionMs: 1 }, false), /key group/);

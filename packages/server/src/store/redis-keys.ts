@@ -260,9 +260,10 @@ end
  * ('take'|'release'), expected holder ('' = none, '=<callId>' = that call),
  * callId to write/release; then one HistoryEntry JSON per history key; then
  * the session ids read and their count ('' = no sessions check); then, per
- * message the commit publishes, its channel and its text; and last of all the
- * number of those messages (see `CallCommit.publish`: each channel in this
- * call's slot, published with SPUBLISH once everything is written).
+ * message the commit publishes, its channel and the text before and after
+ * the call JSON (ARGV[2]) in it; and last of all the number of those
+ * messages (see `CallCommit.publish`: each channel in this call's slot,
+ * published with SPUBLISH once everything is written).
  * Returns 1 when written without a count, {1, others} when written with one,
  * 0 when anything read had changed (nothing written, nothing published).
  * The timer is written first of all writes: should Redis refuse its score,
@@ -290,7 +291,7 @@ for i = 1, claims do
 end
 local lastKey = #KEYS
 local published = tonumber(ARGV[#ARGV])
-local sessionsAt = #ARGV - 1 - 2 * published
+local sessionsAt = #ARGV - 1 - 3 * published
 if ARGV[sessionsAt] ~= '' then
   local set, m = KEYS[#KEYS], tonumber(ARGV[sessionsAt])
   lastKey = #KEYS - 1
@@ -320,8 +321,8 @@ else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 appendHistory(KEYS[3], 5 + claims, lastKey, 11 + parties + claims * 3, ARGV[8], ARGV[9])
-for i = sessionsAt + 1, #ARGV - 1, 2 do
-  redis.call('SPUBLISH', ARGV[i], ARGV[i + 1])
+for i = sessionsAt + 1, #ARGV - 1, 3 do
+  redis.call('SPUBLISH', ARGV[i], ARGV[i + 1] .. ARGV[2] .. ARGV[i + 2])
 end
 if ARGV[10] == '' then return 1 end
 local others = redis.call('HLEN', KEYS[4])
@@ -376,9 +377,9 @@ export function encodeCommitCall(keys: RedisKeys, commit: CallCommit, limits: Hi
   if (sessions) args.push(...sessions.ids, sessions.ids.length);
   else args.push('');
   const published = commit.publish ?? [];
-  for (const { channel, message } of published) {
+  for (const { channel, before, after } of published) {
     if (slotTagOf(channel) !== `g${groupOf(commit.call.tenant)}`) throw new Error(`a commit of tenant "${commit.call.tenant}" cannot publish on ${channel}: not in its key group`);
-    args.push(channel, message);
+    args.push(channel, before, after);
   }
   args.push(published.length);
   return {

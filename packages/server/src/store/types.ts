@@ -69,10 +69,15 @@ export interface CallCommit {
   publish?: readonly Publication[];
 }
 
-/** One message a commit publishes (`CallCommit.publish`). */
+/**
+ * One message a commit publishes (`CallCommit.publish`): `before`, the call
+ * as the commit writes it (its JSON), then `after`. The store puts the call
+ * in, so the record goes to Redis once however many messages carry it.
+ */
 export interface Publication {
   channel: string;
-  message: string;
+  before: string;
+  after: string;
 }
 
 /**

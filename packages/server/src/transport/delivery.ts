@@ -29,8 +29,9 @@ export interface Delivery {
    * Of a transition's emits, those a commit may publish itself
    * (`CallCommit.publish`): in Redis mode, the events for sessions held by
    * other nodes that nothing of this node's is still on its way to, one
-   * message per session carrying `known`. The rest go by `toSession` after
-   * the commit; `sessions` names those the commit's messages cover.
+   * message per session carrying `known`, the call the commit writes (its
+   * store puts the record in: `Publication`). The rest go by `toSession`
+   * after the commit; `sessions` names those the commit's messages cover.
    */
   seal(effects: readonly Effect[], known: Versioned<CallRecord>): Sealed;
   /** The sealed messages went out with their commit (counted as sent mail). */
@@ -133,7 +134,7 @@ export class ClusterDelivery implements Delivery {
     }
     if (!by) return NOTHING_SEALED;
     const publish: Publication[] = [];
-    for (const [session, list] of by) publish.push(this.mail.seal(session, known, list));
+    for (const [session, list] of by) publish.push(this.mail.seal(session, known.version, list));
     return { publish, sessions: new Set(by.keys()) };
   }
 

@@ -156,15 +156,17 @@ test('a session is pending from the moment mail is queued for it until Redis has
   assert.equal(mail.pending(B), false);
 });
 
-test('a sealed message is what the mail would send: the call version first, then the events in order, on the session channel', () => {
+test('a sealed message is what the mail would send once its commit puts the call in: the call first, then the events in order, on the session channel', () => {
   const { mail, delivered } = mailbox();
-  const sealed = mail.seal(A, { version: 3, value: call }, [
+  const sealed = mail.seal(A, 3, [
     { event: 'call:accepted', payload: { callId: 'call-1' } },
     { event: 'call:mute', payload: { callId: 'call-1', muted: true } },
   ]);
   assert.equal(sealed.channel, `chan#${A}#`);
-  assert.equal(sealed.message.charCodeAt(0), MAIL_MARK);
-  mail.receive(Buffer.from(sealed.message));
+  assert.equal(sealed.before.charCodeAt(0), MAIL_MARK);
+  assert.ok(!sealed.before.includes('call-1') && !sealed.after.includes('"state"'), 'the record is not in the message: the commit puts it in');
+  // As COMMIT_CALL publishes it: the text before, the call's JSON as written (ARGV[2]), the text after.
+  mail.receive(Buffer.from(`${sealed.before}${JSON.stringify(call)}${sealed.after}`));
   assert.deepEqual(delivered, [
     {
       session: A,

@@ -36,7 +36,7 @@
  */
 import type { SessionId } from '@switchboard/protocol';
 import type { CallRecord } from '../calls/types.js';
-import type { Versioned } from '../store/types.js';
+import type { Publication, Versioned } from '../store/types.js';
 
 const EMIT = 0;
 const CALL = 1;
@@ -92,13 +92,14 @@ export class SessionMail {
   /**
    * One message for `session` with these events and what this node knows of
    * their call, encoded as `flushNow` would send it but for a commit to
-   * publish itself (`CallCommit.publish`). Only for a session nothing of
-   * this node's is `pending` for, so it cannot overtake anything.
+   * publish itself (`CallCommit.publish`), which puts in the call it writes
+   * (version `version`). Only for a session nothing of this node's is
+   * `pending` for, so it cannot overtake anything.
    */
-  seal(session: SessionId, call: Versioned<CallRecord>, emits: readonly { event: string; payload: unknown }[]): { channel: string; message: string } {
-    const message: unknown[] = [session, [CALL, call.version, call.value]];
-    for (const { event, payload } of emits) message.push([EMIT, event, payload]);
-    return { channel: this.transport.channelOf(session), message: JSON.stringify(message) };
+  seal(session: SessionId, version: number, emits: readonly { event: string; payload: unknown }[]): Publication {
+    let after = ']';
+    for (const { event, payload } of emits) after += `,${JSON.stringify([EMIT, event, payload])}`;
+    return { channel: this.transport.channelOf(session), before: `[${JSON.stringify(session)},[${CALL},${version},`, after: `${after}]` };
   }
 
   /** Counts `n` sealed messages that went out with their commit. */
