@@ -85,6 +85,43 @@ test('a call version goes once per message, before the events that follow it, an
   ]);
 });
 
+test('an offer and an answer cross with their SDP raw after the JSON, unescaped, and arrive as sent, between the events around them', async () => {
+  const { mail, published, delivered, nextTick } = mailbox();
+  const line = 'a=candidate:2672889355 1 udp 2122260223 192.168.1.119 45684 typ host generation 0\r\n';
+  // Line breaks, a NUL (the separator itself), a quote, non-ASCII and a surrogate pair: each must survive as it was.
+  const offer = `v=0\r\no=- 7648 2 IN IP4 127.0.0.1\r\ns="caf\u00e9 \u{1F4DE}"\r\n${line.repeat(6)}x=\u0000end\r\n`;
+  const answer = `v=0\r\n${line.repeat(4)}`;
+  mail.emit(A, 'webrtc:offer', { callId: 'c', from: 'ann', sdp: offer });
+  mail.emit(A, 'webrtc:ice-candidate', { callId: 'c', candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 9 typ host' } });
+  mail.emit(A, 'webrtc:answer', { callId: 'c', from: 'ann', sdp: answer });
+  await nextTick();
+  assert.equal(published.length, 1, 'one message');
+  const data = published[0]!.data;
+  assert.equal(data.charCodeAt(0), MAIL_MARK);
+  assert.ok(data.endsWith(`${offer}${answer}`), 'both SDPs raw, in order, at the end');
+  assert.ok(!data.includes('\\r\\n'), 'no line break escaped');
+  mail.receive(Buffer.from(data));
+  assert.deepEqual(delivered, [
+    {
+      session: A,
+      items: [
+        { kind: 'emit', event: 'webrtc:offer', payload: { callId: 'c', from: 'ann', sdp: offer } },
+        { kind: 'emit', event: 'webrtc:ice-candidate', payload: { callId: 'c', candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 9 typ host' } } },
+        { kind: 'emit', event: 'webrtc:answer', payload: { callId: 'c', from: 'ann', sdp: answer } },
+      ],
+    },
+  ]);
+});
+
+test('a raw SDP said to run past the end of its message is reported and delivers nothing', () => {
+  const { mail, delivered, bad, counted } = mailbox();
+  mail.receive(Buffer.from(`${JSON.stringify([A, [0, 'call:accepted', {}], [2, 'webrtc:offer', { callId: 'c' }, 10]])}\u0000v=0`));
+  mail.receive(Buffer.from(JSON.stringify([A, [2, 'webrtc:offer', { callId: 'c' }, 3]])));
+  assert.equal(delivered.length, 0, 'not even the event before it');
+  assert.equal(bad.length, 2);
+  assert.deepEqual(counted, ['in unreadable', 'in unreadable']);
+});
+
 test('a message that is not ours to read is reported and delivers nothing', () => {
   const { mail, delivered, bad, counted } = mailbox();
   mail.receive(Buffer.from('[not json'));

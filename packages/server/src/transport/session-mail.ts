@@ -29,8 +29,13 @@
  *
  * Wire format (JSON, so the first byte is `[`, which the adapter's own
  * messages never start with):
- * - to a session: `[sessionId, ...items]`, an item being `[0, event, payload]`
- *   or `[1, version, callRecord]`;
+ * - to a session: `[sessionId, ...items]`, an item being `[0, event, payload]`,
+ *   `[1, version, callRecord]` or `[2, event, payload, n]`: an event whose
+ *   payload's `sdp` is the next `n` characters of the raw texts after the
+ *   JSON. Those follow a NUL character (which JSON never holds unescaped),
+ *   in the order of their items: a relayed offer or answer crosses as it
+ *   came, without escaping each line break into the JSON and back (which
+ *   cost more than the rest of the message together);
  * - to a room: `[0, origin, room, ...[except, event, payload]]`, `except` the
  *   rooms whose sockets are left out.
  */
@@ -40,12 +45,30 @@ import type { Publication, Versioned } from '../store/types.js';
 
 const EMIT = 0;
 const CALL = 1;
+const EMIT_RAW_SDP = 2;
+/** Between a message's JSON and its raw texts. */
+const RAW = '\u0000';
+/** A shorter `sdp` stays in the JSON. */
+const RAW_SDP_MIN = 256;
 /** `[`: the first byte of every message of ours. */
 export const MAIL_MARK = 0x5b;
 
 export type MailItem = { kind: 'emit'; event: string; payload: unknown } | { kind: 'call'; call: Versioned<CallRecord> };
 
-type WireItem = [typeof EMIT, string, unknown] | [typeof CALL, number, CallRecord];
+type WireItem = [typeof EMIT, string, unknown] | [typeof CALL, number, CallRecord] | [typeof EMIT_RAW_SDP, string, Record<string, unknown>, number];
+
+/** A message on its way out: its items, and the raw texts that follow its JSON. */
+interface Outgoing {
+  message: unknown[];
+  raw: string;
+}
+
+/** A payload's `sdp`, when long enough to travel raw. */
+function rawSdpOf(payload: unknown): string | null {
+  if (typeof payload !== 'object' || payload === null) return null;
+  const sdp = (payload as { sdp?: unknown }).sdp;
+  return typeof sdp === 'string' && sdp.length >= RAW_SDP_MIN ? sdp : null;
+}
 
 const ROOM_MESSAGE = 0;
 
@@ -68,7 +91,7 @@ export interface MailReceiver {
 }
 
 export class SessionMail {
-  private outbox = new Map<SessionId, unknown[]>();
+  private outbox = new Map<SessionId, Outgoing>();
   /** Messages to a session published and not yet answered by Redis: anything sent on another road waits behind them. */
   private readonly inFlight = new Map<SessionId, number>();
   private roomOutbox = new Map<string, unknown[]>();
@@ -108,13 +131,19 @@ export class SessionMail {
   }
 
   emit(session: SessionId, event: string, payload: unknown): void {
-    this.queue(session, [EMIT, event, payload]);
+    const sdp = rawSdpOf(payload);
+    if (sdp === null) {
+      this.queue(session, [EMIT, event, payload]);
+      return;
+    }
+    const { sdp: _raw, ...rest } = payload as { sdp: string };
+    this.queue(session, [EMIT_RAW_SDP, event, rest, sdp.length], sdp);
   }
 
   /** What this node knows of a call, for the node that holds `session`. */
   tell(session: SessionId, call: Versioned<CallRecord>): void {
     // One commit may emit to a session twice: the version goes once.
-    const items = this.outbox.get(session);
+    const items = this.outbox.get(session)?.message;
     if (items?.some((item, i) => i > 0 && (item as WireItem)[0] === CALL && (item as WireItem)[1] === call.version)) return;
     this.queue(session, [CALL, call.version, call.value]);
   }
@@ -130,9 +159,11 @@ export class SessionMail {
 
   /** Decodes and delivers one message of ours (`raw[0] === MAIL_MARK`). */
   receive(raw: Buffer): void {
+    const text = raw.toString();
+    const cut = text.indexOf(RAW);
     let wire: unknown;
     try {
-      wire = JSON.parse(raw.toString());
+      wire = JSON.parse(cut < 0 ? text : text.slice(0, cut));
     } catch (err) {
       this.count('in', 'unreadable');
       this.onBadMessage(err);
@@ -148,13 +179,25 @@ export class SessionMail {
       this.onBadMessage(new Error('a message to neither a session nor a room'));
       return;
     }
-    this.count('in', 'session');
     const items: MailItem[] = [];
+    let at = cut + 1;
     for (let i = 1; i < wire.length; i++) {
       const item = wire[i] as WireItem;
       if (item[0] === EMIT) items.push({ kind: 'emit', event: item[1], payload: item[2] });
       else if (item[0] === CALL) items.push({ kind: 'call', call: { version: item[1], value: item[2] } });
+      else if (item[0] === EMIT_RAW_SDP) {
+        const n = item[3];
+        if (cut < 0 || typeof item[2] !== 'object' || item[2] === null || !Number.isInteger(n) || n < 0 || at + n > text.length) {
+          this.count('in', 'unreadable');
+          this.onBadMessage(new Error('a raw sdp beyond the end of its message'));
+          return;
+        }
+        item[2].sdp = text.slice(at, at + n);
+        at += n;
+        items.push({ kind: 'emit', event: item[1], payload: item[2] });
+      }
     }
+    this.count('in', 'session');
     this.deliver.session(wire[0] as SessionId, items);
   }
 
@@ -164,10 +207,12 @@ export class SessionMail {
     else this.inFlight.delete(session);
   }
 
-  private queue(session: SessionId, item: WireItem): void {
-    const items = this.outbox.get(session);
-    if (items) items.push(item);
-    else this.outbox.set(session, [session, item]);
+  private queue(session: SessionId, item: WireItem, raw = ''): void {
+    const out = this.outbox.get(session);
+    if (out) {
+      out.message.push(item);
+      out.raw += raw;
+    } else this.outbox.set(session, { message: [session, item], raw });
     this.schedule();
   }
 
@@ -184,10 +229,11 @@ export class SessionMail {
     const { outbox, roomOutbox } = this;
     this.outbox = new Map();
     this.roomOutbox = new Map();
-    for (const [session, message] of outbox) {
+    for (const [session, { message, raw }] of outbox) {
       this.count('out', 'session');
       this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
-      void this.transport.publish(session, JSON.stringify(message)).finally(() => this.landed(session));
+      const data = raw === '' ? JSON.stringify(message) : `${JSON.stringify(message)}${RAW}${raw}`;
+      void this.transport.publish(session, data).finally(() => this.landed(session));
     }
     for (const [room, message] of roomOutbox) {
       this.count('out', 'room');
