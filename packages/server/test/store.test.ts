@@ -189,7 +189,8 @@ describe('RedisStore on a real Redis', () => {
   });
 
   test("a connection's commands of one turn leave in one write, and no auto-pipeline holds them", async () => {
-    const client = openRedis({ kind: 'single', url }, failFastOptions());
+    // Even when asked for auto-pipelining: openRedis never turns it on.
+    const client = openRedis({ kind: 'single', url }, { ...failFastOptions(), enableAutoPipelining: true });
     const prefix = freshPrefix();
     try {
       if (client.status !== 'ready') await once(client, 'ready');

@@ -88,19 +88,19 @@ async function sentinelsNeedAuth(sentinels: HostPort[], timeoutMs = 2000): Promi
 /**
  * A new ioredis client for one Redis or a master behind Sentinel, with
  * `options` (fail-fast or queueing: the caller's choice). Its commands of one
- * turn of the event loop leave in one write (`redis-coalesce.ts`); give it no
- * `enableAutoPipelining`.
+ * turn of the event loop leave in one write (`redis-coalesce.ts`), and
+ * ioredis's auto-pipelining is always off (the same file says why).
  */
 export function openRedis(target: Exclude<RedisTarget, { kind: 'cluster' }>, options: RedisOptions): Redis;
 /** A new ioredis client for `target`: a `Cluster` for a cluster, with `cluster` options added. */
 export function openRedis(target: RedisTarget, options: RedisOptions, cluster?: ClusterOptions): RedisClient;
 export function openRedis(target: RedisTarget, options: RedisOptions, cluster: ClusterOptions = {}): RedisClient {
   const auth = authOf(target);
-  if (target.kind === 'single') return new CoalescingRedis(target.url, { ...options, ...auth });
-  if (target.kind === 'cluster') return openCluster(target.nodes, { ...options, ...auth }, cluster);
+  const own = { ...options, ...auth, enableAutoPipelining: false };
+  if (target.kind === 'single') return new CoalescingRedis(target.url, own);
+  if (target.kind === 'cluster') return openCluster(target.nodes, own, cluster);
   return new CoalescingRedis({
-    ...options,
-    ...auth,
+    ...own,
     sentinels: target.sentinels,
     name: target.master,
     ...(target.sentinelAuth ? { sentinelPassword: target.password, ...(target.username ? { sentinelUsername: target.username } : {}) } : {}),
