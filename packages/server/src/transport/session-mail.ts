@@ -5,7 +5,11 @@
  * publish, in order, on that session's channel — the channel the Socket.IO
  * adapter subscribes for the session's room on whichever node holds it. A
  * relayed offer and the ICE candidates sent right behind it cross as one
- * message instead of five.
+ * message instead of five. A session has at most one message on its way:
+ * the next goes once Redis has answered it, with all that was sent meanwhile.
+ * Two publishes in flight could cross (ioredis sends a command again after a
+ * redirect or a lost connection, while the next has gone straight through);
+ * one at a time, they keep the order they were sent in.
  *
  * Besides events for the socket, a message may carry what this node knows of
  * the call an event is about (its record and version). The receiving node
@@ -92,8 +96,8 @@ export interface MailReceiver {
 
 export class SessionMail {
   private outbox = new Map<SessionId, Outgoing>();
-  /** Messages to a session published and not yet answered by Redis: anything sent on another road waits behind them. */
-  private readonly inFlight = new Map<SessionId, number>();
+  /** Sessions with a message published and not yet answered by Redis: their next message, and anything sent on another road, waits behind it. */
+  private readonly inFlight = new Set<SessionId>();
   private roomOutbox = new Map<string, unknown[]>();
   private scheduled = false;
   private readonly flush = () => this.flushNow();
@@ -202,9 +206,9 @@ export class SessionMail {
   }
 
   private landed(session: SessionId): void {
-    const left = (this.inFlight.get(session) ?? 1) - 1;
-    if (left > 0) this.inFlight.set(session, left);
-    else this.inFlight.delete(session);
+    this.inFlight.delete(session);
+    // What was sent to it meanwhile goes now, as one message.
+    if (this.outbox.has(session)) this.schedule();
   }
 
   private queue(session: SessionId, item: WireItem, raw = ''): void {
@@ -229,9 +233,15 @@ export class SessionMail {
     const { outbox, roomOutbox } = this;
     this.outbox = new Map();
     this.roomOutbox = new Map();
-    for (const [session, { message, raw }] of outbox) {
+    for (const [session, out] of outbox) {
+      if (this.inFlight.has(session)) {
+        // Behind the message on its way: kept, and added to, until Redis has answered that one.
+        this.outbox.set(session, out);
+        continue;
+      }
+      const { message, raw } = out;
       this.count('out', 'session');
-      this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
+      this.inFlight.add(session);
       const data = raw === '' ? JSON.stringify(message) : `${JSON.stringify(message)}${RAW}${raw}`;
       void this.transport.publish(session, data).finally(() => this.landed(session));
     }
