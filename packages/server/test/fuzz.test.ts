@@ -42,6 +42,11 @@ const HEAP_BOUND = 50 * MB;
  * (its history, capped at 5 entries here) stays bounded however long the fuzz runs.
  */
 const USER_POOL = 64;
+/**
+ * Legitimate pairs come from a larger pool: one pair may ring at most 6 times a minute
+ * (`PAIR_REQUESTS`), and with 64 a fast machine reached a slot's 7th round (round 384) within the minute.
+ */
+const LEGIT_POOL = 4 * USER_POOL;
 /** Where a legitimate pair connects from: an address of its own, as real users have (the fuzzers all come from 127.0.0.1). */
 const legitAddress = (round: number, k: number) => `127.0.${2 + ((round + 1) % 250)}.${2 + k}`;
 /** Recent legitimate calls and sessions the fuzzers aim at (and that the isolation check looks for). */
@@ -625,7 +630,7 @@ function wellFormedAck(r: unknown): boolean {
 
 /** A well-behaved pair in its own tenant: request → incoming → accept → offer/answer/ICE → end → ended. */
 async function legitCall(shared: Shared, round: number, k: number): Promise<{ callId: string; logs: { event: string; payload: unknown }[][]; ids: string[] }> {
-  const slot = round < 0 ? 'warm' : round % USER_POOL;
+  const slot = round < 0 ? 'warm' : round % LEGIT_POOL;
   const ids = [`legit-${slot}-${k}-a`, `legit-${slot}-${k}-b`];
   remember(shared.legitUsers, ...ids);
   for (const id of ids) shared.users.set(`legit\0${id}`, { tenant: 'legit', id });
