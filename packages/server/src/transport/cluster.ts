@@ -137,7 +137,7 @@ export function createClusterAdapter(
   const mail = new SessionMail(
     {
       publish: (session, data) => publish(sessionRoom(session), data),
-      publishToRoom: (room, data) => void publish(room, data),
+      publishToRoom: (room, data) => publish(room, data),
       channelOf: (session) => channelOf(sessionRoom(session)),
     },
     receiver,

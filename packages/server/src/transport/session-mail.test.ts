@@ -15,7 +15,7 @@ const B = 'session-b' as SessionId;
 
 function mailbox(origin = 'node-1') {
   const published: { session: SessionId; data: string; land: () => void }[] = [];
-  const toRooms: { room: string; data: string }[] = [];
+  const toRooms: { room: string; data: string; land: () => void }[] = [];
   const delivered: { session: SessionId; items: MailItem[] }[] = [];
   const announced: { room: string; entries: RoomEntry[] }[] = [];
   const bad: unknown[] = [];
@@ -24,7 +24,7 @@ function mailbox(origin = 'node-1') {
     {
       // Redis answers a publish when the test says so (`land`).
       publish: (session, data) => new Promise<void>((land) => published.push({ session, data, land })),
-      publishToRoom: (room, data) => toRooms.push({ room, data }),
+      publishToRoom: (room, data) => new Promise<void>((land) => toRooms.push({ room, data, land })),
       channelOf: (session) => `chan#${session}#`,
     },
     {
@@ -202,6 +202,26 @@ test('a session is pending from the moment mail is queued for it until Redis has
   await nextTick();
   assert.equal(mail.pending(A), false, 'every message taken');
   assert.equal(mail.pending(B), false);
+});
+
+test("a room's next announcement waits until Redis has answered the one on its way, then goes with all announced meanwhile", async () => {
+  const { mail, toRooms, nextTick } = mailbox();
+  mail.announce('t:acme', [], 'user:status', { userId: 'a', status: 'busy' });
+  await nextTick();
+  mail.announce('t:acme', [], 'user:status', { userId: 'a', status: 'available' });
+  mail.announce('t:other', [], 'user:offline', { userId: 'c', lastSeen: 1 });
+  await nextTick();
+  mail.announce('t:acme', [], 'user:offline', { userId: 'a', lastSeen: 2 });
+  await nextTick();
+  assert.deepEqual(toRooms.map((m) => m.room), ['t:acme', 't:other'], "t:acme's second waits (busy and available must not cross); t:other's goes");
+  toRooms[0]!.land();
+  await nextTick();
+  await nextTick();
+  assert.equal(toRooms.length, 3);
+  assert.deepEqual((JSON.parse(toRooms[2]!.data) as unknown[]).slice(3), [
+    [[], 'user:status', { userId: 'a', status: 'available' }],
+    [[], 'user:offline', { userId: 'a', lastSeen: 2 }],
+  ]);
 });
 
 test('a sealed message is what the mail would send once its commit puts the call in: the call first, then the events in order, on the session channel', () => {

@@ -28,7 +28,7 @@
  * Presence announcements to a room (a tenant, a user's watchers) go the same
  * way: what one tick announces to one room is one publish on that room's
  * channel, in order (the two parties of a call turning busy together are one
- * message). The sending node delivers to its own sockets
+ * message), one message on its way per room. The sending node delivers to its own sockets
  * itself, so it skips its own message when it hears it back.
  *
  * Wire format (JSON, so the first byte is `[`, which the adapter's own
@@ -84,8 +84,8 @@ export interface MailTransport {
   publish(session: SessionId, data: string): Promise<unknown>;
   /** The channel of `session` (for a message a commit publishes itself). */
   channelOf(session: SessionId): string;
-  /** Publishes one encoded message on the channel of `room`. */
-  publishToRoom(room: string, data: string): void;
+  /** Publishes one encoded message on the channel of `room`; settles once Redis has taken it (or failed to). */
+  publishToRoom(room: string, data: string): Promise<unknown>;
 }
 
 export interface MailReceiver {
@@ -99,6 +99,8 @@ export class SessionMail {
   /** Sessions with a message published and not yet answered by Redis: their next message, and anything sent on another road, waits behind it. */
   private readonly inFlight = new Set<SessionId>();
   private roomOutbox = new Map<string, unknown[]>();
+  /** Rooms with a message published and not yet answered by Redis: their next waits behind it, as a session's does. */
+  private readonly roomsInFlight = new Set<string>();
   private scheduled = false;
   private readonly flush = () => this.flushNow();
 
@@ -205,6 +207,11 @@ export class SessionMail {
     this.deliver.session(wire[0] as SessionId, items);
   }
 
+  private roomLanded(room: string): void {
+    this.roomsInFlight.delete(room);
+    if (this.roomOutbox.has(room)) this.schedule();
+  }
+
   private landed(session: SessionId): void {
     this.inFlight.delete(session);
     // What was sent to it meanwhile goes now, as one message.
@@ -246,8 +253,13 @@ export class SessionMail {
       void this.transport.publish(session, data).finally(() => this.landed(session));
     }
     for (const [room, message] of roomOutbox) {
+      if (this.roomsInFlight.has(room)) {
+        this.roomOutbox.set(room, message);
+        continue;
+      }
       this.count('out', 'room');
-      this.transport.publishToRoom(room, JSON.stringify(message));
+      this.roomsInFlight.add(room);
+      void this.transport.publishToRoom(room, JSON.stringify(message)).finally(() => this.roomLanded(room));
     }
   }
 }
