@@ -76,6 +76,39 @@ function rawSdpOf(payload: unknown): string | null {
 
 const ROOM_MESSAGE = 0;
 
+/**
+ * Messages waiting to go, by the session or room they go to, with at most
+ * one on its way per key (why: the top of this file): a key whose last
+ * message Redis has not answered yet keeps its next, which goes on growing,
+ * until it has.
+ */
+class Lane<K, M> {
+  queued = new Map<K, M>();
+  private readonly onTheirWay = new Set<K>();
+
+  /** Whether something for `key` waits to go, or has gone and Redis has not answered. */
+  pending(key: K): boolean {
+    return this.queued.has(key) || this.onTheirWay.has(key);
+  }
+
+  /** Sends each queued message whose key has none on its way (`send` settles when Redis answers); `wake` when a kept one may go. */
+  flush(send: (key: K, message: M) => Promise<unknown>, wake: () => void): void {
+    const queued = this.queued;
+    this.queued = new Map();
+    for (const [key, message] of queued) {
+      if (this.onTheirWay.has(key)) {
+        this.queued.set(key, message);
+        continue;
+      }
+      this.onTheirWay.add(key);
+      void send(key, message).finally(() => {
+        this.onTheirWay.delete(key);
+        if (this.queued.has(key)) wake();
+      });
+    }
+  }
+}
+
 /** One announcement to a room: the rooms left out, the event, its payload. */
 export type RoomEntry = [except: string[], event: string, payload: unknown];
 
@@ -95,12 +128,9 @@ export interface MailReceiver {
 }
 
 export class SessionMail {
-  private outbox = new Map<SessionId, Outgoing>();
-  /** Sessions with a message published and not yet answered by Redis: their next message, and anything sent on another road, waits behind it. */
-  private readonly inFlight = new Set<SessionId>();
-  private roomOutbox = new Map<string, unknown[]>();
-  /** Rooms with a message published and not yet answered by Redis: their next waits behind it, as a session's does. */
-  private readonly roomsInFlight = new Set<string>();
+  /** A session's next message, and anything sent to it on another road, waits behind the one on its way. */
+  private readonly sessions = new Lane<SessionId, Outgoing>();
+  private readonly rooms = new Lane<string, unknown[]>();
   private scheduled = false;
   private readonly flush = () => this.flushNow();
 
@@ -115,7 +145,7 @@ export class SessionMail {
 
   /** Whether something for `session` still waits to go out this tick, or to be taken by Redis. */
   pending(session: SessionId): boolean {
-    return this.outbox.has(session) || this.inFlight.has(session);
+    return this.sessions.pending(session);
   }
 
   /**
@@ -149,7 +179,7 @@ export class SessionMail {
   /** What this node knows of a call, for the node that holds `session`. */
   tell(session: SessionId, call: Versioned<CallRecord>): void {
     // One commit may emit to a session twice: the version goes once.
-    const items = this.outbox.get(session)?.message;
+    const items = this.sessions.queued.get(session)?.message;
     if (items?.some((item, i) => i > 0 && (item as WireItem)[0] === CALL && (item as WireItem)[1] === call.version)) return;
     this.queue(session, [CALL, call.version, call.value]);
   }
@@ -157,9 +187,9 @@ export class SessionMail {
   /** Announces `event` to the sockets of `room` on other nodes, but those in any of `except`. */
   announce(room: string, except: readonly string[], event: string, payload: unknown): void {
     const entry: RoomEntry = [[...except], event, payload];
-    const queued = this.roomOutbox.get(room);
+    const queued = this.rooms.queued.get(room);
     if (queued) queued.push(entry);
-    else this.roomOutbox.set(room, [ROOM_MESSAGE, this.origin, room, entry]);
+    else this.rooms.queued.set(room, [ROOM_MESSAGE, this.origin, room, entry]);
     this.schedule();
   }
 
@@ -207,23 +237,12 @@ export class SessionMail {
     this.deliver.session(wire[0] as SessionId, items);
   }
 
-  private roomLanded(room: string): void {
-    this.roomsInFlight.delete(room);
-    if (this.roomOutbox.has(room)) this.schedule();
-  }
-
-  private landed(session: SessionId): void {
-    this.inFlight.delete(session);
-    // What was sent to it meanwhile goes now, as one message.
-    if (this.outbox.has(session)) this.schedule();
-  }
-
   private queue(session: SessionId, item: WireItem, raw = ''): void {
-    const out = this.outbox.get(session);
+    const out = this.sessions.queued.get(session);
     if (out) {
       out.message.push(item);
       out.raw += raw;
-    } else this.outbox.set(session, { message: [session, item], raw });
+    } else this.sessions.queued.set(session, { message: [session, item], raw });
     this.schedule();
   }
 
@@ -237,29 +256,20 @@ export class SessionMail {
 
   private flushNow(): void {
     this.scheduled = false;
-    const { outbox, roomOutbox } = this;
-    this.outbox = new Map();
-    this.roomOutbox = new Map();
-    for (const [session, out] of outbox) {
-      if (this.inFlight.has(session)) {
-        // Behind the message on its way: kept, and added to, until Redis has answered that one.
-        this.outbox.set(session, out);
-        continue;
-      }
-      const { message, raw } = out;
-      this.count('out', 'session');
-      this.inFlight.add(session);
-      const data = raw === '' ? JSON.stringify(message) : `${JSON.stringify(message)}${RAW}${raw}`;
-      void this.transport.publish(session, data).finally(() => this.landed(session));
-    }
-    for (const [room, message] of roomOutbox) {
-      if (this.roomsInFlight.has(room)) {
-        this.roomOutbox.set(room, message);
-        continue;
-      }
-      this.count('out', 'room');
-      this.roomsInFlight.add(room);
-      void this.transport.publishToRoom(room, JSON.stringify(message)).finally(() => this.roomLanded(room));
-    }
+    // What was sent to a session or a room while its last message was on its way goes when Redis answers, as one message.
+    this.sessions.flush(this.sendToSession, this.wake);
+    this.rooms.flush(this.sendToRoom, this.wake);
   }
+
+  private readonly wake = () => this.schedule();
+
+  private readonly sendToSession = (session: SessionId, { message, raw }: Outgoing): Promise<unknown> => {
+    this.count('out', 'session');
+    return this.transport.publish(session, raw === '' ? JSON.stringify(message) : `${JSON.stringify(message)}${RAW}${raw}`);
+  };
+
+  private readonly sendToRoom = (room: string, message: unknown[]): Promise<unknown> => {
+    this.count('out', 'room');
+    return this.transport.publishToRoom(room, JSON.stringify(message));
+  };
 }
