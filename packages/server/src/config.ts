@@ -8,6 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DEFAULT_PREFIX } from './store/redis-keys.js';
 import { DEFAULT_HISTORY_LIMIT } from './store/types.js';
+import { trustedProxyError } from './transport/client-address.js';
 import {
   ConfigError,
   type Env,
@@ -178,7 +179,12 @@ const VARIABLES = {
     'MAX_UNAUTHENTICATED_PER_ADDRESS',
     100,
     [1, 1_000_000],
-    'sockets from one address not signed in yet; also sets the sign-ins one address may make across every node (twice it at once, then a fifth of it a second). Behind a reverse proxy, raise it: see [docs/deploy.md](docs/deploy.md#nginx)',
+    'sockets from one address not signed in yet; also sets the sign-ins one address may make across every node (twice it at once, then a fifth of it a second). Behind a reverse proxy, set `TRUSTED_PROXIES` (or raise this): see [docs/deploy.md](docs/deploy.md#nginx)',
+  ),
+  trustedProxies: listVar(
+    'TRUSTED_PROXIES',
+    'comma-separated addresses or CIDR ranges of your reverse proxies (or `loopback`, `linklocal`, `uniquelocal`): a connection from one of them counts as the nearest untrusted address in its `X-Forwarded-For`, for every per-address limit; unset = the TCP peer, `X-Forwarded-For` ignored ([docs/deploy.md](docs/deploy.md#nginx))',
+    trustedProxyError,
   ),
   webhookUrl: {
     ...textVar('WEBHOOK_URL', 'http(s) URL that receives call events as signed JSON POSTs ([docs/deploy.md](docs/deploy.md#webhooks))', httpUrl('WEBHOOK_URL')),

@@ -6,7 +6,7 @@
  * mail (`ClusterDelivery`), timer sweeps and node liveness; without, the
  * loopback delivery.
  */
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { Server } from 'socket.io';
 import type { CallId, SessionId } from '@switchboard/protocol';
 import type { TokenVerifier } from './auth/tokens.js';
@@ -25,6 +25,7 @@ import { coalesceWrites } from './transport/coalesce.js';
 import { rooms, type Conn, type Deps, type SbServer, type SbSocket, type UntypedEmit } from './transport/context.js';
 import { ClusterDelivery, LoopbackDelivery, tellLocal, type LocalSessions } from './transport/delivery.js';
 import { CallRequests } from './transport/call-requests.js';
+import { clientAddress } from './transport/client-address.js';
 import { Dispatcher } from './transport/dispatch.js';
 import { admission, cutSlowReaders, MAX_HTTP_BUFFER_BYTES } from './transport/guards.js';
 import { Presence } from './transport/presence.js';
@@ -80,13 +81,14 @@ export class SwitchboardNode {
     // the receiver's use of the parts built below is safe.
     this.bus = pubsub ? createClusterAdapter(pubsub, config.redisPrefix, logger, rooms.session, this.mailReceiver(), metrics) : null;
     const gate = config.rateLimits ? new AddressGate(config.maxUnauthenticatedPerAddress) : null;
+    const addressOf = clientAddress(config.trustedProxies);
     this.userLimiters = config.rateLimits ? new UserLimiters(Date.now) : null;
     this.io = new Server(parts.http, {
       maxHttpBufferSize: MAX_HTTP_BUFFER_BYTES,
       pingInterval: config.pingIntervalMs,
       pingTimeout: config.pingTimeoutMs,
       cors: config.corsOrigins.length > 0 ? { origin: config.corsOrigins, credentials: true } : { origin: true },
-      allowRequest: admission(config, gate, metrics, () => this.draining),
+      allowRequest: admission(config, gate, metrics, addressOf, () => this.draining),
       serveClient: false,
       ...(this.bus ? { adapter: this.bus.adapter } : {}),
     });
@@ -94,7 +96,7 @@ export class SwitchboardNode {
     const observers = new CallObservers([callLog(logger), callMetrics(metrics), ...parts.hooks], (err, hook) =>
       logger.error({ err, hook }, 'call hook failed'),
     );
-    const deps: Deps = { config, store, io: this.io, logger, metrics, verifier, now: Date.now, observers, delivery };
+    const deps: Deps = { config, store, io: this.io, logger, metrics, verifier, now: Date.now, observers, delivery, addressOf };
     this.presence = new Presence(deps);
     // Due timers are routed to the parts built next; none is armed before an event, after this constructor.
     this.timers = new DueTimers(store, logger, (kind, id) => this.onTimerDue(kind, id));
@@ -106,7 +108,7 @@ export class SwitchboardNode {
     this.dispatcher = new Dispatcher(deps, this.sessions, this.calls, this.presence, requests, new Relay(deps, this.bindings, this.calls), this.userLimiters);
     this.liveness = this.bus ? new NodeLiveness(deps, (id, nodeId) => this.sessions.markLost(id, nodeId)) : null;
 
-    if (gate) this.io.engine.on('connection', (c: { remoteAddress: string; once(event: 'close', l: () => void): unknown }) => gate.track(c, c.remoteAddress));
+    if (gate) this.io.engine.on('connection', (c: { request: IncomingMessage; once(event: 'close', l: () => void): unknown }) => gate.track(c, addressOf(c.request)));
     this.io.on('connection', (socket) => this.onConnection(socket));
     // In Redis mode every node sweeps for due timers, so a ring timeout fires even when its node is gone.
     if (this.bus) this.every(TIMER_SWEEP_MS, () => this.timers.sweep(), 'timer sweep failed');

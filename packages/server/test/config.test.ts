@@ -49,12 +49,23 @@ describe('configuration', () => {
     ['TURN_SECRET', ''],
     ['STUN_URLS', 'http://x.org'],
     ['RATE_LIMITS', 'maybe'],
+    ['TRUSTED_PROXIES', '10.0.0.0/8,nginx.internal'],
+    ['TRUSTED_PROXIES', '10.0.0.0/40'],
   ] as const) {
     test(`a bad ${name} is one clear error naming the variable`, () => {
       const env = name === 'TURN_SECRET' ? { TURN_URLS: 'turn:x.org' } : { [name]: value };
       assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.variable === name);
     });
   }
+
+  test('TRUSTED_PROXIES takes addresses, CIDR ranges and the loopback, linklocal and uniquelocal names; a bad entry is named', () => {
+    assert.deepEqual(loadConfig({}).trustedProxies, [], 'none by default: X-Forwarded-For is ignored');
+    assert.deepEqual(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7,::1,uniquelocal' }).trustedProxies, ['10.0.0.0/8', '192.168.1.7', '::1', 'uniquelocal']);
+    assert.throws(
+      () => loadConfig({ TRUSTED_PROXIES: '10.0.0.1,proxy.local' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'TRUSTED_PROXIES' && /"proxy\.local"/.test(err.message),
+    );
+  });
 
   test('dev mode listens on loopback unless HOST says otherwise; with a key the default is every interface', () => {
     assert.equal(loadConfig({ HOST: '0.0.0.0' }).host, '0.0.0.0');
@@ -165,6 +176,7 @@ describe('configuration', () => {
       PRESENCE_STATUS: { PRESENCE_STATUS: 'off' },
       MAX_SESSIONS_PER_USER: { MAX_SESSIONS_PER_USER: '3' },
       MAX_UNAUTHENTICATED_PER_ADDRESS: { MAX_UNAUTHENTICATED_PER_ADDRESS: '500' },
+      TRUSTED_PROXIES: { TRUSTED_PROXIES: '10.0.0.0/8,loopback,fd00::1' },
       WEBHOOK_URL: { WEBHOOK_URL: 'https://hooks.example.com/x', WEBHOOK_SECRET: 'hook-secret' },
       WEBHOOK_SECRET: { WEBHOOK_SECRET: 'hook-secret' },
       RING_OFFLINE: { RING_OFFLINE: 'webhook', WEBHOOK_URL: 'https://hooks.example.com/x', WEBHOOK_SECRET: 'hook-secret' },

@@ -28,6 +28,7 @@ import {
   startTestServer,
   TEST_SECRET,
   tokenFor,
+  type ConnectOptions,
   type TestClient,
 } from './helpers.js';
 import { pollUntil, RawClient } from './hostile.js';
@@ -653,6 +654,64 @@ describe('caps and abuse limits', () => {
       }
     },
   );
+
+  describe('TRUSTED_PROXIES: per-address limits count the client behind the proxy', () => {
+    // The test's sockets come from 127.0.0.1, the trusted "proxy", or from 127.0.0.2, a peer that is not one.
+    const behind = (server: { url: string }, forwardedFor: string, extra: ConnectOptions = {}) =>
+      openSocket(server, { via: 'none', ...extra, extraHeaders: { 'x-forwarded-for': forwardedFor } });
+
+    test('each client has its own cap of unauthenticated sockets; a forged first hop or an untrusted peer counts for nothing', async () => {
+      const server = await startTestServer({ MAX_UNAUTHENTICATED_PER_ADDRESS: '3', TRUSTED_PROXIES: '127.0.0.1' });
+      const clients: TestClient[] = [];
+      try {
+        for (let i = 0; i < 3; i++) clients.push(await behind(server, '198.51.100.1'));
+        await assert.rejects(behind(server, '198.51.100.1'), 'the fourth socket of one client behind the proxy is refused');
+        // The proxy appends the address it saw: what the client wrote before it is not believed.
+        await assert.rejects(behind(server, '203.0.113.9, 198.51.100.1'), 'a forged first hop does not make a new client');
+        const polling = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling`, { headers: { 'x-forwarded-for': '198.51.100.1' } });
+        assert.equal(polling.status, 403, 'a polling handshake counts by the forwarded address too');
+        for (let i = 0; i < 3; i++) clients.push(await behind(server, '198.51.100.2'));
+        // A peer that is not a trusted proxy counts as itself, whatever it forwards.
+        for (let i = 0; i < 3; i++) clients.push(await behind(server, `198.51.100.${10 + i}`, { localAddress: '127.0.0.2' }));
+        await assert.rejects(behind(server, '198.51.100.20', { localAddress: '127.0.0.2' }), 'X-Forwarded-For from an untrusted peer is ignored');
+      } finally {
+        clients.forEach((c) => c.close());
+        await server.close();
+      }
+    });
+
+    test('without TRUSTED_PROXIES, X-Forwarded-For is ignored: every socket counts as its TCP peer', async () => {
+      const server = await startTestServer({ MAX_UNAUTHENTICATED_PER_ADDRESS: '3' });
+      const clients: TestClient[] = [];
+      try {
+        for (let i = 0; i < 3; i++) clients.push(await behind(server, `198.51.100.${i + 1}`));
+        await assert.rejects(behind(server, '198.51.100.4'), 'a fourth "client" from one peer is refused');
+      } finally {
+        clients.forEach((c) => c.close());
+        await server.close();
+      }
+    });
+
+    test("sign-ins are limited per forwarded client: one client's burst does not refuse another's", async () => {
+      // One unauthenticated socket per address: sign-ins from one address are then 2 at once, then one each 5 s.
+      const server = await startTestServer({ MAX_UNAUTHENTICATED_PER_ADDRESS: '1', TRUSTED_PROXIES: '127.0.0.1' });
+      const clients: TestClient[] = [];
+      const signInBehind = async (forwardedFor: string, userId: string) => {
+        const client = await behind(server, forwardedFor, { via: 'handshake', token: await tokenFor(userId) });
+        clients.push(client);
+        return Promise.race([client.next('auth:success').then(() => 'ok'), client.next('auth:error').then((e) => e.code)]);
+      };
+      try {
+        assert.equal(await signInBehind('198.51.100.1', 'xff-a1'), 'ok');
+        assert.equal(await signInBehind('198.51.100.1', 'xff-a2'), 'ok');
+        assert.equal(await signInBehind('198.51.100.1', 'xff-a3'), 'rate_limited', "the client's third sign-in at once is refused");
+        assert.equal(await signInBehind('198.51.100.2', 'xff-b1'), 'ok', 'another client behind the same proxy signs in');
+      } finally {
+        clients.forEach((c) => c.close());
+        await server.close();
+      }
+    });
+  });
 
   test('a socket that ignores rate_limited is cut, as a lost transport (its peer hears reconnecting)', async () => {
     const server = await startTestServer({ RECONNECT_GRACE_MS: '5000' });

@@ -21,6 +21,7 @@ import type { CallObservers } from '../calls/hooks.js';
 import type { CallStore, Versioned } from '../store/types.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Delivery } from './delivery.js';
+import type { AddressOf } from './client-address.js';
 import { groupOfSession, groupTag } from '../store/redis-keys.js';
 
 /** An emit of any event name and payload (the typed maps know only the protocol's own pairs). */
@@ -43,6 +44,8 @@ export interface SessionInfo {
 /** One socket on this node. */
 export interface Conn {
   socket: SbSocket;
+  /** The client's address (`Deps.addressOf`): the TCP peer's, or behind trusted proxies the one they forwarded. */
+  address: string;
   session: SessionInfo | null;
   limiter: RateLimiter | null;
   authTimer: NodeJS.Timeout | null;
@@ -86,6 +89,8 @@ export interface Deps {
   observers: CallObservers;
   /** How events reach sessions and rooms: this process only, or every node (delivery.ts). */
   delivery: Delivery;
+  /** A connection's client address, which per-address limits count by (client-address.ts). */
+  addressOf: AddressOf;
 }
 
 export function actorOf(session: SessionInfo): Actor {

@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { AddressGate } from './abuse.js';
+import type { AddressOf } from './client-address.js';
 import { MAX_BUFFERED_PACKETS } from './abuse.js';
 import type { SbServer } from './context.js';
 
@@ -30,15 +31,15 @@ type AllowRequest = (req: IncomingMessage, callback: (err: string | null | undef
 /**
  * Socket.IO's `allowRequest`, asked at every Engine.IO handshake (WebSocket
  * upgrades included, which CORS does not cover): a draining node takes no
- * one, a browser from another origin is refused (exact match), and an address
- * at its cap of unauthenticated connections is refused.
+ * one, a browser from another origin is refused (exact match), and a client
+ * address (`addressOf`: behind trusted proxies, from `X-Forwarded-For`) at its
+ * cap of unauthenticated connections is refused.
  */
-export function admission(config: Config, gate: AddressGate | null, metrics: Metrics, draining: () => boolean): AllowRequest {
+export function admission(config: Config, gate: AddressGate | null, metrics: Metrics, addressOf: AddressOf, draining: () => boolean): AllowRequest {
   return (req, callback) => {
     if (draining()) return callback('this node is shutting down', false);
     if (!originAllowed(config.corsOrigins, req.headers.origin)) return callback('origin not allowed', false);
-    const address = req.socket.remoteAddress ?? 'unknown';
-    if (gate && !gate.admit(address)) {
+    if (gate && !gate.admit(addressOf(req))) {
       metrics.rateLimitedTotal.inc({ event: 'connect' });
       return callback('too many unauthenticated connections from this address', false);
     }

@@ -42,8 +42,10 @@ export class Sessions {
   ) {}
 
   onConnection(socket: SbSocket): Conn {
+    const address = this.deps.addressOf(socket.request);
     const conn: Conn = {
       socket,
+      address,
       session: null,
       limiter: this.deps.config.rateLimits ? new RateLimiter() : null,
       authTimer: null,
@@ -53,7 +55,11 @@ export class Sessions {
       quality: null,
       closing: null,
     };
-    this.deps.logger.info({ socket: socket.id, address: socket.handshake.address, transport: socket.conn.transport.name }, 'socket connected');
+    const peer = socket.request.socket.remoteAddress;
+    this.deps.logger.info(
+      { socket: socket.id, address, ...(peer !== address ? { via: peer } : {}), transport: socket.conn.transport.name },
+      'socket connected',
+    );
     if (socket.handshake.query.token !== undefined) {
       this.refuse(conn, 'invalid_token', 'tokens in the query string are refused: pass them as auth');
       return conn;
@@ -102,7 +108,7 @@ export class Sessions {
       throw refusals.tokenRefused(message);
     }
     const key = userKey(identity.tenant, identity.userId);
-    if (this.limits && !(await this.limits.admit(key, conn.socket.handshake.address))) {
+    if (this.limits && !(await this.limits.admit(key, conn.address))) {
       throw this.refused(conn, refusals.signInRate(true));
     }
     this.assertOpen(conn);
@@ -158,7 +164,7 @@ export class Sessions {
         return this.resumeFailed(conn, 'invalid_token', err instanceof Error ? err.message : 'the token was refused');
       }
       // Refused without a verdict: the session is untouched, and the client may try again a little later.
-      if (this.limits && !(await this.limits.admit(userKey(identity.tenant, identity.userId), conn.socket.handshake.address))) {
+      if (this.limits && !(await this.limits.admit(userKey(identity.tenant, identity.userId), conn.address))) {
         throw refusals.signInRate(false);
       }
       this.assertOpen(conn);
