@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type Cluster, type Command } from 'ioredis';
 import { freePort } from './ports.js';
 import { pollUntil } from './wait.js';
 
@@ -92,6 +92,19 @@ export async function sharedRedis(): Promise<{ url: string; release(): Promise<v
 }
 
 /** A key prefix no other test uses. */
+/** The name of every command `client` sends from now on, lower case, in order (a test's count of round trips). */
+export function recordCommands(client: Redis | Cluster): string[] {
+  const sent: string[] = [];
+  const send = client.sendCommand.bind(client) as (command: Command, ...rest: unknown[]) => unknown;
+  Object.assign(client, {
+    sendCommand: (command: Command, ...rest: unknown[]) => {
+      sent.push(command.name.toLowerCase());
+      return send(command, ...rest);
+    },
+  });
+  return sent;
+}
+
 export function freshPrefix(): string {
   return `sbtest:${randomUUID().slice(0, 8)}:`;
 }

@@ -21,7 +21,7 @@ import { groupOf, KEY_GROUPS, redisKeys, sessionIdPrefix } from '../src/store/re
 import { RedisStore } from '../src/store/redis-store.js';
 import { closeRedis, openRedis, redisTargetOf } from '../src/store/redis-target.js';
 import { failFastOptions } from '../src/store/redis-connection.js';
-import { freshPrefix } from '../../../test/support/redis.js';
+import { freshPrefix, recordCommands } from '../../../test/support/redis.js';
 import { RedisCluster } from '../../../test/support/redis-cluster.js';
 import { describeCallStore } from './store-contract.js';
 import { failoverMidCall } from './failover.js';
@@ -99,12 +99,7 @@ describe('Redis Cluster', () => {
 
   test("a user's sessions and their records are one command on a cluster (which refuses SORT's GET): one script, the expired one left out and pruned", async () => {
     const client = cluster.client();
-    const sent: string[] = [];
-    const send = client.sendCommand.bind(client);
-    client.sendCommand = (command, stream, node) => {
-      sent.push(command.name.toLowerCase());
-      return send(command, stream, node);
-    };
+    const sent = recordCommands(client);
     const prefix = freshPrefix();
     const store = new RedisStore({ client, prefix });
     try {

@@ -18,7 +18,7 @@ import { groupOf, sessionIdPrefix } from '../src/store/redis-keys.js';
 import type { CallRecord } from '../src/calls/types.js';
 import { describeCallStore } from './store-contract.js';
 import { freePort } from '../../../test/support/ports.js';
-import { OwnedRedis, sharedRedis } from '../../../test/support/redis.js';
+import { OwnedRedis, recordCommands, sharedRedis } from '../../../test/support/redis.js';
 import { pollUntil as waitFor } from '../../../test/support/wait.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { failFastOptions, RedisStore } from '../src/store/redis-store.js';
@@ -216,12 +216,7 @@ describe('RedisStore on a real Redis', () => {
   test('a commit with its timer, and the history of an ended call, take one round trip each', async () => {
     const prefix = freshPrefix();
     const client = new Redis(url, { ...failFastOptions(), enableAutoPipelining: false });
-    const sent: string[] = [];
-    const send = client.sendCommand.bind(client);
-    client.sendCommand = (command, stream) => {
-      sent.push(command.name);
-      return send(command, stream);
-    };
+    const sent = recordCommands(client);
     const store = new RedisStore({ client, prefix });
     const releases = [alice, bob].map((key) => ({ op: 'release' as const, key, callId: 'c1' as CallId }));
     try {
@@ -263,12 +258,7 @@ describe('RedisStore on a real Redis', () => {
       [`${runPrefix}*${++stores}:`, ['evalsha']],
     ] as const) {
       const client = new Redis(url, { ...failFastOptions(), enableAutoPipelining: false });
-      const sent: string[] = [];
-      const send = client.sendCommand.bind(client);
-      client.sendCommand = (command, stream) => {
-        sent.push(command.name.toLowerCase());
-        return send(command, stream);
-      };
+      const sent = recordCommands(client);
       const store = new RedisStore({ client, prefix });
       try {
         const records = [session('s1', 'alice'), session('s2', 'alice', { connected: false, graceUntil: 1_700_000_060_000 }), session('s3', 'bob')];
