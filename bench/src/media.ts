@@ -35,8 +35,10 @@ function timeline(phone: LabPhone, since: number, t0: number): string {
 }
 
 async function callsAndMoves(figures: Figures): Promise<void> {
-  // A bench places more calls to one callee than a user may (6 a minute): the rate limits are off.
-  const lab = await NetLab.start({ serverEnv: { RATE_LIMITS: 'off' } });
+  // A bench places more calls to one callee than a user may (6 a minute): the rate limits are off. And
+  // alice resumes her session once per network change, a move every few seconds: more resumptions
+  // than a session may make within one grace window (MAX_RECONNECT_ATTEMPTS, 5; the sixth is refused).
+  const lab = await NetLab.start({ serverEnv: { RATE_LIMITS: 'off', MAX_RECONNECT_ATTEMPTS: '1000' } });
   try {
     const [alice, bob] = await startPair(lab);
     for (let rep = 1; rep <= REPS; rep++) {

@@ -35,8 +35,15 @@ import type {
   VideoState,
 } from './types.js';
 
-/** Samples in a row (one a second) without a packet that make a stall (the path died before ICE says so). */
-const STALL_CHECKS = 2;
+/**
+ * Samples in a row (one a second) without a packet that make a stall (the
+ * path died before ICE says so). One: a second with none of the 50 packets an
+ * audio track sends a second (muted and held tracks send too; Opus DTX still
+ * one every 400 ms) is no jittery link but a dead path, and a false alarm
+ * costs only a probe and an ICE restart, while each sample waited for is a
+ * second more of silence after a network change.
+ */
+const STALL_CHECKS = 1;
 
 /** How long a restart offer may wait for the server's ack before the socket is taken for dead. */
 export const RESTART_ACK_TIMEOUT_MS = 2000;
@@ -462,7 +469,7 @@ export class Call extends TypedEmitter<CallEventCallbacks> {
   /**
    * ICE takes seconds to call a dead path `disconnected` (consent checks
    * time out; 5.8 s after a network change in the lab), while audio stops at
-   * once. No packet for two samples in a row on a link that still says
+   * once. A sample (a second) without a packet on a link that still says
    * connected is a loss all the same, so the socket is probed and ICE
    * restarted now. Once per stall: packets must flow again before another
    * one counts.
