@@ -30,6 +30,7 @@ export function trustedProxyError(entry: string): string | null {
   }
 }
 
+/** How this node tells a connection's client address, given `TRUSTED_PROXIES` (each entry valid: see `trustedProxyError`). */
 export function clientAddress(trustedProxies: readonly string[]): AddressOf {
   if (trustedProxies.length === 0) return (req) => req.socket.remoteAddress ?? UNKNOWN;
   const trust = proxyaddr.compile([...trustedProxies]);
