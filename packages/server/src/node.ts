@@ -183,9 +183,7 @@ export class SwitchboardNode {
           else if (conn) (conn.socket.emit as UntypedEmit)(item.event, item.payload);
         }
       },
-      room: (room, entries) => {
-        for (const [except, event, payload] of entries) tellLocal(this.io, room, except, event, payload);
-      },
+      room: (room, entries) => this.presence.receive(room, entries),
     };
   }
 

@@ -514,6 +514,20 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(byId(await store.onlineUsers(TENANT)).map((u) => u.id), ['alice', 'bob'], 'the same id in another tenant is untouched');
       });
 
+      test('areOnline says, in order, which users have a session now, across tenants', async () => {
+        assert.deepEqual(await store.areOnline([]), []);
+        await store.addSession(sessionRecord('s1', 'alice'));
+        await store.addSession(sessionRecord('s2', 'alice'));
+        await store.addSession(sessionRecord('s3', 'bob', { tenant: 'other' }));
+        const asked = [user('alice'), user('bob'), user('bob', 'other'), user('alice', 'other'), user('nobody')];
+        assert.deepEqual(await store.areOnline(asked), [true, false, true, false, false]);
+        await store.removeSession(sid('s1'));
+        assert.deepEqual(await store.areOnline([user('alice')]), [true], 'one session left');
+        await store.removeSession(sid('s2'));
+        await store.removeSession(sid('s3', 'other'));
+        assert.deepEqual(await store.areOnline(asked), [false, false, false, false, false]);
+      });
+
       test('concurrent addSession for a new user: exactly one is first', async () => {
         const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => store.addSession(sessionRecord(`s${i}`, 'alice'))));
         assert.equal(count(results.map((r) => r!.first)), 1);

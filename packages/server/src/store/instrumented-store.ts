@@ -90,6 +90,9 @@ export class InstrumentedStore implements CallStore {
   onlineUsers(tenant: string): Promise<UserRef[]> {
     return this.time('onlineUsers', () => this.inner.onlineUsers(tenant));
   }
+  areOnline(keys: readonly UserKey[]): Promise<boolean[]> {
+    return this.time('areOnline', () => this.inner.areOnline(keys));
+  }
   /** An empty list is passed through untimed: no round trip to time. */
   appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
     if (entries.length === 0) return this.inner.appendHistory(entries);

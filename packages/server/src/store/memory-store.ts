@@ -7,6 +7,7 @@ import type { CallId, QualitySummary, SessionId, UserRef } from '@switchboard/pr
 import type { CallRecord, UserKey } from '../calls/types.js';
 import { callKey, userKey } from '../calls/types.js';
 import { DEFAULT_HISTORY_LIMIT } from './types.js';
+import { splitUserKey } from './redis-keys.js';
 import type {
   CallCommit,
   CallStore,
@@ -248,6 +249,10 @@ export class MemoryStore implements CallStore {
     const users = this.tenants.get(tenant);
     if (!users) return [];
     return [...users.values()].map((s) => ({ id: s.userId, name: s.name }));
+  }
+
+  async areOnline(keys: readonly UserKey[]): Promise<boolean[]> {
+    return keys.map((key) => this.tenants.get(splitUserKey(key).tenant)?.has(key) ?? false);
   }
 
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {

@@ -252,6 +252,20 @@ export class RedisStore implements CallStore {
     return Object.entries(users).map(([id, name]) => ({ id: id as UserId, name }));
   }
 
+  /** One `HMGET` of the online hash per tenant asked (one, unless users of several tenants are asked at once). */
+  async areOnline(keys: readonly UserKey[]): Promise<boolean[]> {
+    if (keys.length === 0) return [];
+    await this.whenReady();
+    const online = new Array<boolean>(keys.length).fill(false);
+    await Promise.all(
+      [...byGroup(keys, (k) => splitUserKey(k).tenant)].map(async ([tenant, at]) => {
+        const names = await this.client.hmget(this.keys.online(tenant), ...at.map((i) => splitUserKey(keys[i]!).userId));
+        at.forEach((i, j) => (online[i] = names[j] != null));
+      }),
+    );
+    return online;
+  }
+
   /** One script for the whole list (see `APPEND_HISTORY`); none for an empty one. */
   async appendHistory(entries: readonly HistoryAppend[]): Promise<void> {
     for (const [group, at] of byGroup(entries, (e) => groupOf(splitUserKey(e.key).tenant))) {
@@ -494,8 +508,8 @@ const ALL_GROUPS: readonly number[] = Array.from({ length: KEY_GROUPS }, (_, g) 
  * order first seen: a command may only take keys of one slot, so a batch over
  * several groups is one command per group.
  */
-function byGroup<T>(items: readonly T[], groupOf: (item: T) => number): Map<number, number[]> {
-  const groups = new Map<number, number[]>();
+function byGroup<T, G = number>(items: readonly T[], groupOf: (item: T) => G): Map<G, number[]> {
+  const groups = new Map<G, number[]>();
   items.forEach((item, i) => {
     const group = groupOf(item);
     const at = groups.get(group);

@@ -221,6 +221,8 @@ export interface SessionStore {
   notOnNode(nodeId: string, ids: readonly SessionId[]): Promise<SessionId[]>;
   /** Users of a tenant with at least one session (presence). */
   onlineUsers(tenant: string): Promise<UserRef[]>;
+  /** Whether each of these users has at least one session now, in order (each as `onlineUsers` would list it). */
+  areOnline(keys: readonly UserKey[]): Promise<boolean[]>;
 }
 
 /** Each user's call history. */

@@ -6,7 +6,7 @@
  * the session mail (`ClusterDelivery`, session-mail.ts).
  */
 import type { SessionId } from '@switchboard/protocol';
-import type { CallRecord, Effect } from '../calls/types.js';
+import type { CallRecord, Effect, UserKey } from '../calls/types.js';
 import { groupOf, groupOfSession } from '../store/redis-keys.js';
 import type { Publication, Versioned } from '../store/types.js';
 import type { Conn, SbServer, UntypedEmit } from './context.js';
@@ -23,8 +23,13 @@ export interface Delivery {
    * event without a store read.
    */
   toSession(session: SessionId, event: string, payload: unknown, known?: Versioned<CallRecord>): void;
-  /** Tells the sockets of `room`, on every node, but those in any room of `except`. */
-  announce(room: string, except: readonly string[], event: string, payload: unknown): void;
+  /**
+   * Tells the sockets of `room`, on every node, but those in any room of
+   * `except`. `subject`: the user whose presence (`user:online`,
+   * `user:offline`) this announces, which the other nodes check against the
+   * store when it arrives (`Presence.receive`).
+   */
+  announce(room: string, except: readonly string[], event: string, payload: unknown, subject?: UserKey): void;
   /**
    * Of a transition's emits, those a commit may publish itself
    * (`CallCommit.publish`): in Redis mode, the events for sessions held by
@@ -143,8 +148,8 @@ export class ClusterDelivery implements Delivery {
   }
 
   /** This node's sockets at once; the other nodes' by one publish per room and tick. */
-  announce(room: string, except: readonly string[], event: string, payload: unknown): void {
+  announce(room: string, except: readonly string[], event: string, payload: unknown, subject?: UserKey): void {
     tellLocal(this.io, room, except, event, payload);
-    this.mail.announce(room, except, event, payload);
+    this.mail.announce(room, except, event, payload, subject);
   }
 }

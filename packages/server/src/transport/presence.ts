@@ -4,12 +4,16 @@
  * is, to A, exactly an offline one.
  */
 import type { PresenceStatus, PresenceUser, ServerToClientEvents, UserId } from '@switchboard/protocol';
-import { userKey } from '../calls/types.js';
+import { userKey, type UserKey } from '../calls/types.js';
 import type { Deps, SbSocket, SessionInfo } from './context.js';
 import { tellLocal } from './delivery.js';
 import { rooms } from './context.js';
+import type { RoomEntry } from './session-mail.js';
 
 export class Presence {
+  /** Announcements from other nodes being checked against the store; those that came after wait behind them. */
+  private tail: Promise<void> | null = null;
+
   constructor(private readonly deps: Deps) {}
 
   canSee(viewer: SessionInfo, target: string): boolean {
@@ -35,12 +39,60 @@ export class Presence {
 
   announceOnline(session: SessionInfo): void {
     const [target, except] = this.audience(session);
-    this.announce(target, [except], 'user:online', { user: { id: session.userId, name: session.name } });
+    this.announce(target, [except], 'user:online', { user: { id: session.userId, name: session.name } }, session.key);
   }
 
   announceOffline(session: Pick<SessionInfo, 'tenant' | 'key' | 'userId'>, lastSeen: number): void {
     const [target, except] = this.audience(session);
-    this.announce(target, [except], 'user:offline', { userId: session.userId as UserId, lastSeen });
+    this.announce(target, [except], 'user:offline', { userId: session.userId as UserId, lastSeen }, session.key);
+  }
+
+  /**
+   * Tells this node's sockets in `room` what another node announced to it,
+   * in the order it came. A user's `user:online` or `user:offline` is told
+   * only if the store still says so when it arrives: two nodes' announcements
+   * of one user (the last session gone on one, a first new one on another)
+   * can reach a third in either order, and the stale one, told last, would
+   * show watchers the user wrong until their next `user:list`. The store's
+   * answer is read after the announcement arrived, and the last change of a
+   * user's presence is announced after it was made, so what watchers are
+   * told last agrees with the store. Should the store not answer, everything
+   * is told as it came.
+   */
+  receive(room: string, entries: readonly RoomEntry[]): void {
+    if (this.tail === null && !entries.some((entry) => subjectOf(entry) !== undefined)) {
+      this.tellAll(room, entries, null);
+      return;
+    }
+    const next = (this.tail ?? Promise.resolve())
+      .then(() => this.tellChecked(room, entries))
+      .catch((err: unknown) => this.deps.logger.warn({ err, room }, 'presence from another node could not be told'));
+    this.tail = next;
+    void next.finally(() => {
+      if (this.tail === next) this.tail = null;
+    });
+  }
+
+  private async tellChecked(room: string, entries: readonly RoomEntry[]): Promise<void> {
+    const subjects = [...new Set(entries.map(subjectOf).filter((s) => s !== undefined))];
+    let online: Map<UserKey, boolean> | null = null;
+    try {
+      const found = await this.deps.store.areOnline(subjects);
+      online = new Map(subjects.map((s, i) => [s, found[i]!]));
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'presence from another node told unchecked: the store did not answer');
+    }
+    this.tellAll(room, entries, online);
+  }
+
+  /** Each entry to this node's sockets of `room`, but a presence that `online` (the store, just read) contradicts. */
+  private tellAll(room: string, entries: readonly RoomEntry[], online: ReadonlyMap<UserKey, boolean> | null): void {
+    for (const entry of entries) {
+      const [except, event, payload] = entry;
+      const subject = subjectOf(entry);
+      if (online && subject !== undefined && online.get(subject) !== (event === 'user:online')) continue;
+      tellLocal(this.deps.io, room, except, event, payload);
+    }
   }
 
   /**
@@ -82,7 +134,13 @@ export class Presence {
     except: string[],
     event: E,
     payload: Parameters<ServerToClientEvents[E]>[0],
+    subject?: UserKey,
   ): void {
-    this.deps.delivery.announce(target, except, event, payload);
+    this.deps.delivery.announce(target, except, event, payload, subject);
   }
+}
+
+/** The user whose presence an announcement from another node is about, if it is one (`user:online`, `user:offline`). */
+function subjectOf([, event, , subject]: RoomEntry): UserKey | undefined {
+  return typeof subject === 'string' && (event === 'user:online' || event === 'user:offline') ? subject : undefined;
 }

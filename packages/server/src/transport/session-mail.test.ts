@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SessionId } from '@switchboard/protocol';
-import type { CallRecord } from '../calls/types.js';
+import { userKey, type CallRecord } from '../calls/types.js';
 import { MAIL_MARK, SessionMail, type MailItem, type RoomEntry } from './session-mail.js';
 
 const A = 'session-a' as SessionId;
@@ -169,6 +169,25 @@ test('announcements to a room within a tick are one message in order; other node
       ],
     },
     { room: 't:other', entries: [[[], 'user:offline', { userId: 'c', lastSeen: 1 }]] },
+  ]);
+});
+
+test('a presence announcement carries the user it is about (the receiver checks it against the store); others carry none', async () => {
+  const { mail, toRooms, nextTick } = mailbox('node-1');
+  const key = userKey('acme', 'a');
+  mail.announce('t:acme', ['u:acme:a'], 'user:offline', { userId: 'a', lastSeen: 2 }, key);
+  mail.announce('t:acme', [], 'user:status', { userId: 'a', status: 'available' });
+  await nextTick();
+  const elsewhere = mailbox('node-2');
+  elsewhere.mail.receive(Buffer.from(toRooms[0]!.data));
+  assert.deepEqual(elsewhere.announced, [
+    {
+      room: 't:acme',
+      entries: [
+        [['u:acme:a'], 'user:offline', { userId: 'a', lastSeen: 2 }, key],
+        [[], 'user:status', { userId: 'a', status: 'available' }],
+      ],
+    },
   ]);
 });
 

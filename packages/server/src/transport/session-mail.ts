@@ -44,7 +44,7 @@
  *   rooms whose sockets are left out.
  */
 import type { SessionId } from '@switchboard/protocol';
-import type { CallRecord } from '../calls/types.js';
+import type { CallRecord, UserKey } from '../calls/types.js';
 import type { Publication, Versioned } from '../store/types.js';
 
 const EMIT = 0;
@@ -109,8 +109,8 @@ class Lane<K, M> {
   }
 }
 
-/** One announcement to a room: the rooms left out, the event, its payload. */
-export type RoomEntry = [except: string[], event: string, payload: unknown];
+/** One announcement to a room: the rooms left out, the event, its payload, and for presence the user it is about. */
+export type RoomEntry = [except: string[], event: string, payload: unknown, subject?: UserKey];
 
 export interface MailTransport {
   /** Publishes one encoded message on the channel of `session`; settles once Redis has taken it (or failed to). */
@@ -184,9 +184,9 @@ export class SessionMail {
     this.queue(session, [CALL, call.version, call.value]);
   }
 
-  /** Announces `event` to the sockets of `room` on other nodes, but those in any of `except`. */
-  announce(room: string, except: readonly string[], event: string, payload: unknown): void {
-    const entry: RoomEntry = [[...except], event, payload];
+  /** Announces `event` to the sockets of `room` on other nodes, but those in any of `except` (`subject`: see `Delivery.announce`). */
+  announce(room: string, except: readonly string[], event: string, payload: unknown, subject?: UserKey): void {
+    const entry: RoomEntry = subject === undefined ? [[...except], event, payload] : [[...except], event, payload, subject];
     const queued = this.rooms.queued.get(room);
     if (queued) queued.push(entry);
     else this.rooms.queued.set(room, [ROOM_MESSAGE, this.origin, room, entry]);

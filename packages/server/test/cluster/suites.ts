@@ -10,6 +10,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CONTROL_EVENTS } from '@switchboard/protocol';
+import { userKey } from '../../src/calls/types.js';
+import { loadConfig } from '../../src/config.js';
+import { closeRedis, openRedis, redisTargetOf, resolveRedisTarget } from '../../src/store/redis-target.js';
+import { rooms } from '../../src/transport/context.js';
+import { SessionMail } from '../../src/transport/session-mail.js';
 import { errorCode, expectOk, openSocket, ring, signIn, tokenFor, type TestClient } from '../helpers.js';
 import { Receiver } from '../ops-helpers.js';
 import { startNode, type NodeProcess } from './harness.js';
@@ -178,6 +183,43 @@ export function describeSharedNodes(title: string, backend: Backend): void {
       ]);
       await alice.sync();
       assert.deepEqual(alice.received('user:status').filter((p) => p.userId === a || p.userId === b), [], 'the parties hear no status of their own call');
+    });
+
+    test("presence that reaches a node late, after the user's presence changed again, is not told: a watcher is left with what the store says", async () => {
+      const [d, e] = names('d', 'e');
+      const carol = await on(nodes[2]!, names('c')[0]!);
+      const heard: string[] = [];
+      carol.socket.onAny((event: string, p: { userId?: string; user?: { id: string } }) => {
+        const who = p?.userId ?? p?.user?.id;
+        if (who === d || who === e) heard.push(`${event} ${who}`);
+      });
+      const dave = await on(nodes[0]!, d!);
+      await carol.next('user:online', (p) => p.user.id === d);
+      // What a slow node would publish late: dave offline (he has since signed in again: a first session elsewhere)
+      // and erin online (she has since gone). Then a status, which is not checked, as a marker: the room's
+      // messages are told in the order they came, so once carol has it the two before it were weighed.
+      const config = loadConfig(redis.env);
+      const client = openRedis((await resolveRedisTarget(redisTargetOf(config)))!, {});
+      const channel = (room: string) => `${config.redisPrefix}io#/#${room}#`;
+      const late = new SessionMail(
+        { publish: async () => undefined, channelOf: channel, publishToRoom: (room, data) => client.spublish(channel(room), data) },
+        { session: () => undefined, room: () => undefined },
+        'a-slow-node',
+        (err) => assert.fail(String(err)),
+      );
+      try {
+        const tenant = rooms.tenant('');
+        late.announce(tenant, [rooms.user(userKey('', d!))], 'user:offline', { userId: d, lastSeen: Date.now() }, userKey('', d!));
+        late.announce(tenant, [rooms.user(userKey('', e!))], 'user:online', { user: { id: e, name: e } }, userKey('', e!));
+        late.announce(tenant, [], 'user:status', { userId: d, status: 'available' });
+        await carol.next('user:status', (p) => p.userId === d);
+        assert.deepEqual(heard, [`user:online ${d}`, `user:status ${d}`], 'neither stale announcement was told');
+      } finally {
+        await closeRedis(client);
+      }
+      dave.close();
+      await carol.next('user:offline', (p) => p.userId === d);
+      assert.deepEqual(heard.at(-1), `user:offline ${d}`, 'a true one is told');
     });
 
     test('a call between the only two users of a tenant publishes no status; once a third is online, it hears busy and available', async () => {
