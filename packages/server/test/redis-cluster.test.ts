@@ -192,11 +192,11 @@ describe('Redis Cluster with a master gone for good (no replica, no full coverag
       for (const id of timers) await store.schedule('grace', id, 1);
       // The master of group 0 goes for good: its groups fail, the others answer.
       await cluster.killForGood(await cluster.masterOfSlot(await cluster.slotOf('{g0}')));
-      const dead = await store.claimDeadNodes(Date.now());
+      const dead = await store.claimDeadNodes(Date.now(), 60_000);
       assert.ok(dead.length > 0 && dead.length < nodes.length, `the dead nodes of the groups that answered (${dead.length} of ${nodes.length})`);
       const due = await store.claimDue(Date.now(), 100, 60_000);
       assert.ok(due.length > 0 && due.length < timers.length, `the due timers of the groups that answered (${due.length} of ${timers.length})`);
-      assert.deepEqual(await store.claimDeadNodes(Date.now()).catch(() => []), [], 'each handed out once');
+      assert.deepEqual(await store.claimDeadNodes(Date.now(), 60_000).catch(() => []), [], 'each handed out once');
     } finally {
       await store.close();
       await cluster.stop();

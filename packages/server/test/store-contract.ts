@@ -11,7 +11,7 @@ import type { CallId, QualitySummary, SessionId, UserId } from '@switchboard/pro
 import type { CallRecord, UserKey } from '../src/calls/types.js';
 import { NO_FLAGS, ringTimerId, userKey } from '../src/calls/types.js';
 import { sessionIdPrefix } from '../src/store/redis-keys.js';
-import type { CallCommit, CallStore, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from '../src/store/types.js';
+import type { CallCommit, CallStore, ClaimedNode, ClaimedTimer, ClaimWrite, HistoryEntry, SessionRecord, TimerKind, TimerWrite } from '../src/store/types.js';
 
 export type StoreFactory = () => Promise<{ store: CallStore; cleanup(): Promise<void> }>;
 
@@ -869,6 +869,7 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
 
     describe('nodes', () => {
       const now = 1_700_000_000_000;
+      const LEASE = 20_000;
 
       test('clock is the store’s time in epoch ms, and it moves forward', async () => {
         const before = Date.now();
@@ -880,43 +881,76 @@ export function describeCallStore(name: string, makeStore: StoreFactory): void {
         assert.ok(second >= first);
       });
 
-      test('claimDeadNodes removes and returns the nodes whose aliveUntil is before now, once', async () => {
-        assert.deepEqual(await store.claimDeadNodes(now), []);
+      /** The node ids of some claims, sorted, after checking each carries the lease taken at `at`. */
+      const claimed = (claims: ClaimedNode[], at: number) => {
+        for (const c of claims) assert.equal(c.leaseUntil, at + LEASE, `${c.nodeId} leased until ${at} + LEASE`);
+        return claims.map((c) => c.nodeId).sort();
+      };
+      /** Claims the dead nodes at `at` and completes every claim: the nodes handed over for good. */
+      const reap = async (at: number) => {
+        const claims = await store.claimDeadNodes(at, LEASE);
+        for (const c of claims) await store.completeDeadNode(c);
+        return claimed(claims, at);
+      };
+
+      test('claimDeadNodes leases and returns the nodes whose aliveUntil is before now; a completed claim forgets the node', async () => {
+        assert.deepEqual(await reap(now), []);
         await store.beat('node-a', now + 1000);
         await store.beat('node-b', now + 2000);
         await store.beat('node-c', now);
-        assert.deepEqual(await store.claimDeadNodes(now), [], 'alive until now is alive at now');
-        assert.deepEqual(await store.claimDeadNodes(now + 1), ['node-c']);
-        assert.deepEqual(await store.claimDeadNodes(now + 1), [], 'claimed already');
+        assert.deepEqual(await reap(now), [], 'alive until now is alive at now');
+        assert.deepEqual(await reap(now + 1), ['node-c']);
+        assert.deepEqual(await reap(now + 1), [], 'claimed already');
         await store.beat('node-b', now + 5000);
-        assert.deepEqual((await store.claimDeadNodes(now + 3000)).sort(), ['node-a'], 'a later beat keeps a node alive');
-        assert.deepEqual(await store.claimDeadNodes(now + 5001), ['node-b']);
-        assert.deepEqual(await store.claimDeadNodes(now + 1_000_000), []);
+        assert.deepEqual(await reap(now + 3000), ['node-a'], 'a later beat keeps a node alive');
+        assert.deepEqual(await reap(now + 5001), ['node-b']);
+        assert.deepEqual(await reap(now + 1_000_000), [], 'completed claims are gone for good');
       });
 
-      test('a node declared dead that beats again is alive again', async () => {
+      test('a claim nobody completes (its claimer died) runs out, and the node is claimed again; completing the old claim then removes nothing', async () => {
         await store.beat('node-a', now);
-        assert.deepEqual(await store.claimDeadNodes(now + 1), ['node-a']);
-        await store.beat('node-a', now + 1000);
-        assert.deepEqual(await store.claimDeadNodes(now + 1000), []);
-        assert.deepEqual(await store.claimDeadNodes(now + 1001), ['node-a']);
+        const [first, ...none] = await store.claimDeadNodes(now + 1, LEASE);
+        assert.deepEqual([first?.nodeId, none], ['node-a', []]);
+        assert.deepEqual(await store.claimDeadNodes(now + LEASE, LEASE), [], 'leased until now + 1 + LEASE');
+        const again = await store.claimDeadNodes(now + 2 + LEASE, LEASE);
+        assert.deepEqual(claimed(again, now + 2 + LEASE), ['node-a'], 'claimed again once the lease ran out');
+        await store.completeDeadNode(first!);
+        assert.deepEqual(await store.claimDeadNodes(now + 3 + 2 * LEASE, LEASE).then((c) => claimed(c, now + 3 + 2 * LEASE)), ['node-a'], 'the stale claim removed nothing');
       });
 
-      test('removeNode forgets a node; removing an unknown one is harmless', async () => {
+      test('a node declared dead that beats again is alive again, and completing its claim leaves it', async () => {
+        await store.beat('node-a', now);
+        const claims = await store.claimDeadNodes(now + 1, LEASE);
+        assert.deepEqual(claimed(claims, now + 1), ['node-a']);
+        await store.beat('node-a', now + 1000);
+        for (const c of claims) await store.completeDeadNode(c);
+        assert.deepEqual(await reap(now + 1000), [], 'alive until its new beat');
+        assert.deepEqual(await reap(now + 1001), ['node-a']);
+      });
+
+      test('removeNode forgets a node; removing an unknown one, or completing a claim never made, is harmless', async () => {
         await store.beat('node-a', now);
         await store.beat('node-b', now);
         await store.removeNode('node-a');
         await store.removeNode('never');
-        assert.deepEqual(await store.claimDeadNodes(now + 1), ['node-b']);
+        await store.completeDeadNode({ nodeId: 'never', leaseUntil: now });
+        await store.completeDeadNode({ nodeId: 'node-b', leaseUntil: now + 1 });
+        assert.deepEqual(await reap(now + 1), ['node-b']);
       });
 
       test(`each dead node goes to exactly one of ${RACERS} concurrent claimDeadNodes calls`, async () => {
         const dead = Array.from({ length: 20 }, (_, i) => `dead-${i}`);
         for (const [i, nodeId] of dead.entries()) await store.beat(nodeId, now - 1 - i);
         for (let i = 0; i < 5; i++) await store.beat(`alive-${i}`, now + 1000);
-        const results = await Promise.all(Array.from({ length: RACERS }, () => store.claimDeadNodes(now)));
-        assert.deepEqual(results.flat().sort(), [...dead].sort(), 'every dead node once, none twice, no live one');
-        assert.deepEqual(await store.claimDeadNodes(now + 1001).then((n) => n.sort()), Array.from({ length: 5 }, (_, i) => `alive-${i}`));
+        const results = await Promise.all(Array.from({ length: RACERS }, () => store.claimDeadNodes(now, LEASE)));
+        assert.deepEqual(claimed(results.flat(), now), [...dead].sort(), 'every dead node once, none twice, no live one');
+        assert.deepEqual(await reap(now + 1001), Array.from({ length: 5 }, (_, i) => `alive-${i}`), 'the leased ones are not dead again yet');
+      });
+
+      test('claimDeadNodes refuses a lease that is not a positive number of ms', async () => {
+        await store.beat('node-a', now);
+        for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) await assert.rejects(store.claimDeadNodes(now + 1, bad), RangeError);
+        assert.deepEqual(await reap(now + 1), ['node-a'], 'nothing was claimed by the refused calls');
       });
 
       test('sessionsOfNode lists the sessions whose nodeId is that node, connected or in grace', async () => {

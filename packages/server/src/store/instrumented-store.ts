@@ -10,6 +10,7 @@ import type { Histogram } from 'prom-client';
 import type {
   CallCommit,
   CallStore,
+  ClaimedNode,
   ClaimedTimer,
   HistoryAppend,
   HistoryPage,
@@ -122,8 +123,11 @@ export class InstrumentedStore implements CallStore {
   beat(nodeId: string, aliveUntil: number): Promise<void> {
     return this.time('beat', () => this.inner.beat(nodeId, aliveUntil));
   }
-  claimDeadNodes(now: number): Promise<string[]> {
-    return this.time('claimDeadNodes', () => this.inner.claimDeadNodes(now));
+  claimDeadNodes(now: number, leaseMs: number): Promise<ClaimedNode[]> {
+    return this.time('claimDeadNodes', () => this.inner.claimDeadNodes(now, leaseMs));
+  }
+  completeDeadNode(node: ClaimedNode): Promise<void> {
+    return this.time('completeDeadNode', () => this.inner.completeDeadNode(node));
   }
   removeNode(nodeId: string): Promise<void> {
     return this.time('removeNode', () => this.inner.removeNode(nodeId));

@@ -11,6 +11,7 @@ import { splitUserKey } from './redis-keys.js';
 import type {
   CallCommit,
   CallStore,
+  ClaimedNode,
   ClaimedTimer,
   HistoryAppend,
   HistoryEntry,
@@ -341,13 +342,18 @@ export class MemoryStore implements CallStore {
     this.nodes.set(nodeId, aliveUntil);
   }
 
-  async claimDeadNodes(now: number): Promise<string[]> {
-    const dead: string[] = [];
+  async claimDeadNodes(now: number, leaseMs: number): Promise<ClaimedNode[]> {
+    const leaseUntil = leaseEnd(now, leaseMs);
+    const dead: ClaimedNode[] = [];
     for (const [nodeId, aliveUntil] of this.nodes) {
-      if (aliveUntil < now) dead.push(nodeId);
+      if (aliveUntil < now) dead.push({ nodeId, leaseUntil });
     }
-    dead.forEach((nodeId) => this.nodes.delete(nodeId));
+    dead.forEach(({ nodeId }) => this.nodes.set(nodeId, leaseUntil));
     return dead;
+  }
+
+  async completeDeadNode(node: ClaimedNode): Promise<void> {
+    if (this.nodes.get(node.nodeId) === node.leaseUntil) this.nodes.delete(node.nodeId);
   }
 
   async removeNode(nodeId: string): Promise<void> {

@@ -164,8 +164,9 @@ export function redisKeys(prefix: string) {
     /**
      * ZSET member nodeId, score alive-until (epoch ms), written by every `beat`:
      * one key per group, a node's beats in the one `groupOfNode` names. Its
-     * members are owned by `claimDeadNodes` (a node that stopped beating is
-     * removed by whoever claims it dead) and `removeNode` (a node that stops cleanly).
+     * members are owned by `completeDeadNode` (a node that stopped beating is
+     * leased by whoever claims it dead, as timers are, and removed once its
+     * sessions are handed over) and `removeNode` (a node that stops cleanly).
      */
     nodes: (group: number) => `${tag(group)}nodes`,
     /**
@@ -712,12 +713,12 @@ return due
 );
 
 /**
- * KEYS[1] timers. ARGV[1] member, ARGV[2] lease end.
- * Removes the timer only if its due time is still the lease end: a timer
- * rescheduled meanwhile keeps its new due time. 1 when removed.
+ * KEYS[1] timers (or nodes). ARGV[1] member, ARGV[2] lease end.
+ * Removes the member only if its score is still the lease end: a timer
+ * rescheduled meanwhile keeps its new due time, a node that beat since stays alive. 1 when removed.
  */
-export const COMPLETE_TIMER = script(
-  'completeTimer',
+export const COMPLETE_LEASE = script(
+  'completeLease',
   `
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if due and tonumber(due) == tonumber(ARGV[2]) then
@@ -748,14 +749,15 @@ export const QUALITY_FIELD_PREFIX = 'q:';
 export const CLOCK = script('clock', `return redis.call('TIME')`);
 
 /**
- * KEYS[1] nodes. ARGV[1] now.
- * Removes and returns the nodes whose alive-until is before now; each dead node goes to one caller.
+ * KEYS[1] nodes. ARGV[1] now, ARGV[2] lease end.
+ * Leases and returns the nodes whose alive-until is before now: each dead
+ * node goes to one caller until its lease runs out (`COMPLETE_LEASE` removes it).
  */
 export const CLAIM_DEAD_NODES = script(
   'claimDeadNodes',
   `
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
+for _, node in ipairs(dead) do redis.call('ZADD', KEYS[1], ARGV[2], node) end
 return dead
 `,
 );

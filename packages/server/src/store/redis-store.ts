@@ -35,7 +35,7 @@ import {
   CLAIM_DUE,
   CLAIM_TIMER,
   COMMIT_CALL,
-  COMPLETE_TIMER,
+  COMPLETE_LEASE,
   DEFAULT_PREFIX,
   type LuaScript,
   parseTimerMember,
@@ -54,6 +54,7 @@ import { DEFAULT_HISTORY_LIMIT } from './types.js';
 import type {
   CallCommit,
   CallStore,
+  ClaimedNode,
   ClaimedTimer,
   HistoryAppend,
   HistoryEntry,
@@ -333,7 +334,7 @@ export class RedisStore implements CallStore {
   }
 
   async completeTimer(timer: ClaimedTimer): Promise<void> {
-    await this.run(COMPLETE_TIMER, { keys: [this.keys.timers(groupOfTimer(timer.kind, timer.id))], args: [timerMember(timer.kind, timer.id), timer.leaseUntil] });
+    await this.run(COMPLETE_LEASE, { keys: [this.keys.timers(groupOfTimer(timer.kind, timer.id))], args: [timerMember(timer.kind, timer.id), timer.leaseUntil] });
   }
 
   /** TIME of the master holding the first heartbeat shard: one clock for every node, whichever master it asks. */
@@ -352,12 +353,19 @@ export class RedisStore implements CallStore {
    * cluster) keeps its dead nodes for the next call; those the others
    * removed are returned all the same — dropping them would lose them.
    */
-  async claimDeadNodes(now: number): Promise<string[]> {
-    const found = await Promise.allSettled(ALL_GROUPS.map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now] }) as Promise<string[]>));
-    const dead = found.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+  async claimDeadNodes(now: number, leaseMs: number): Promise<ClaimedNode[]> {
+    const leaseUntil = leaseEnd(now, leaseMs);
+    const found = await Promise.allSettled(
+      ALL_GROUPS.map((g) => this.run(CLAIM_DEAD_NODES, { keys: [this.keys.nodes(g)], args: [now, leaseUntil] }) as Promise<string[]>),
+    );
+    const dead = found.flatMap((r) => (r.status === 'fulfilled' ? r.value.map((nodeId) => ({ nodeId, leaseUntil })) : []));
     const failed = found.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed && dead.length === 0) throw failed.reason;
     return dead;
+  }
+
+  async completeDeadNode(node: ClaimedNode): Promise<void> {
+    await this.run(COMPLETE_LEASE, { keys: [this.keys.nodes(groupOfNode(node.nodeId))], args: [node.nodeId, node.leaseUntil] });
   }
 
   async removeNode(nodeId: string): Promise<void> {

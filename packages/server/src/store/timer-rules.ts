@@ -8,8 +8,8 @@ export function checkDueAt(dueAt: number): void {
   if (!Number.isFinite(dueAt)) throw new RangeError(`a timer's due time must be a finite number of ms, not ${dueAt}`);
 }
 
-/** When a lease taken at `now` runs out; a lease must be positive, or the timer would stay due for everyone. */
+/** When a lease taken at `now` runs out (a timer's, a dead node's); a lease must be positive, or what it leases would stay claimable by everyone. */
 export function leaseEnd(now: number, leaseMs: number): number {
-  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a timer lease must be a positive number of ms, not ${leaseMs}`);
+  if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) throw new RangeError(`a lease must be a positive number of ms, not ${leaseMs}`);
   return now + leaseMs;
 }

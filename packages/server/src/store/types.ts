@@ -253,6 +253,13 @@ export interface TimerStore {
   completeTimer(timer: ClaimedTimer): Promise<void>;
 }
 
+/** A dead node leased to one caller, who hands its sessions over (`claimDeadNodes`). */
+export interface ClaimedNode {
+  nodeId: string;
+  /** The alive-until the lease moved the node to: until then nobody else claims it. */
+  leaseUntil: number;
+}
+
 /** The nodes sharing the store, and which of them are alive. */
 export interface NodeStore {
   /**
@@ -262,8 +269,16 @@ export interface NodeStore {
   clock(): Promise<number>;
   /** Records that `nodeId` is alive until `aliveUntil` (epoch ms). */
   beat(nodeId: string, aliveUntil: number): Promise<void>;
-  /** Removes and returns the nodes whose `aliveUntil` is before `now`; each dead node is handed to exactly one caller. */
-  claimDeadNodes(now: number): Promise<string[]>;
+  /**
+   * Leases the nodes whose `aliveUntil` is before `now`: each is handed to
+   * exactly one caller, and its alive-until moves to `now + leaseMs`, so if
+   * the claimer dies (or the store fails) before `completeDeadNode`, the node
+   * is dead again after the lease and someone claims it again. Its sessions
+   * are never left to a claim that went nowhere.
+   */
+  claimDeadNodes(now: number, leaseMs: number): Promise<ClaimedNode[]>;
+  /** Forgets a claimed dead node once its sessions are handed over, unless it beat since (its alive-until is no longer `leaseUntil`). */
+  completeDeadNode(node: ClaimedNode): Promise<void>;
   /** Forgets a node that stopped cleanly. */
   removeNode(nodeId: string): Promise<void>;
 }

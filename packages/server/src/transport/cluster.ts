@@ -182,8 +182,18 @@ export function createClusterAdapter(
  * covers the node. A longer one (a failover, an outage) declares nobody dead
  * either: a node that could not reach the store judges nobody until a whole
  * NODE_TIMEOUT_MS after it reached it again, by which time every live node
- * has beaten again.
+ * has beaten again. A dead node is leased, not removed, by the node that
+ * claims it, and forgotten only once its sessions are handed over: a claimer
+ * SIGKILLed halfway, or a failover that loses its writes, leaves the node to
+ * be claimed again, never its sessions connected to nobody.
  */
+/**
+ * How long a claim on a dead node lasts, in NODE_TIMEOUT_MS: long enough to
+ * hand over a node's sessions; if the claimer dies first (or the store
+ * fails it), the node is claimed again when the lease runs out.
+ */
+const DEAD_NODE_LEASE = 2;
+
 export class NodeLiveness {
   private readonly intervals: NodeJS.Timeout[] = [];
   /** Local time before which this node judges no other (it could not reach the store until lately). */
@@ -224,22 +234,22 @@ export class NodeLiveness {
 
   async reapDeadNodes(): Promise<void> {
     if (Date.now() < this.quietUntil) return;
-    const { store } = this.deps;
-    const dead = await store.claimDeadNodes(await store.clock());
-    for (const nodeId of dead) {
-      if (nodeId === this.deps.config.nodeId) {
+    const { store, config } = this.deps;
+    const dead = await store.claimDeadNodes(await store.clock(), config.nodeTimeoutMs * DEAD_NODE_LEASE);
+    for (const claim of dead) {
+      if (claim.nodeId === config.nodeId) {
         // We were silent too long (a long pause): beat again; our sockets are still ours.
         await this.beat();
         continue;
       }
       try {
-        const sessions = (await this.deps.store.sessionsOfNode(nodeId)).filter((s) => s.connected && s.nodeId === nodeId);
-        this.deps.logger.warn({ deadNode: nodeId, sessions: sessions.length }, 'node declared dead; its sessions enter their grace');
-        for (const session of sessions) await this.markLost(session.id, nodeId);
+        const sessions = (await store.sessionsOfNode(claim.nodeId)).filter((s) => s.connected && s.nodeId === claim.nodeId);
+        this.deps.logger.warn({ deadNode: claim.nodeId, sessions: sessions.length }, 'node declared dead; its sessions enter their grace');
+        for (const session of sessions) await this.markLost(session.id, claim.nodeId);
+        await store.completeDeadNode(claim);
       } catch (err) {
-        // The claim removed the node: give it back as dead (alive until 0), so a later sweep claims it again.
-        this.deps.logger.warn({ deadNode: nodeId, err: errorText(err) }, 'could not end a dead node\'s sessions; it will be claimed again');
-        await this.deps.store.beat(nodeId, 0);
+        // The node stays leased to us: when the lease runs out it is dead again, and whoever claims it then goes on.
+        this.deps.logger.warn({ deadNode: claim.nodeId, err: errorText(err) }, 'could not hand over a dead node\'s sessions; it will be claimed again');
       }
     }
   }

@@ -27,7 +27,8 @@ function switchable(inner: MemoryStore, clockSkewMs = 0): { store: NodeStore & P
     store: {
       clock: () => guard(async () => (await inner.clock()) + clockSkewMs),
       beat: (id, until) => guard(() => inner.beat(id, until)),
-      claimDeadNodes: (now) => guard(() => inner.claimDeadNodes(now)),
+      claimDeadNodes: (now, leaseMs) => guard(() => inner.claimDeadNodes(now, leaseMs)),
+      completeDeadNode: (claim) => guard(() => inner.completeDeadNode(claim)),
       removeNode: (id) => guard(() => inner.removeNode(id)),
       sessionsOfNode: (id) => guard(() => inner.sessionsOfNode(id)),
     },
@@ -61,6 +62,12 @@ function sessionOn(nodeId: string): SessionRecord {
     resumeWindowStart: 0,
     createdAt: Date.now(),
   };
+}
+
+/** node-c beat once and crashed: its session is still connected in the store. */
+async function crashedNodeC(inner: MemoryStore): Promise<void> {
+  await inner.beat('node-c', Date.now() + TIMEOUT_MS);
+  await inner.addSession(sessionOn('node-c'));
 }
 
 /** Moves the mock clock in small steps, letting the promises each timer starts settle. */
@@ -130,15 +137,68 @@ test('a dead node whose sessions cannot be read when it is claimed (its group’
   const declared: string[] = [];
   const a = liveness('node-a', flaky, declared);
   await a.start();
-  // node-c beat once and crashed: its session is still connected in the store.
-  await inner.beat('node-c', Date.now() + TIMEOUT_MS);
-  await inner.addSession(sessionOn('node-c'));
+  await crashedNodeC(inner);
   await advance(4 * TIMEOUT_MS);
   assert.ok(reads.tries >= 2, `claimed again after a failed read (${reads.tries} reads)`);
   assert.deepEqual(declared, [], 'nothing handed over while the read fails');
   reads.fail = false;
   await advance(2 * TIMEOUT_MS);
   assert.deepEqual(declared, ['node-c'], 'handed over once the read works, and only once');
+  await a.stop();
+  await inner.close();
+});
+
+test('a node that dies after claiming a dead node, before handing its sessions over, leaves it to be claimed again: the sessions are handed over by another', async () => {
+  const inner = new MemoryStore({ now: () => Date.now() });
+  const { store } = switchable(inner);
+  const declaredByB: string[] = [];
+  // node-a claims first and hangs in the handover forever, as a claimer SIGKILLed halfway does.
+  const a = new NodeLiveness(
+    { config: { nodeId: 'node-a', nodeTimeoutMs: TIMEOUT_MS } as Config, logger: pino({ level: 'silent' }), now: () => Date.now(), store },
+    () => new Promise<void>(() => undefined),
+  );
+  await a.start();
+  await crashedNodeC(inner);
+  await advance(2 * TIMEOUT_MS);
+  assert.equal(await inner.claimDeadNodes(Date.now(), 1).then((c) => c.length), 0, 'node-c is leased to node-a');
+  // node-a dies (its timers stop, its heartbeat entry stays and goes stale) and node-b comes up.
+  await a.stop();
+  const b = liveness('node-b', store, declaredByB);
+  await b.start();
+  await advance(4 * TIMEOUT_MS);
+  assert.deepEqual(declaredByB, ['node-c'], 'node-b handed node-c\'s session over once node-a\'s lease ran out');
+  await advance(4 * TIMEOUT_MS);
+  assert.deepEqual(declaredByB, ['node-c'], 'and only once: the completed claim forgot node-c');
+  await b.stop();
+  await inner.close();
+});
+
+test('a store that fails between the claim of a dead node and its handover (a failover) loses neither the node nor its sessions', async () => {
+  const inner = new MemoryStore({ now: () => Date.now() });
+  const { store, down } = switchable(inner);
+  // The store goes away right after a claim hands node-c out: reading its sessions fails, and so does every other write for a while.
+  const failed = { once: false };
+  const failing = {
+    ...store,
+    claimDeadNodes: async (now: number, leaseMs: number) => {
+      const claims = await store.claimDeadNodes(now, leaseMs);
+      if (claims.some((c) => c.nodeId === 'node-c') && !failed.once) {
+        failed.once = true;
+        down.on = true;
+      }
+      return claims;
+    },
+  };
+  const declared: string[] = [];
+  const a = liveness('node-a', failing, declared);
+  await a.start();
+  await crashedNodeC(inner);
+  await advance(2 * TIMEOUT_MS);
+  assert.ok(failed.once, 'node-c was claimed, then the store went down');
+  await advance(3 * TIMEOUT_MS);
+  down.on = false;
+  await advance(6 * TIMEOUT_MS);
+  assert.deepEqual(declared, ['node-c'], 'handed over once the store was back, and only once');
   await a.stop();
   await inner.close();
 });

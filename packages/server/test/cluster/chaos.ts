@@ -16,7 +16,7 @@ import type { CallId } from '@switchboard/protocol';
 import { userKey } from '../../src/calls/types.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { RedisTarget } from '../../src/store/redis-target.js';
-import type { HistoryEntry } from '../../src/store/types.js';
+import type { HistoryEntry, SessionRecord } from '../../src/store/types.js';
 import { pollUntil } from '../../../../test/support/wait.js';
 import { signIn, type TestClient } from '../helpers.js';
 import { freshPrefix, startNode, type NodeProcess } from './harness.js';
@@ -48,12 +48,15 @@ export function describeChaos(title: string, start: () => Promise<ChaosBackend>)
     let backend: ChaosBackend;
     const prefix = freshPrefix();
     const nodes: NodeProcess[] = [];
+    /** Every node the run started, killed ones too: their logs explain a failure. */
+    const everyNode: NodeProcess[] = [];
     let env: Record<string, string>;
 
     before(async () => {
       backend = await start();
       env = { ...FAST, ...backend.env, REDIS_PREFIX: prefix };
       nodes.push(...(await Promise.all([1, 2, 3].map(() => startNode(env)))));
+      everyNode.push(...nodes);
     });
     after(async () => {
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
@@ -139,7 +142,9 @@ export function describeChaos(title: string, start: () => Promise<ChaosBackend>)
               // A node starting while the master is down exits (Redis unusable): try again, as a service manager would.
               for (let attempt = 0; attempt < 10; attempt++) {
                 try {
-                  nodes.push(await startNode(env));
+                  const node = await startNode(env);
+                  nodes.push(node);
+                  everyNode.push(node);
                   return;
                 } catch {
                   await sleep(1000);
@@ -170,7 +175,7 @@ export function describeChaos(title: string, start: () => Promise<ChaosBackend>)
         const settled = await pollUntil(
           'the invariants to hold',
           async () => {
-            ({ problems, checked } = await violations(store, callIds));
+            ({ problems, checked } = await violations(store, callIds, everyNode));
             return problems.length === 0;
           },
           30_000,
@@ -187,8 +192,19 @@ export function describeChaos(title: string, start: () => Promise<ChaosBackend>)
   });
 }
 
+/** A session left behind, with what the run knows of its node: enough to tell which path missed it. */
+function whyLeft(session: SessionRecord, everyNode: readonly NodeProcess[]): string {
+  const owner = everyNode.find((n) => n.id === session.nodeId);
+  const state = !owner ? 'a node this run never started' : owner.child.exitCode === null && owner.child.signalCode === null ? 'running' : `gone (${owner.child.signalCode ?? owner.child.exitCode})`;
+  const grace = session.connected ? 'connected' : `in grace until ${session.graceUntil}`;
+  const mentions = everyNode.flatMap((n) =>
+    n.logs.filter((l) => JSON.stringify(l).includes(session.id) || (l.deadNode === session.nodeId)).map((l) => `${n.id}: ${JSON.stringify(l)}`),
+  );
+  return `${session.id.slice(0, 12)}… ${grace} on ${session.nodeId} (${state}); logs: ${mentions.slice(-6).join(' | ') || 'none'}`;
+}
+
 /** What is wrong with the store now, if anything, and how many ended calls were checked. */
-async function violations(store: RedisStore, callIds: ReadonlySet<string>): Promise<{ problems: string[]; checked: number }> {
+async function violations(store: RedisStore, callIds: ReadonlySet<string>, everyNode: readonly NodeProcess[]): Promise<{ problems: string[]; checked: number }> {
   const problems: string[] = [];
   let checked = 0;
   const keys = USERS.map((u) => userKey('', u));
@@ -196,7 +212,7 @@ async function violations(store: RedisStore, callIds: ReadonlySet<string>): Prom
   claims.forEach((claim, i) => claim !== null && problems.push(`${USERS[i]} is still busy with ${claim}`));
   for (const [i, key] of keys.entries()) {
     const sessions = await store.sessionsOf(key);
-    if (sessions.length > 0) problems.push(`${USERS[i]} still has ${sessions.length} session(s)`);
+    if (sessions.length > 0) problems.push(`${USERS[i]} still has ${sessions.length} session(s): ${sessions.map((s) => whyLeft(s, everyNode)).join('; ')}`);
   }
   const online = await store.onlineUsers('');
   if (online.length > 0) problems.push(`online with no device: ${online.map((u) => u.id).join(', ')}`);
