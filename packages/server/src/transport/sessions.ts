@@ -302,9 +302,13 @@ export class Sessions {
     // Gone already, in grace already, resumed on a new socket here, or resumed on another node.
     if (!session || !session.connected || this.holds(sessionId) || session.nodeId !== nodeId) return;
     const graceUntil = this.deps.now() + this.deps.config.reconnectGraceMs;
+    // The timer before the record: a node that dies between the two leaves a timer that finds
+    // the session connected and does nothing (its sessions are handed over when it is claimed
+    // dead), never a session in grace that no timer will end. A timer left by an update that
+    // lost to a resume finds the session connected, or reschedules itself to its later grace.
+    await this.timers.schedule('grace', session.id, graceUntil);
     // Only over the record as read: a resume on another node since then wins.
     if (!(await this.deps.store.updateSession({ ...session, connected: false, graceUntil }, session))) return;
-    await this.timers.schedule('grace', session.id, graceUntil);
     const info = infoOf(session);
     const call = await this.calls.callOfUser(info.key);
     if (call) await this.calls.run({ type: 'session-lost', callId: call.id, tenant: call.tenant, sessionId, deliberate: false }, logOf(info));
@@ -368,15 +372,17 @@ export class Sessions {
   }
 
   /**
-   * Ends a session for good: removed first (so a racing resume finds it gone),
-   * then its call ends (hangup or connection lost), then presence goes offline
-   * if it was the user's last session.
+   * Ends a session for good: its call ends first (hangup or connection lost),
+   * then the session is removed, then presence goes offline if it was the
+   * user's last session. In that order because a node can die between any two
+   * writes: one that dies after the call leaves the session to be ended again
+   * (by its grace timer, or by whoever claims the dead node), where the other
+   * order left a call whose party's session was gone and nothing to end it.
+   * A resume on another node between the two keeps its session (the removal
+   * is only of the record as read), without the call.
    */
   private async closeSession(session: SessionRecord, why: 'hangup' | 'expired'): Promise<void> {
     const info = infoOf(session);
-    // Only the record as read: a resume on another node since then keeps its session.
-    const removed = await this.deps.store.removeSession(info.id, session);
-    if (!removed) return;
     const call = await this.calls.callOfUser(info.key);
     if (call) {
       const event =
@@ -385,6 +391,9 @@ export class Sessions {
           : ({ type: 'session-expired', callId: call.id, tenant: call.tenant, sessionId: info.id } as const);
       await this.calls.run(event, logOf(info));
     }
+    // Only the record as read: a resume on another node since then keeps its session.
+    const removed = await this.deps.store.removeSession(info.id, session);
+    if (!removed) return;
     await this.timers.unschedule('grace', info.id);
     if (session.connected) this.takeOver(info.id);
     if (removed.last) this.presence.announceOffline(info, this.deps.now());
