@@ -11,7 +11,7 @@
  * that ends a call finds nothing to do once the session is gone.
  *
  * The test kills the node at each write in turn of a session's loss, grace
- * expiry and sign-out: the store stops answering at that write (it never
+ * expiry, resume and sign-out: the store stops answering at that write (it never
  * returns, as for a process that is gone) and the state is read from the store
  * directly.
  */
@@ -20,7 +20,7 @@ import { describe, test } from 'node:test';
 import type { CallId, SessionId } from '@switchboard/protocol';
 import { MemoryStore } from '../src/store/memory-store.js';
 import type { CallStore, SessionRecord } from '../src/store/types.js';
-import { establish, signIn, startTestServer, type TestClient } from './helpers.js';
+import { establish, openSocket, signIn, startTestServer, tokenFor, type TestClient } from './helpers.js';
 import { pollUntil } from '../../../test/support/wait.js';
 
 /** The store calls that write. */
@@ -93,8 +93,8 @@ interface Scenario {
   name: string;
   /** Before the node is armed to die: a call to lose, or not. */
   setup(alice: TestClient, bob: TestClient): Promise<string | null>;
-  /** What alice does once it is armed. */
-  act(alice: TestClient): void;
+  /** What alice does once it is armed (a new socket it opens is returned, to be closed with the test). */
+  act(alice: TestClient, server: { url: string }): Promise<TestClient | void> | void;
   /** Settles once the whole of it is written (when the node did not die first). */
   handled(alice: TestClient, bob: TestClient, inner: MemoryStore): Promise<unknown>;
 }
@@ -106,13 +106,13 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'a transport loss (idle)',
     setup: async () => null,
-    act: (alice) => alice.socket.io.engine.close(),
+    act: (alice) => void alice.socket.io.engine.close(),
     handled: (alice, _bob, inner) => lostInGrace(alice, inner),
   },
   {
     name: 'a transport loss mid-call',
     setup: (alice, bob) => establish(alice, bob, 'bob'),
-    act: (alice) => alice.socket.io.engine.close(),
+    act: (alice) => void alice.socket.io.engine.close(),
     handled: (_alice, bob) => bob.next('call:reconnecting'),
   },
   {
@@ -125,6 +125,21 @@ const SCENARIOS: Scenario[] = [
     },
     act: () => undefined, // the grace timer does it
     handled: (_alice, bob) => bob.next('call:ended'),
+  },
+  {
+    name: 'a resume mid-call',
+    setup: async (alice, bob) => {
+      const callId = await establish(alice, bob, 'bob');
+      alice.socket.io.engine.close();
+      await bob.next('call:reconnecting');
+      return callId;
+    },
+    act: async (alice, server) => {
+      const back = await openSocket(server, { via: 'none' });
+      back.socket.emit('reconnect:attempt', { token: await tokenFor('alice'), sessionId: alice.auth!.sessionId });
+      return back;
+    },
+    handled: (_alice, bob) => bob.next('call:reconnected'),
   },
   {
     name: 'a sign-out mid-call',
@@ -149,7 +164,8 @@ describe('a node that dies at any store write of a session\'s end leaves what it
           const callId = await scenario.setup(alice, bob);
           const lost = alice.auth!.sessionId;
           dying.arm(at);
-          scenario.act(alice);
+          const opened = await scenario.act(alice, server);
+          if (opened) clients.push(opened);
           // Either the node dies at this write, or the whole of it is handled in fewer writes than `at`.
           const died = await Promise.race([dying.died, scenario.handled(alice, bob, dying.inner).then(() => null)]);
           const problems = await stuck(dying.inner, lost, callId);
