@@ -15,6 +15,7 @@ import { newCounters } from '../bench/src/call.js';
 import { envList, pinSelf, startProcess, type ServerKind } from '../bench/src/processes.js';
 import { closedLoop } from '../bench/src/saturation.js';
 import { closePairs, connectPairs, makeTarget } from '../bench/src/targets.js';
+import { dropPrefix } from '../test/support/redis.js';
 
 const seconds = Number(process.argv[2] ?? 8);
 const pairCount = Number(process.argv[3] ?? 16);
@@ -64,6 +65,8 @@ servers.forEach((s, i) => {
 });
 closePairs(pairs);
 await Promise.all(servers.map((s) => s.stop()));
+// The run's keys go with it (a 6 s run leaves some 40,000 history and call keys behind otherwise).
+if (redisEnv) await dropPrefix(redisEnv.REDIS_URL, redisEnv.REDIS_PREFIX);
 
 interface Node {
   id: number;
