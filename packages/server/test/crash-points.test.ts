@@ -102,6 +102,14 @@ interface Scenario {
 const lostInGrace = async (alice: TestClient, inner: MemoryStore) =>
   pollUntil('the loss to be written', async () => (await inner.getSession(alice.auth!.sessionId))?.connected === false, 5000, 20);
 
+/** A call whose caller, alice, lost her transport: she is in her grace, and bob has heard it. */
+const inGraceMidCall = async (alice: TestClient, bob: TestClient) => {
+  const callId = await establish(alice, bob, 'bob');
+  alice.socket.io.engine.close();
+  await bob.next('call:reconnecting');
+  return callId;
+};
+
 const SCENARIOS: Scenario[] = [
   {
     name: 'a transport loss (idle)',
@@ -117,23 +125,13 @@ const SCENARIOS: Scenario[] = [
   },
   {
     name: 'the grace running out mid-call',
-    setup: async (alice, bob) => {
-      const callId = await establish(alice, bob, 'bob');
-      alice.socket.io.engine.close();
-      await bob.next('call:reconnecting');
-      return callId;
-    },
+    setup: inGraceMidCall,
     act: () => undefined, // the grace timer does it
     handled: (_alice, bob) => bob.next('call:ended'),
   },
   {
     name: 'a resume mid-call',
-    setup: async (alice, bob) => {
-      const callId = await establish(alice, bob, 'bob');
-      alice.socket.io.engine.close();
-      await bob.next('call:reconnecting');
-      return callId;
-    },
+    setup: inGraceMidCall,
     act: async (alice, server) => {
       const back = await openSocket(server, { via: 'none' });
       back.socket.emit('reconnect:attempt', { token: await tokenFor('alice'), sessionId: alice.auth!.sessionId });

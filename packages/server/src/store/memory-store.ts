@@ -346,9 +346,10 @@ export class MemoryStore implements CallStore {
     const leaseUntil = leaseEnd(now, leaseMs);
     const dead: ClaimedNode[] = [];
     for (const [nodeId, aliveUntil] of this.nodes) {
-      if (aliveUntil < now) dead.push({ nodeId, leaseUntil });
+      if (aliveUntil >= now) continue;
+      this.nodes.set(nodeId, leaseUntil); // an existing key: the iteration goes on unchanged
+      dead.push({ nodeId, leaseUntil });
     }
-    dead.forEach(({ nodeId }) => this.nodes.set(nodeId, leaseUntil));
     return dead;
   }
 

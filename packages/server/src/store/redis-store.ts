@@ -351,7 +351,8 @@ export class RedisStore implements CallStore {
   /**
    * Every group, in parallel. A group that fails (its master away, on a
    * cluster) keeps its dead nodes for the next call; those the others
-   * removed are returned all the same — dropping them would lose them.
+   * leased are returned all the same — dropping them would leave them
+   * unhandled until their lease ran out.
    */
   async claimDeadNodes(now: number, leaseMs: number): Promise<ClaimedNode[]> {
     const leaseUntil = leaseEnd(now, leaseMs);

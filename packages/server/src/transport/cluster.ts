@@ -171,6 +171,13 @@ export function createClusterAdapter(
 }
 
 /**
+ * How long a claim on a dead node lasts, in NODE_TIMEOUT_MS: long enough to
+ * hand over a node's sessions; if the claimer dies first (or the store
+ * fails it), the node is claimed again when the lease runs out.
+ */
+const DEAD_NODE_LEASE = 2;
+
+/**
  * Node liveness in Redis mode. Each node records "alive until now +
  * NODE_TIMEOUT_MS" a few times per timeout; every node looks for nodes past
  * their time, and the one that claims a dead node treats each of its
@@ -187,13 +194,6 @@ export function createClusterAdapter(
  * SIGKILLed halfway, or a failover that loses its writes, leaves the node to
  * be claimed again, never its sessions connected to nobody.
  */
-/**
- * How long a claim on a dead node lasts, in NODE_TIMEOUT_MS: long enough to
- * hand over a node's sessions; if the claimer dies first (or the store
- * fails it), the node is claimed again when the lease runs out.
- */
-const DEAD_NODE_LEASE = 2;
-
 export class NodeLiveness {
   private readonly intervals: NodeJS.Timeout[] = [];
   /** Local time before which this node judges no other (it could not reach the store until lately). */

@@ -38,14 +38,20 @@ function switchable(inner: MemoryStore, clockSkewMs = 0): { store: NodeStore & P
 beforeEach(() => mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_700_000_000_000 }));
 afterEach(() => mock.timers.reset());
 
-function liveness(nodeId: string, store: NodeStore & Pick<SessionStore, 'sessionsOfNode'>, declared: string[]): NodeLiveness {
+/** A node's liveness; each session it hands over is recorded in `declared` (by its dead node), or handed to `markLost`. */
+function liveness(
+  nodeId: string,
+  store: NodeStore & Pick<SessionStore, 'sessionsOfNode'>,
+  declared: string[],
+  markLost: (session: SessionId, deadNode: string) => Promise<void> = async (_session, dead) => void declared.push(dead),
+): NodeLiveness {
   const deps = {
     config: { nodeId, nodeTimeoutMs: TIMEOUT_MS } as Config,
     logger: pino({ level: 'silent' }),
     now: () => Date.now(),
     store,
   };
-  return new NodeLiveness(deps, async (_session: SessionId, dead: string) => void declared.push(dead));
+  return new NodeLiveness(deps, markLost);
 }
 
 function sessionOn(nodeId: string): SessionRecord {
@@ -153,10 +159,7 @@ test('a node that dies after claiming a dead node, before handing its sessions o
   const { store } = switchable(inner);
   const declaredByB: string[] = [];
   // node-a claims first and hangs in the handover forever, as a claimer SIGKILLed halfway does.
-  const a = new NodeLiveness(
-    { config: { nodeId: 'node-a', nodeTimeoutMs: TIMEOUT_MS } as Config, logger: pino({ level: 'silent' }), now: () => Date.now(), store },
-    () => new Promise<void>(() => undefined),
-  );
+  const a = liveness('node-a', store, [], () => new Promise<void>(() => undefined));
   await a.start();
   await crashedNodeC(inner);
   await advance(2 * TIMEOUT_MS);
